@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("pct-emulator: under construction");
+    std::process::exit(1);
+}
