@@ -122,16 +122,17 @@ pub fn parse(schema: &Schema, s: &str) -> Result<Props, String> {
         if part.is_empty() {
             continue;
         }
-        let (k, v) =
-            match part.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => match schema.default_key {
-                    Some(dk) => (dk.to_string(), part.to_string()),
-                    None => return Err(format!(
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match schema.default_key {
+                Some(dk) => (dk.to_string(), part.to_string()),
+                None => {
+                    return Err(format!(
                         "value without key, but schema does not define a default key ('{part}')"
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         let Some((_, kind)) = schema.keys.iter().find(|(n, _)| *n == k) else {
             return Err(format!("property '{k}' is not defined in schema"));
         };
