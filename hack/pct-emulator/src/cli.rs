@@ -7,12 +7,15 @@ use crate::output::Exit;
 use crate::propstr;
 use crate::validate;
 
+/// A value check returning PVE's message.
+pub type Check = fn(&str) -> Result<(), String>;
+
 pub enum Kind {
     Bool,
     Int { min: Option<i64>, max: Option<i64> },
     Num { min: f64, max: f64 },
     Enum(&'static [&'static str]),
-    Str(Option<fn(&str) -> Result<(), String>>),
+    Str(Option<Check>),
     Prop(&'static propstr::Schema),
 }
 

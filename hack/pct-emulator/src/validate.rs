@@ -131,19 +131,19 @@ pub fn parse_size(v: &str) -> Option<u64> {
     Some((n * mult as f64) as u64)
 }
 
-/// PVE's format_size: the largest unit that divides the byte count.
+/// PVE's format_size: the largest unit that divides the byte count (units are powers of 2).
 pub fn format_size(bytes: u64) -> String {
     const T: u64 = 1 << 40;
     const G: u64 = 1 << 30;
     const M: u64 = 1 << 20;
     const K: u64 = 1 << 10;
-    if bytes % T == 0 {
+    if bytes & (T - 1) == 0 {
         format!("{}T", bytes / T)
-    } else if bytes % G == 0 {
+    } else if bytes & (G - 1) == 0 {
         format!("{}G", bytes / G)
-    } else if bytes % M == 0 {
+    } else if bytes & (M - 1) == 0 {
         format!("{}M", bytes / M)
-    } else if bytes % K == 0 {
+    } else if bytes & (K - 1) == 0 {
         format!("{}K", bytes / K)
     } else {
         bytes.to_string()
