@@ -1,4 +1,3 @@
 fn main() {
-    eprintln!("runtime-spec-tests: under construction");
-    std::process::exit(1);
+    std::process::exit(runtime_spec_tests::cli::main());
 }

@@ -1,0 +1,364 @@
+//! Command line and the run loop.
+
+use crate::harness::{remove_tree, Ctx, SkipTest};
+use crate::runtime::Runtime;
+use crate::suite::{self, Test};
+use crate::tap::{self, Counts, Outcome};
+use crate::{checker_bin, table};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub const USAGE: &str = "\
+usage: runtime-spec-tests --runtime PATH [--runtime-arg ARG]... [--annotation K=V]...
+                          [--filter PATTERN]... [--list] [--checker PATH]
+                          [--write-table FILE --column NAME]
+
+Runs the OCI conformance suite against the runtime at PATH and prints TAP 13, then
+a final line `N passed, M failed, K skipped`. Exit status 0 only when nothing failed.
+
+  --runtime PATH        runtime binary (runc, crun, nexcage, ...)
+  --runtime-arg ARG     global argument put before every subcommand (repeatable);
+                        a private --root is added unless one is given here
+  --annotation K=V      annotation added to every test bundle's config.json
+                        (e.g. nexcage.backend=crun)
+  --filter PATTERN      run only tests whose name contains PATTERN, or matches it
+                        as a glob when it has * or ? (repeatable: any may match)
+  --list                list the test names (after --filter) and exit
+  --checker PATH        the static rst-checker binary (default: found or built)
+  --reference runc|crun the reference runtime this run is (or passes through to),
+                        whose known deviations are not held against it (default:
+                        from `--annotation nexcage.backend=...` or `PATH --version`)
+  --write-table FILE    merge this run's results into the markdown table in FILE
+  --column NAME         ... as column NAME (e.g. runc, crun, nexcage→crun)
+";
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Options {
+    pub runtime: Option<PathBuf>,
+    pub runtime_args: Vec<String>,
+    pub annotations: Vec<(String, String)>,
+    pub filters: Vec<String>,
+    pub list: bool,
+    pub checker: Option<PathBuf>,
+    pub reference: Option<String>,
+    pub write_table: Option<PathBuf>,
+    pub column: Option<String>,
+}
+
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            i += 1;
+            args.get(i)
+                .cloned()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag {
+            "--runtime" => o.runtime = Some(value()?.into()),
+            "--runtime-arg" => o.runtime_args.push(value()?),
+            "--annotation" => {
+                let v = value()?;
+                let (k, val) = v
+                    .split_once('=')
+                    .with_context(|| format!("--annotation {v}: want KEY=VALUE"))?;
+                o.annotations.push((k.to_string(), val.to_string()));
+            }
+            "--filter" => o.filters.push(value()?),
+            "--list" => o.list = true,
+            "--checker" => o.checker = Some(value()?.into()),
+            "--reference" => o.reference = Some(value()?),
+            "--write-table" => o.write_table = Some(value()?.into()),
+            "--column" => o.column = Some(value()?),
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+        i += 1;
+    }
+    if !o.list && o.runtime.is_none() {
+        bail!("--runtime is required\n{USAGE}");
+    }
+    if o.write_table.is_some() != o.column.is_some() {
+        bail!("--write-table and --column go together");
+    }
+    Ok(o)
+}
+
+/// Glob with `*` and `?` over the whole name.
+fn glob(pat: &[u8], s: &[u8]) -> bool {
+    match (pat.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&pat[1..], s) || (!s.is_empty() && glob(pat, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&pat[1..], &s[1..]),
+        (Some(p), Some(c)) if p == c => glob(&pat[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+pub fn matches(filters: &[String], name: &str) -> bool {
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            if f.contains('*') || f.contains('?') {
+                glob(f.as_bytes(), name.as_bytes())
+            } else {
+                name.contains(f.as_str())
+            }
+        })
+}
+
+fn make_temp_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
+    let tmpl = std::ffi::CString::new(format!("{}/rst-XXXXXX", base.display()))?;
+    let mut bytes = tmpl.into_bytes_with_nul();
+    // SAFETY: bytes is a NUL-terminated, writable template, as mkdtemp requires.
+    let p = unsafe { libc::mkdtemp(bytes.as_mut_ptr() as *mut libc::c_char) };
+    if p.is_null() {
+        bail!(
+            "mkdtemp in {}: {}",
+            base.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    bytes.pop();
+    Ok(PathBuf::from(String::from_utf8(bytes)?))
+}
+
+fn has_root_arg(args: &[String]) -> bool {
+    args.iter()
+        .any(|a| a == "--root" || a.starts_with("--root="))
+}
+
+/// Which reference runtime (runc or crun) this run is, or passes through to.
+fn detect_reference(o: &Options) -> Option<String> {
+    if let Some(r) = &o.reference {
+        return Some(r.clone());
+    }
+    if let Some((_, v)) = o.annotations.iter().find(|(k, _)| k == "nexcage.backend") {
+        return matches!(v.as_str(), "runc" | "crun").then(|| v.clone());
+    }
+    let mut child = std::process::Command::new(o.runtime.as_ref()?)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut text).ok()?;
+    let first = text.split_whitespace().next()?.to_string();
+    matches!(first.as_str(), "runc" | "crun").then_some(first)
+}
+
+fn run_test(ctx: &mut Ctx, test: &Test, reference: Option<&str>) -> Outcome {
+    let mut case = match ctx.case(test.name) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Fail(format!("harness: {e:#}")),
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (test.run)(&mut case)));
+    case.cleanup();
+    let outcome = match result {
+        Ok(Ok(())) => Outcome::Pass,
+        Ok(Err(e)) => match e.downcast_ref::<SkipTest>() {
+            Some(s) => Outcome::Skip(s.0.clone()),
+            None => Outcome::Fail(format!("{e:#}")),
+        },
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            Outcome::Fail(format!("harness panic: {}", msg.unwrap_or_default()))
+        }
+    };
+    let here = match &outcome {
+        Outcome::Pass => "passed here".to_string(),
+        Outcome::Fail(_) => "failed here".to_string(),
+        Outcome::Skip(s) => format!("skipped here: {s}"),
+    };
+    if let Some(reason) = suite::excluded_reason(test.name) {
+        return Outcome::Skip(format!("no reference passes: {reason} ({here})"));
+    }
+    if let Some(reason) = suite::deviation_reason(test.name, reference) {
+        let r = reference.unwrap_or_default();
+        return Outcome::Skip(format!("known {r} deviation: {reason} ({here})"));
+    }
+    outcome
+}
+
+pub fn run(o: Options) -> Result<bool> {
+    let tests: Vec<Test> = suite::all()
+        .into_iter()
+        .filter(|t| matches(&o.filters, t.name))
+        .collect();
+    if o.list {
+        for t in &tests {
+            println!("{}", t.name);
+        }
+        return Ok(true);
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("runtime-spec-tests must run as root (the runtimes create namespaces, mounts and cgroups)");
+    }
+    let runtime_path = o.runtime.clone().context("--runtime is required")?;
+    let checker = checker_bin::locate(o.checker.as_deref())?;
+    let busybox = checker_bin::busybox()?;
+    let run_dir = make_temp_dir()?;
+    let result = (|| -> Result<bool> {
+        let assets = run_dir.join("assets");
+        std::fs::create_dir_all(&assets)?;
+        std::fs::copy(&busybox, assets.join("busybox")).context("copy busybox")?;
+        std::fs::copy(&checker, assets.join("rst-checker")).context("copy rst-checker")?;
+        let mut global = o.runtime_args.clone();
+        let mut private_root = None;
+        if !has_root_arg(&global) {
+            global.push("--root".into());
+            // Two levels below the run dir: crun 1.8.1 removes `<root>/..` for the id
+            // "..", which must not take the harness's own files with it.
+            let root = run_dir.join("rt").join("root");
+            std::fs::create_dir_all(&root)?;
+            global.push(root.display().to_string());
+            private_root = Some(root);
+        }
+        let runtime = Runtime {
+            path: runtime_path,
+            global_args: global,
+        };
+        let mut ctx = Ctx::new(
+            runtime,
+            o.annotations.clone(),
+            run_dir.clone(),
+            assets.join("busybox"),
+            assets.join("rst-checker"),
+        )?;
+        ctx.private_root = private_root;
+        let reference = detect_reference(&o);
+        let started = Instant::now();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", tap::header(tests.len()))?;
+        writeln!(out, "# runtime: {}", ctx.runtime.cmdline(&[]))?;
+        if let Some(r) = &reference {
+            writeln!(out, "# reference: {r} (its known deviations are skipped)")?;
+        }
+        out.flush()?;
+        let mut results: Vec<(String, Outcome)> = Vec::new();
+        for (i, t) in tests.iter().enumerate() {
+            let outcome = run_test(&mut ctx, t, reference.as_deref());
+            writeln!(out, "{}", tap::line(i + 1, t.name, &outcome))?;
+            out.flush()?;
+            results.push((t.name.to_string(), outcome));
+        }
+        let counts = Counts::of(results.iter().map(|(_, o)| o));
+        writeln!(
+            out,
+            "# {} tests in {:.1}s",
+            tests.len(),
+            started.elapsed().as_secs_f64()
+        )?;
+        writeln!(out, "{}", tap::summary(counts))?;
+        out.flush()?;
+        if let (Some(file), Some(column)) = (&o.write_table, &o.column) {
+            let doc = std::fs::read_to_string(file).unwrap_or_default();
+            let order: Vec<String> = suite::all().iter().map(|t| t.name.to_string()).collect();
+            let merged = table::merge(&doc, column, &results, &order, &suite::not_judged());
+            std::fs::write(file, merged).with_context(|| format!("write {}", file.display()))?;
+        }
+        Ok(counts.failed == 0)
+    })();
+    let _ = remove_tree(&run_dir);
+    result
+}
+
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return 2;
+        }
+    };
+    match run(opts) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("runtime-spec-tests: {e:#}");
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_all_flags() {
+        let o = parse(&v(&[
+            "--runtime",
+            "/usr/sbin/runc",
+            "--runtime-arg",
+            "--root",
+            "--runtime-arg=/tmp/x",
+            "--annotation",
+            "nexcage.backend=crun",
+            "--filter",
+            "kill/",
+            "--write-table",
+            "docs/c.md",
+            "--column",
+            "runc",
+        ]))
+        .unwrap();
+        assert_eq!(o.runtime, Some("/usr/sbin/runc".into()));
+        assert_eq!(o.runtime_args, v(&["--root", "/tmp/x"]));
+        assert_eq!(
+            o.annotations,
+            vec![("nexcage.backend".to_string(), "crun".to_string())]
+        );
+        assert_eq!(o.filters, v(&["kill/"]));
+        assert_eq!(o.column.as_deref(), Some("runc"));
+        assert!(has_root_arg(&o.runtime_args));
+        assert!(parse(&v(&["--list"])).unwrap().list);
+        assert!(parse(&v(&[])).is_err());
+        assert!(parse(&v(&["--runtime", "x", "--write-table", "f"])).is_err());
+        assert!(parse(&v(&["--runtime", "x", "--annotation", "novalue"])).is_err());
+        assert!(parse(&v(&["--runtime", "x", "--bogus"])).is_err());
+    }
+
+    #[test]
+    fn filters() {
+        assert!(matches(&[], "kill/name"));
+        assert!(matches(&v(&["kill"]), "kill/name"));
+        assert!(!matches(&v(&["hooks"]), "kill/name"));
+        assert!(matches(&v(&["k*/n?me"]), "kill/name"));
+        assert!(!matches(&v(&["k*/n?me"]), "kill/names"));
+        assert!(matches(&v(&["hooks", "kill/*"]), "kill/name"));
+    }
+}
