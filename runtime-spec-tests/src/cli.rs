@@ -222,7 +222,12 @@ pub fn run(o: Options) -> Result<bool> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("runtime-spec-tests must run as root (the runtimes create namespaces, mounts and cgroups)");
     }
-    let runtime_path = o.runtime.clone().context("--runtime is required")?;
+    let mut runtime_path = o.runtime.clone().context("--runtime is required")?;
+    // Commands run in each test's temp dir: a relative path must not depend on it
+    // (a bare name is still looked up in PATH).
+    if runtime_path.is_relative() && runtime_path.components().count() > 1 {
+        runtime_path = std::env::current_dir()?.join(runtime_path);
+    }
     let checker = checker_bin::locate(o.checker.as_deref())?;
     let busybox = checker_bin::busybox()?;
     let run_dir = make_temp_dir()?;

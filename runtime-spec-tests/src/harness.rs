@@ -447,3 +447,24 @@ pub fn pid_exists(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks existence.
     unsafe { libc::kill(pid, 0) == 0 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rule() {
+        for ok in ["a", "rst-1-2", "A_b+c.d", "..a", "a.."] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\n"] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn exit_display() {
+        assert_eq!(Exit::Code(3).to_string(), "exit status 3");
+        assert_eq!(Exit::Signal(9).to_string(), "killed by signal 9");
+    }
+}

@@ -638,3 +638,35 @@ fn check_ns(ns: &str, host: &Value, differ: bool) -> Result<(), String> {
         (false, false) => Err(format!("inode {ino} differs from the host's {host}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/tab\\011x\\134"), "/tab\tx\\");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/ü\\040"), "/ü ");
+    }
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(cap_names(0), Vec::<&str>::new());
+        assert_eq!(
+            cap_names(1 << 5 | 1 << 10),
+            ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        );
+        assert_eq!(CAPS[40], "CAP_CHECKPOINT_RESTORE");
+    }
+
+    #[test]
+    fn checks_report_mismatches() {
+        assert!(eq_str("a", &Value::from("a")).is_ok());
+        assert!(eq_str("a", &Value::from("b")).is_err());
+        assert!(eq_json(&serde_json::json!([1]), &serde_json::json!([1])).is_ok());
+        // The root of any Linux system is covered by some mount.
+        assert!(covering_mount("/").is_some());
+    }
+}
