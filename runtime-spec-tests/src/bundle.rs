@@ -12,9 +12,8 @@ pub const CHECKER: &str = "/rst-checker";
 pub const EXPECT: &str = "/rst/expect.json";
 
 /// Busybox applets linked into the rootfs (hooks and a few tests use them).
-const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "sleep", "true", "false", "hostname", "ls", "id", "touch", "mkdir", "env",
-];
+const APPLETS: &[&str] =
+    &["sh", "cat", "echo", "sleep", "true", "false", "hostname", "ls", "id", "touch", "mkdir", "env"];
 
 /// A bundle directory and its config, edited in memory and written by `save`.
 pub struct Bundle {
@@ -38,8 +37,7 @@ impl Bundle {
 
     pub fn save(&self) -> Result<()> {
         let p = self.dir.join("config.json");
-        std::fs::write(&p, serde_json::to_vec_pretty(&self.config)?)
-            .with_context(|| format!("write {}", p.display()))
+        std::fs::write(&p, serde_json::to_vec_pretty(&self.config)?).with_context(|| format!("write {}", p.display()))
     }
 
     /// Write the checker's expectations into the rootfs.
@@ -54,8 +52,7 @@ impl Bundle {
 /// Link `src` to `dst`, copying when a hard link is impossible.
 fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
     if std::fs::hard_link(src, dst).is_err() {
-        std::fs::copy(src, dst)
-            .with_context(|| format!("copy {} to {}", src.display(), dst.display()))?;
+        std::fs::copy(src, dst).with_context(|| format!("copy {} to {}", src.display(), dst.display()))?;
     }
     Ok(())
 }
@@ -70,11 +67,8 @@ pub fn create(
     annotations: &[(String, String)],
 ) -> Result<Bundle> {
     let rootfs = dir.join("rootfs");
-    for d in [
-        "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var/tmp", "rst",
-    ] {
-        std::fs::create_dir_all(rootfs.join(d))
-            .with_context(|| format!("mkdir {}", rootfs.join(d).display()))?;
+    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var/tmp", "rst"] {
+        std::fs::create_dir_all(rootfs.join(d)).with_context(|| format!("mkdir {}", rootfs.join(d).display()))?;
     }
     for d in ["tmp", "var/tmp"] {
         std::fs::set_permissions(rootfs.join(d), std::fs::Permissions::from_mode(0o1777))?;
@@ -91,17 +85,11 @@ pub fn create(
     )?;
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     let mut ann = serde_json::Map::new();
-    ann.insert(
-        "org.opencontainers.rst.suite".into(),
-        json!("runtime-spec-tests"),
-    );
+    ann.insert("org.opencontainers.rst.suite".into(), json!("runtime-spec-tests"));
     for (k, v) in annotations {
         ann.insert(k.clone(), json!(v));
     }
-    let bundle = Bundle {
-        dir: dir.to_path_buf(),
-        config: default_config(args, Value::Object(ann)),
-    };
+    let bundle = Bundle { dir: dir.to_path_buf(), config: default_config(args, Value::Object(ann)) };
     bundle.save()?;
     Ok(bundle)
 }

@@ -92,25 +92,16 @@ fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
 /// Find the static checker, building it when none is found (or the found one is
 /// older than its source in this checkout).
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("RST_CHECKER").map(PathBuf::from))
-    {
+    if let Some(p) = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("RST_CHECKER").map(PathBuf::from)) {
         if !is_static_elf(&p) {
-            bail!(
-                "checker {} is missing or not a statically linked ELF executable",
-                p.display()
-            );
+            bail!("checker {} is missing or not a statically linked ELF executable", p.display());
         }
         return Ok(p);
     }
     let src_time = crate_dir().as_deref().and_then(newest_source);
     for c in candidates() {
         if is_static_elf(&c) {
-            let fresh = match (
-                src_time,
-                std::fs::metadata(&c).and_then(|m| m.modified()).ok(),
-            ) {
+            let fresh = match (src_time, std::fs::metadata(&c).and_then(|m| m.modified()).ok()) {
                 (Some(s), Some(b)) => b >= s,
                 _ => true,
             };
@@ -126,9 +117,7 @@ fn build() -> Result<PathBuf> {
     let Some(src) = crate_dir() else {
         bail!("no static rst-checker found; build it with RUSTFLAGS='-C target-feature=+crt-static' cargo build -p runtime-spec-tests --bin rst-checker --target {TRIPLE} and pass --checker PATH");
     };
-    let target = target_dir()
-        .unwrap_or_else(|| src.join("../target"))
-        .join("rst-checker-static");
+    let target = target_dir().unwrap_or_else(|| src.join("../target")).join("rst-checker-static");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("# building the static checker into {}", target.display());
     let st = std::process::Command::new(&cargo)
@@ -162,9 +151,7 @@ fn build() -> Result<PathBuf> {
 
 /// busybox-static for the test rootfs: `RST_BUSYBOX` or /bin/busybox.
 pub fn busybox() -> Result<PathBuf> {
-    let p = std::env::var_os("RST_BUSYBOX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/bin/busybox".into());
+    let p = std::env::var_os("RST_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| "/bin/busybox".into());
     if !is_static_elf(&p) {
         bail!("{} is missing or dynamically linked: apt-get install busybox-static (or set RST_BUSYBOX)", p.display());
     }

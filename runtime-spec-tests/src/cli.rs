@@ -61,18 +61,14 @@ pub fn parse(args: &[String]) -> Result<Options> {
                 return Ok(v);
             }
             i += 1;
-            args.get(i)
-                .cloned()
-                .with_context(|| format!("{flag} needs a value"))
+            args.get(i).cloned().with_context(|| format!("{flag} needs a value"))
         };
         match flag {
             "--runtime" => o.runtime = Some(value()?.into()),
             "--runtime-arg" => o.runtime_args.push(value()?),
             "--annotation" => {
                 let v = value()?;
-                let (k, val) = v
-                    .split_once('=')
-                    .with_context(|| format!("--annotation {v}: want KEY=VALUE"))?;
+                let (k, val) = v.split_once('=').with_context(|| format!("--annotation {v}: want KEY=VALUE"))?;
                 o.annotations.push((k.to_string(), val.to_string()));
             }
             "--filter" => o.filters.push(value()?),
@@ -118,27 +114,20 @@ pub fn matches(filters: &[String], name: &str) -> bool {
 }
 
 fn make_temp_dir() -> Result<PathBuf> {
-    let base = std::env::var_os("TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/tmp".into());
+    let base = std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
     let tmpl = std::ffi::CString::new(format!("{}/rst-XXXXXX", base.display()))?;
     let mut bytes = tmpl.into_bytes_with_nul();
     // SAFETY: bytes is a NUL-terminated, writable template, as mkdtemp requires.
     let p = unsafe { libc::mkdtemp(bytes.as_mut_ptr() as *mut libc::c_char) };
     if p.is_null() {
-        bail!(
-            "mkdtemp in {}: {}",
-            base.display(),
-            std::io::Error::last_os_error()
-        );
+        bail!("mkdtemp in {}: {}", base.display(), std::io::Error::last_os_error());
     }
     bytes.pop();
     Ok(PathBuf::from(String::from_utf8(bytes)?))
 }
 
 fn has_root_arg(args: &[String]) -> bool {
-    args.iter()
-        .any(|a| a == "--root" || a.starts_with("--root="))
+    args.iter().any(|a| a == "--root" || a.starts_with("--root="))
 }
 
 /// Which reference runtime (runc or crun) this run is, or passes through to.
@@ -185,10 +174,7 @@ fn run_test(ctx: &mut Ctx, test: &Test, reference: Option<&str>) -> Outcome {
             None => Outcome::Fail(format!("{e:#}")),
         },
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
             Outcome::Fail(format!("harness panic: {}", msg.unwrap_or_default()))
         }
     };
@@ -208,10 +194,7 @@ fn run_test(ctx: &mut Ctx, test: &Test, reference: Option<&str>) -> Outcome {
 }
 
 pub fn run(o: Options) -> Result<bool> {
-    let tests: Vec<Test> = suite::all()
-        .into_iter()
-        .filter(|t| matches(&o.filters, t.name))
-        .collect();
+    let tests: Vec<Test> = suite::all().into_iter().filter(|t| matches(&o.filters, t.name)).collect();
     if o.list {
         for t in &tests {
             println!("{}", t.name);
@@ -247,10 +230,7 @@ pub fn run(o: Options) -> Result<bool> {
             global.push(root.display().to_string());
             private_root = Some(root);
         }
-        let runtime = Runtime {
-            path: runtime_path,
-            global_args: global,
-        };
+        let runtime = Runtime { path: runtime_path, global_args: global };
         let mut ctx = Ctx::new(
             runtime,
             o.annotations.clone(),
@@ -276,12 +256,7 @@ pub fn run(o: Options) -> Result<bool> {
             results.push((t.name.to_string(), outcome));
         }
         let counts = Counts::of(results.iter().map(|(_, o)| o));
-        writeln!(
-            out,
-            "# {} tests in {:.1}s",
-            tests.len(),
-            started.elapsed().as_secs_f64()
-        )?;
+        writeln!(out, "# {} tests in {:.1}s", tests.len(), started.elapsed().as_secs_f64())?;
         writeln!(out, "{}", tap::summary(counts))?;
         out.flush()?;
         if let (Some(file), Some(column)) = (&o.write_table, &o.column) {
@@ -343,10 +318,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.runtime, Some("/usr/sbin/runc".into()));
         assert_eq!(o.runtime_args, v(&["--root", "/tmp/x"]));
-        assert_eq!(
-            o.annotations,
-            vec![("nexcage.backend".to_string(), "crun".to_string())]
-        );
+        assert_eq!(o.annotations, vec![("nexcage.backend".to_string(), "crun".to_string())]);
         assert_eq!(o.filters, v(&["kill/"]));
         assert_eq!(o.column.as_deref(), Some("runc"));
         assert!(has_root_arg(&o.runtime_args));

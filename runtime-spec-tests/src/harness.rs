@@ -74,10 +74,7 @@ impl Ctx {
     ) -> Result<Ctx> {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            bail!(
-                "PR_SET_CHILD_SUBREAPER: {}",
-                std::io::Error::last_os_error()
-            );
+            bail!("PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error());
         }
         let mut host_ns = BTreeMap::new();
         for ns in ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"] {
@@ -144,14 +141,7 @@ impl Ctx {
         for f in ["stdin", "ctr.out", "ctr.err", "cmd.out", "cmd.err"] {
             std::fs::write(dir.join(f), b"")?;
         }
-        Ok(Case {
-            ctx: self,
-            dir,
-            id,
-            ids: Vec::new(),
-            bundles: 0,
-            name: name.to_string(),
-        })
+        Ok(Case { ctx: self, dir, id, ids: Vec::new(), bundles: 0, name: name.to_string() })
     }
 }
 
@@ -183,19 +173,11 @@ impl Case<'_> {
     }
 
     fn stdio_cmd(&self) -> Stdio3 {
-        Stdio3 {
-            stdin: self.dir.join("stdin"),
-            stdout: self.dir.join("cmd.out"),
-            stderr: self.dir.join("cmd.err"),
-        }
+        Stdio3 { stdin: self.dir.join("stdin"), stdout: self.dir.join("cmd.out"), stderr: self.dir.join("cmd.err") }
     }
 
     fn stdio_container(&self) -> Stdio3 {
-        Stdio3 {
-            stdin: self.dir.join("stdin"),
-            stdout: self.dir.join("ctr.out"),
-            stderr: self.dir.join("ctr.err"),
-        }
+        Stdio3 { stdin: self.dir.join("stdin"), stdout: self.dir.join("ctr.out"), stderr: self.dir.join("ctr.err") }
     }
 
     /// Run a runtime command with its output captured in files of the test dir.
@@ -203,9 +185,7 @@ impl Case<'_> {
         let io = self.stdio_cmd();
         let rt = self.ctx.runtime.clone();
         let ctx = &mut *self.ctx;
-        rt.run(args, &self.dir, &io, COMMAND_TIMEOUT, &mut || {
-            ctx.reap_watched()
-        })
+        rt.run(args, &self.dir, &io, COMMAND_TIMEOUT, &mut || ctx.reap_watched())
     }
 
     /// `create` with explicit arguments; the container's stdio are the files
@@ -220,9 +200,7 @@ impl Case<'_> {
         full.push(id);
         let rt = self.ctx.runtime.clone();
         let ctx = &mut *self.ctx;
-        rt.run(&full, &self.dir, &io, COMMAND_TIMEOUT, &mut || {
-            ctx.reap_watched()
-        })
+        rt.run(&full, &self.dir, &io, COMMAND_TIMEOUT, &mut || ctx.reap_watched())
     }
 
     /// `create --bundle B --pid-file DIR/<id>.pid ID`, which must succeed; returns the
@@ -231,15 +209,9 @@ impl Case<'_> {
         let pid_file = self.dir.join(format!("{id}.pid"));
         let bdir = b.dir.display().to_string();
         let pf = pid_file.display().to_string();
-        self.create_args(id, &["--bundle", &bdir, "--pid-file", &pf])?
-            .check()
-            .context("create failed")?;
-        let text =
-            std::fs::read_to_string(&pid_file).with_context(|| format!("read pid file {pf}"))?;
-        let pid: i32 = text
-            .trim()
-            .parse()
-            .with_context(|| format!("pid file holds {text:?}"))?;
+        self.create_args(id, &["--bundle", &bdir, "--pid-file", &pf])?.check().context("create failed")?;
+        let text = std::fs::read_to_string(&pid_file).with_context(|| format!("read pid file {pf}"))?;
+        let pid: i32 = text.trim().parse().with_context(|| format!("pid file holds {text:?}"))?;
         self.watch(pid);
         Ok(pid)
     }
@@ -268,8 +240,7 @@ impl Case<'_> {
     /// `state ID` parsed as JSON; an error when the command fails.
     pub fn state_id(&mut self, id: &str) -> Result<Value> {
         let out = self.run(&["state", id])?.check().context("state failed")?;
-        serde_json::from_str(&out.stdout)
-            .with_context(|| format!("state output is not JSON: {:?}", out.stdout))
+        serde_json::from_str(&out.stdout).with_context(|| format!("state output is not JSON: {:?}", out.stdout))
     }
 
     pub fn state(&mut self) -> Result<Value> {
@@ -280,10 +251,7 @@ impl Case<'_> {
     /// The `status` field of `state`.
     pub fn status(&mut self) -> Result<String> {
         let st = self.state()?;
-        st["status"]
-            .as_str()
-            .map(String::from)
-            .ok_or_else(|| anyhow!("state has no string status: {st}"))
+        st["status"].as_str().map(String::from).ok_or_else(|| anyhow!("state has no string status: {st}"))
     }
 
     pub fn expect_status(&mut self, want: &str) -> Result<()> {
@@ -309,11 +277,7 @@ impl Case<'_> {
                 let alive = unsafe { libc::kill(pid, 0) } == 0;
                 let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .ok()
-                    .and_then(|s| {
-                        s.rsplit(')')
-                            .next()
-                            .and_then(|r| r.split_whitespace().nth(1).map(String::from))
-                    })
+                    .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1).map(String::from)))
                     .unwrap_or_else(|| "?".into());
                 if alive && ppid != std::process::id().to_string() {
                     bail!("container process {pid} is not a child of the harness (parent {ppid}): it was not reparented to the subreaper, so its exit status cannot be read");
@@ -325,12 +289,7 @@ impl Case<'_> {
     }
 
     /// Poll `f` until it returns true or the timeout passes.
-    pub fn wait_for(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        mut f: impl FnMut(&mut Self) -> bool,
-    ) -> Result<()> {
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, mut f: impl FnMut(&mut Self) -> bool) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if f(self) {
@@ -371,9 +330,7 @@ impl Case<'_> {
         let out = self.container_stdout();
         let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("not ok")).collect();
         let passed = out.lines().filter(|l| l.starts_with("ok ")).count();
-        let plan: Option<usize> = out
-            .lines()
-            .find_map(|l| l.strip_prefix("1..").and_then(|n| n.trim().parse().ok()));
+        let plan: Option<usize> = out.lines().find_map(|l| l.strip_prefix("1..").and_then(|n| n.trim().parse().ok()));
         let err = self.container_stderr();
         if !failed.is_empty() {
             bail!("checks failed inside the container:\n{}", failed.join("\n"));
@@ -416,10 +373,7 @@ pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
     if std::fs::remove_dir_all(dir).is_ok() {
         return Ok(());
     }
-    let _ = std::process::Command::new("chmod")
-        .args(["-R", "u+rwX"])
-        .arg(dir)
-        .status();
+    let _ = std::process::Command::new("chmod").args(["-R", "u+rwX"]).arg(dir).status();
     std::fs::remove_dir_all(dir)
 }
 
@@ -428,9 +382,7 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id != "."
         && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
 }
 
 /// Fail with `msg` unless `cond`.

@@ -95,10 +95,7 @@ impl Runtime {
         cmd.args(&self.global_args)
             .args(args)
             .current_dir(cwd)
-            .stdin(Stdio::from(
-                std::fs::File::open(&io.stdin)
-                    .with_context(|| format!("open {}", io.stdin.display()))?,
-            ))
+            .stdin(Stdio::from(std::fs::File::open(&io.stdin).with_context(|| format!("open {}", io.stdin.display()))?))
             .stdout(Stdio::from(open_out(&io.stdout)?))
             .stderr(Stdio::from(open_out(&io.stderr)?));
         let cmdline = self.cmdline(args);
@@ -106,10 +103,7 @@ impl Runtime {
         let deadline = Instant::now() + timeout;
         let mut nap = Duration::from_millis(1);
         let status = loop {
-            if let Some(st) = child
-                .try_wait()
-                .with_context(|| format!("wait for {cmdline}"))?
-            {
+            if let Some(st) = child.try_wait().with_context(|| format!("wait for {cmdline}"))? {
                 break st;
             }
             poll();

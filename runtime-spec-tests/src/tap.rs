@@ -33,11 +33,7 @@ pub fn line(number: usize, name: &str, outcome: &Outcome) -> String {
         Outcome::Skip(reason) => format!("ok {number} - {name} # SKIP {}", one_line(reason)),
         Outcome::Fail(msg) => {
             let mut s = format!("not ok {number} - {name}\n  ---\n  message: |\n");
-            let msg = if msg.trim().is_empty() {
-                "(no message)"
-            } else {
-                msg.trim_end()
-            };
+            let msg = if msg.trim().is_empty() { "(no message)" } else { msg.trim_end() };
             for l in msg.lines() {
                 s.push_str("    ");
                 s.push_str(l);
@@ -50,10 +46,7 @@ pub fn line(number: usize, name: &str, outcome: &Outcome) -> String {
 }
 
 fn one_line(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace('#', "\\#")
+    s.split_whitespace().collect::<Vec<_>>().join(" ").replace('#', "\\#")
 }
 
 /// Counts of a run.
@@ -80,10 +73,7 @@ impl Counts {
 
 /// The final line: exactly `N passed, M failed, K skipped`.
 pub fn summary(c: Counts) -> String {
-    format!(
-        "{} passed, {} failed, {} skipped",
-        c.passed, c.failed, c.skipped
-    )
+    format!("{} passed, {} failed, {} skipped", c.passed, c.failed, c.skipped)
 }
 
 #[cfg(test)]
@@ -93,16 +83,9 @@ mod tests {
     #[test]
     fn header_and_lines() {
         assert_eq!(header(3), "TAP version 13\n1..3");
+        assert_eq!(line(1, "create/state", &Outcome::Pass), "ok 1 - create/state");
         assert_eq!(
-            line(1, "create/state", &Outcome::Pass),
-            "ok 1 - create/state"
-        );
-        assert_eq!(
-            line(
-                2,
-                "hooks/x",
-                &Outcome::Skip("no reference passes: runc # and\ncrun".into())
-            ),
+            line(2, "hooks/x", &Outcome::Skip("no reference passes: runc # and\ncrun".into())),
             "ok 2 - hooks/x # SKIP no reference passes: runc \\# and crun"
         );
         assert_eq!(
@@ -117,21 +100,9 @@ mod tests {
 
     #[test]
     fn summary_counts() {
-        let o = [
-            Outcome::Pass,
-            Outcome::Fail("x".into()),
-            Outcome::Pass,
-            Outcome::Skip("y".into()),
-        ];
+        let o = [Outcome::Pass, Outcome::Fail("x".into()), Outcome::Pass, Outcome::Skip("y".into())];
         let c = Counts::of(&o);
-        assert_eq!(
-            c,
-            Counts {
-                passed: 2,
-                failed: 1,
-                skipped: 1
-            }
-        );
+        assert_eq!(c, Counts { passed: 2, failed: 1, skipped: 1 });
         assert_eq!(summary(c), "2 passed, 1 failed, 1 skipped");
         assert_eq!(summary(Counts::default()), "0 passed, 0 failed, 0 skipped");
     }

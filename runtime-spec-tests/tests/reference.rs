@@ -17,11 +17,7 @@ fn green(name: &str, path: &str) {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root || !std::path::Path::new(path).exists() {
-        let why = if root {
-            format!("{path} is not installed")
-        } else {
-            "not running as root".into()
-        };
+        let why = if root { format!("{path} is not installed") } else { "not running as root".into() };
         assert!(!required, "cannot run the suite against {name}: {why}");
         eprintln!("SKIPPED: conformance against {name}: {why} (set RST_REQUIRE_REFERENCE=1 to fail instead)");
         return;
@@ -33,35 +29,17 @@ fn green(name: &str, path: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    assert!(
-        out.status.success(),
-        "the suite is not green on {name}:\n{report}"
-    );
+    assert!(out.status.success(), "the suite is not green on {name}:\n{report}");
     let last = stdout.lines().last().unwrap_or_default();
-    let counts: Vec<usize> = last
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    assert!(
-        counts.len() == 3 && counts[1] == 0 && last.ends_with(" skipped"),
-        "bad summary line {last:?}:\n{report}"
-    );
-    assert!(
-        stdout.starts_with("TAP version 13\n1.."),
-        "not TAP 13:\n{report}"
-    );
+    let counts: Vec<usize> = last.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert!(counts.len() == 3 && counts[1] == 0 && last.ends_with(" skipped"), "bad summary line {last:?}:\n{report}");
+    assert!(stdout.starts_with("TAP version 13\n1.."), "not TAP 13:\n{report}");
     for line in stdout.lines().filter(|l| l.contains("# SKIP")) {
-        let listed = line.contains("# SKIP no reference passes: ")
-            || line.contains(&format!("# SKIP known {name} deviation: "));
-        assert!(
-            listed,
-            "skip without a listed reason on {name}: {line}\n{report}"
-        );
+        let listed =
+            line.contains("# SKIP no reference passes: ") || line.contains(&format!("# SKIP known {name} deviation: "));
+        assert!(listed, "skip without a listed reason on {name}: {line}\n{report}");
     }
-    assert!(
-        !stdout.lines().any(|l| l.starts_with("not ok")),
-        "failures on {name}:\n{report}"
-    );
+    assert!(!stdout.lines().any(|l| l.starts_with("not ok")), "failures on {name}:\n{report}");
 }
 
 #[test]

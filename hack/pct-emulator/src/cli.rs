@@ -98,10 +98,7 @@ pub fn resolve_command(word: &str) -> Option<&'static str> {
     if let Some(c) = ALL_COMMANDS.iter().find(|c| **c == word) {
         return Some(c);
     }
-    let matches: Vec<&&str> = ALL_COMMANDS
-        .iter()
-        .filter(|c| c.starts_with(word))
-        .collect();
+    let matches: Vec<&&str> = ALL_COMMANDS.iter().filter(|c| c.starts_with(word)).collect();
     if matches.len() == 1 && !word.is_empty() {
         Some(matches[0])
     } else {
@@ -110,19 +107,11 @@ pub fn resolve_command(word: &str) -> Option<&'static str> {
 }
 
 fn p(name: &'static str, kind: Kind) -> Param {
-    Param {
-        name,
-        kind,
-        max_index: None,
-    }
+    Param { name, kind, max_index: None }
 }
 
 fn pi(name: &'static str, kind: Kind, max: u32) -> Param {
-    Param {
-        name,
-        kind,
-        max_index: Some(max),
-    }
+    Param { name, kind, max_index: Some(max) }
 }
 
 fn int(min: Option<i64>, max: Option<i64>) -> Kind {
@@ -163,13 +152,7 @@ fn ct_options() -> Vec<Param> {
         p("cmode", Kind::Enum(&["shell", "console", "tty"])),
         p("console", Kind::Bool),
         p("cores", int(Some(1), Some(8192))),
-        p(
-            "cpulimit",
-            Kind::Num {
-                min: 0.0,
-                max: 8192.0,
-            },
-        ),
+        p("cpulimit", Kind::Num { min: 0.0, max: 8192.0 }),
         p("cpuunits", int(Some(0), Some(500000))),
         p("debug", Kind::Bool),
         p("description", Kind::Str(Some(validate::description))),
@@ -201,12 +184,7 @@ fn ct_options() -> Vec<Param> {
 }
 
 pub fn spec(name: &str) -> Option<Command> {
-    let c = |name, args, params| Command {
-        name,
-        args,
-        extra_args: false,
-        params,
-    };
+    let c = |name, args, params| Command { name, args, extra_args: false, params };
     Some(match name {
         "create" => {
             let mut params = ct_options();
@@ -226,54 +204,25 @@ pub fn spec(name: &str) -> Option<Command> {
         }
         "set" => {
             let mut params = ct_options();
-            params.extend([
-                p("delete", Kind::Str(None)),
-                p("digest", Kind::Str(None)),
-                p("revert", Kind::Str(None)),
-            ]);
+            params.extend([p("delete", Kind::Str(None)), p("digest", Kind::Str(None)), p("revert", Kind::Str(None))]);
             c("set", &["vmid"], params)
         }
-        "start" => c(
-            "start",
-            &["vmid"],
-            vec![p("debug", Kind::Bool), p("skiplock", Kind::Bool)],
-        ),
+        "start" => c("start", &["vmid"], vec![p("debug", Kind::Bool), p("skiplock", Kind::Bool)]),
         "stop" => c(
             "stop",
             &["vmid"],
-            vec![
-                p("overrule-shutdown", Kind::Bool),
-                p("skiplock", Kind::Bool),
-                p("timeout", int(Some(0), None)),
-            ],
+            vec![p("overrule-shutdown", Kind::Bool), p("skiplock", Kind::Bool), p("timeout", int(Some(0), None))],
         ),
-        "shutdown" => c(
-            "shutdown",
-            &["vmid"],
-            vec![p("forceStop", Kind::Bool), p("timeout", int(Some(0), None))],
-        ),
+        "shutdown" => c("shutdown", &["vmid"], vec![p("forceStop", Kind::Bool), p("timeout", int(Some(0), None))]),
         "destroy" => c(
             "destroy",
             &["vmid"],
-            vec![
-                p("destroy-unreferenced-disks", Kind::Bool),
-                p("force", Kind::Bool),
-                p("purge", Kind::Bool),
-            ],
+            vec![p("destroy-unreferenced-disks", Kind::Bool), p("force", Kind::Bool), p("purge", Kind::Bool)],
         ),
         "status" => c("status", &["vmid"], vec![p("verbose", Kind::Bool)]),
         "list" => c("list", &[], vec![]),
-        "config" => c(
-            "config",
-            &["vmid"],
-            vec![p("current", Kind::Bool), p("snapshot", Kind::Str(None))],
-        ),
-        "exec" => Command {
-            name: "exec",
-            args: &["vmid"],
-            extra_args: true,
-            params: vec![p("keep-env", Kind::Bool)],
-        },
+        "config" => c("config", &["vmid"], vec![p("current", Kind::Bool), p("snapshot", Kind::Str(None))]),
+        "exec" => Command { name: "exec", args: &["vmid"], extra_args: true, params: vec![p("keep-env", Kind::Bool)] },
         _ => return None,
     })
 }
@@ -299,9 +248,7 @@ impl Command {
             Some(max) => name
                 .strip_prefix(p.name)
                 .filter(|i| {
-                    !i.is_empty()
-                        && i.bytes().all(|b| b.is_ascii_digit())
-                        && (i == &"0" || !i.starts_with('0'))
+                    !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) && (i == &"0" || !i.starts_with('0'))
                 })
                 .and_then(|i| i.parse::<u32>().ok())
                 .is_some_and(|i| i <= max),
@@ -309,11 +256,7 @@ impl Command {
     }
 
     fn usage_error(&self, first: &str) -> anyhow::Error {
-        Exit {
-            code: 255,
-            text: format!("{first}\n{}", self.usage()),
-        }
-        .into()
+        Exit { code: 255, text: format!("{first}\n{}", self.usage()) }.into()
     }
 
     /// Parse argv (after the subcommand) like PVE's CLI handler does.
@@ -328,10 +271,7 @@ impl Command {
                 positionals.extend(argv[i..].iter().cloned());
                 break;
             }
-            let name = a
-                .strip_prefix("--")
-                .or_else(|| a.strip_prefix('-'))
-                .filter(|n| !n.is_empty());
+            let name = a.strip_prefix("--").or_else(|| a.strip_prefix('-')).filter(|n| !n.is_empty());
             let Some(name) = name else {
                 positionals.push(a.clone());
                 continue;
@@ -341,9 +281,7 @@ impl Command {
                 None => (name, None),
             };
             let Some(param) = self.find(name) else {
-                return Err(self.usage_error(&format!(
-                    "Unknown option: {name}\n400 unable to parse option"
-                )));
+                return Err(self.usage_error(&format!("Unknown option: {name}\n400 unable to parse option")));
             };
             let value = match (inline, &param.kind) {
                 (Some(v), _) => v,
@@ -361,9 +299,8 @@ impl Command {
                         i += 1;
                         argv[i - 1].clone()
                     } else {
-                        return Err(self.usage_error(&format!(
-                            "Option {name} requires an argument\n400 unable to parse option"
-                        )));
+                        return Err(self
+                            .usage_error(&format!("Option {name} requires an argument\n400 unable to parse option")));
                     }
                 }
             };
@@ -421,9 +358,7 @@ pub fn check(kind: &Kind, v: &str) -> Result<String, String> {
     match kind {
         Kind::Bool => validate::boolean(v).map(|b| if b { "1" } else { "0" }.to_string()),
         Kind::Int { min, max } => {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| format!("type check ('integer') failed - got '{v}'"))?;
+            let n: i64 = v.parse().map_err(|_| format!("type check ('integer') failed - got '{v}'"))?;
             if let Some(min) = min.filter(|m| n < *m) {
                 return Err(format!("value must have a minimum value of {min}"));
             }
@@ -433,9 +368,7 @@ pub fn check(kind: &Kind, v: &str) -> Result<String, String> {
             Ok(n.to_string())
         }
         Kind::Num { min, max } => {
-            let n: f64 = v
-                .parse()
-                .map_err(|_| format!("type check ('number') failed - got '{v}'"))?;
+            let n: f64 = v.parse().map_err(|_| format!("type check ('number') failed - got '{v}'"))?;
             if n < *min {
                 return Err(format!("value must have a minimum value of {min}"));
             }
@@ -448,10 +381,7 @@ pub fn check(kind: &Kind, v: &str) -> Result<String, String> {
             if vals.contains(&v) {
                 Ok(v.to_string())
             } else {
-                Err(format!(
-                    "value '{v}' does not have a value in the enumeration '{}'",
-                    vals.join(", ")
-                ))
+                Err(format!("value '{v}' does not have a value in the enumeration '{}'", vals.join(", ")))
             }
         }
         Kind::Str(check) => match check {
@@ -466,15 +396,9 @@ pub fn check(kind: &Kind, v: &str) -> Result<String, String> {
 
 /// `ERROR: unknown command 'pct foo'` + the usage of every emulated command.
 pub fn unknown_command(word: &str) -> Exit {
-    let mut text =
-        format!("ERROR: unknown command 'pct {word}'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]");
-    for name in [
-        "config", "create", "destroy", "exec", "list", "set", "shutdown", "start", "status", "stop",
-    ] {
-        text.push_str(&format!(
-            "\n       {}",
-            spec(name).expect("emulated").usage()
-        ));
+    let mut text = format!("ERROR: unknown command 'pct {word}'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]");
+    for name in ["config", "create", "destroy", "exec", "list", "set", "shutdown", "start", "status", "stop"] {
+        text.push_str(&format!("\n       {}", spec(name).expect("emulated").usage()));
     }
     Exit { code: 255, text }
 }
@@ -498,17 +422,8 @@ mod tests {
     #[test]
     fn interleaved_and_bools() {
         let c = spec("create").unwrap();
-        let p = c
-            .parse(&v(&[
-                "--memory",
-                "64",
-                "100",
-                "-unprivileged",
-                "no",
-                "local:vztmpl/a.tar",
-                "--console",
-            ]))
-            .unwrap();
+        let p =
+            c.parse(&v(&["--memory", "64", "100", "-unprivileged", "no", "local:vztmpl/a.tar", "--console"])).unwrap();
         assert_eq!(p.args, v(&["100", "local:vztmpl/a.tar"]));
         assert_eq!(p.get("memory"), Some("64"));
         assert_eq!(p.get("unprivileged"), Some("0"));
@@ -518,33 +433,18 @@ mod tests {
     #[test]
     fn errors() {
         let c = spec("create").unwrap();
-        let e = c
-            .parse(&v(&["100", "x", "--memory", "8", "--cores", "abc"]))
-            .unwrap_err();
+        let e = c.parse(&v(&["100", "x", "--memory", "8", "--cores", "abc"])).unwrap_err();
         let e = e.downcast::<Exit>().unwrap();
         assert_eq!(
             e.text,
             "400 Parameter verification failed.\ncores: type check ('integer') failed - got 'abc'\nmemory: value must have a minimum value of 16\npct create <vmid> <ostemplate> [OPTIONS]"
         );
-        let e = c
-            .parse(&v(&["100", "x", "--foo"]))
-            .unwrap_err()
-            .downcast::<Exit>()
-            .unwrap();
-        assert!(e
-            .text
-            .starts_with("Unknown option: foo\n400 unable to parse option\n"));
+        let e = c.parse(&v(&["100", "x", "--foo"])).unwrap_err().downcast::<Exit>().unwrap();
+        assert!(e.text.starts_with("Unknown option: foo\n400 unable to parse option\n"));
         let s = spec("start").unwrap();
         let e = s.parse(&v(&[])).unwrap_err().downcast::<Exit>().unwrap();
-        assert_eq!(
-            e.text,
-            "400 not enough arguments\npct start <vmid> [OPTIONS]"
-        );
-        let e = s
-            .parse(&v(&["100", "101"]))
-            .unwrap_err()
-            .downcast::<Exit>()
-            .unwrap();
+        assert_eq!(e.text, "400 not enough arguments\npct start <vmid> [OPTIONS]");
+        let e = s.parse(&v(&["100", "101"])).unwrap_err().downcast::<Exit>().unwrap();
         assert_eq!(e.text, "400 too many arguments\npct start <vmid> [OPTIONS]");
     }
 

@@ -115,9 +115,7 @@ fn split_raw(line: &str) -> Option<(String, String)> {
 
 fn split_key(line: &str) -> Option<(String, String)> {
     let (k, v) = line.split_once(':')?;
-    let ok = !k.is_empty()
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then(|| (k.to_string(), v.trim().to_string()))
 }
 
@@ -171,18 +169,10 @@ impl Conf {
         for (k, v) in &self.keys {
             s.push_str(&format!("{k}: {v}\n"));
         }
-        for (k, v) in self
-            .lxc
-            .iter()
-            .filter(|(k, _)| k == "lxc.environment.runtime")
-        {
+        for (k, v) in self.lxc.iter().filter(|(k, _)| k == "lxc.environment.runtime") {
             s.push_str(&format!("{k}: {v}\n"));
         }
-        for (k, v) in self
-            .lxc
-            .iter()
-            .filter(|(k, _)| k != "lxc.environment.runtime")
-        {
+        for (k, v) in self.lxc.iter().filter(|(k, _)| k != "lxc.environment.runtime") {
             s.push_str(&format!("{k}: {v}\n"));
         }
         if !self.pending.is_empty() {
@@ -216,9 +206,7 @@ impl Conf {
     }
 
     pub fn hostname(&self, vmid: u32) -> String {
-        self.get("hostname")
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("CT{vmid}"))
+        self.get("hostname").map(str::to_string).unwrap_or_else(|| format!("CT{vmid}"))
     }
 
     pub fn unprivileged(&self) -> bool {
@@ -251,12 +239,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("conf"),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("unable to write {}", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("unable to write {}", tmp.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("unable to rename {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("unable to rename {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 

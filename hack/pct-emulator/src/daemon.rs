@@ -52,21 +52,13 @@ pub fn ensure_running() -> Result<()> {
         .status()
         .context("unable to start the pct emulator daemon")?;
     if !st.success() || connect().is_none() {
-        bail!(
-            "unable to start the pct emulator daemon ({})",
-            socket_path().display()
-        );
+        bail!("unable to start the pct emulator daemon ({})", socket_path().display());
     }
     Ok(())
 }
 
 /// Ask the daemon to start a container and wait until it is RUNNING.
-pub fn request_start(
-    lxcpath: &Path,
-    vmid: u32,
-    stderr_file: &Path,
-    timeout: Duration,
-) -> Result<()> {
+pub fn request_start(lxcpath: &Path, vmid: u32, stderr_file: &Path, timeout: Duration) -> Result<()> {
     ensure_running()?;
     let mut s = connect().context("pct emulator daemon not reachable")?;
     for p in [lxcpath, stderr_file] {
@@ -75,13 +67,7 @@ pub fn request_start(
             bail!("path contains a tab or newline: {t}");
         }
     }
-    writeln!(
-        s,
-        "START\t{vmid}\t{}\t{}\t{}",
-        lxcpath.display(),
-        stderr_file.display(),
-        timeout.as_secs().max(1)
-    )?;
+    writeln!(s, "START\t{vmid}\t{}\t{}\t{}", lxcpath.display(), stderr_file.display(), timeout.as_secs().max(1))?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     let line = line.trim_end();
@@ -113,10 +99,7 @@ pub fn main(args: &[String]) -> i32 {
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                eprintln!(
-                    "pct-emulator: daemon did not come up on {}",
-                    socket_path().display()
-                );
+                eprintln!("pct-emulator: daemon did not come up on {}", socket_path().display());
                 return 1;
             }
             Ok(nix::unistd::ForkResult::Child) => {
@@ -145,22 +128,10 @@ pub fn main(args: &[String]) -> i32 {
 
 fn serve(detach_stdio: bool) -> Result<()> {
     let sock = socket_path();
-    let dir = sock
-        .parent()
-        .context("socket path has no parent")?
-        .to_path_buf();
+    let dir = sock.parent().context("socket path has no parent")?.to_path_buf();
     std::fs::create_dir_all(&dir)?;
-    let lock_path = dir.join(format!(
-        "{}.lock",
-        sock.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("daemon")
-    ));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)?;
+    let lock_path = dir.join(format!("{}.lock", sock.file_name().and_then(|n| n.to_str()).unwrap_or("daemon")));
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
     // SAFETY: flock on an owned fd.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Ok(()); // another daemon owns the socket
@@ -170,10 +141,7 @@ fn serve(detach_stdio: bool) -> Result<()> {
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
     std::fs::write(dir.join("daemon.pid"), format!("{}\n", std::process::id()))?;
     if detach_stdio {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("daemon.log"))?;
+        let log = OpenOptions::new().create(true).append(true).open(dir.join("daemon.log"))?;
         let null = File::open("/dev/null")?;
         let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
         let _ = nix::unistd::dup2(log.as_raw_fd(), 1);
@@ -184,11 +152,7 @@ fn serve(detach_stdio: bool) -> Result<()> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
-    eprintln!(
-        "pct-emulator daemon {} listening on {}",
-        std::process::id(),
-        sock.display()
-    );
+    eprintln!("pct-emulator daemon {} listening on {}", std::process::id(), sock.display());
     let _lock = lock;
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
@@ -209,17 +173,10 @@ fn handle(conn: UnixStream) {
     let mut conn = conn;
     let fields: Vec<&str> = line.trim_end_matches('\n').split('\t').collect();
     let reply = match fields.as_slice() {
-        ["START", vmid, lxcpath, stderr_file, timeout] => {
-            match (vmid.parse::<u32>(), timeout.parse::<u64>()) {
-                (Ok(vmid), Ok(t)) => start(
-                    vmid,
-                    Path::new(lxcpath),
-                    Path::new(stderr_file),
-                    Duration::from_secs(t),
-                ),
-                _ => Err((None, "bad request".to_string())),
-            }
-        }
+        ["START", vmid, lxcpath, stderr_file, timeout] => match (vmid.parse::<u32>(), timeout.parse::<u64>()) {
+            (Ok(vmid), Ok(t)) => start(vmid, Path::new(lxcpath), Path::new(stderr_file), Duration::from_secs(t)),
+            _ => Err((None, "bad request".to_string())),
+        },
         _ => Err((None, "bad request".to_string())),
     };
     let (child, text) = match reply {
@@ -240,8 +197,7 @@ fn start(vmid: u32, lxcpath: &Path, stderr_file: &Path, timeout: Duration) -> St
     if let Some(d) = stderr_file.parent() {
         let _ = std::fs::create_dir_all(d);
     }
-    let err_out =
-        File::create(stderr_file).map_err(|e| (None, format!("{}: {e}", stderr_file.display())))?;
+    let err_out = File::create(stderr_file).map_err(|e| (None, format!("{}: {e}", stderr_file.display())))?;
     let mut child = Command::new("lxc-start")
         .arg("-F")
         .arg("-n")
@@ -253,29 +209,18 @@ fn start(vmid: u32, lxcpath: &Path, stderr_file: &Path, timeout: Duration) -> St
         .stderr(err_out)
         .spawn()
         .map_err(|e| (None, format!("unable to run lxc-start: {e}")))?;
-    eprintln!(
-        "started lxc-start {} for {vmid} in {}",
-        child.id(),
-        lxcpath.display()
-    );
+    eprintln!("started lxc-start {} for {vmid} in {}", child.id(), lxcpath.display());
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(st)) = child.try_wait() {
-            return Err((
-                None,
-                format!("lxc-start exited with {st}: {}", tail(stderr_file)),
-            ));
+            return Err((None, format!("lxc-start exited with {st}: {}", tail(stderr_file))));
         }
-        if lxc::is_running(lxcpath, vmid) && lxc::state(lxcpath, vmid).as_deref() == Some("RUNNING")
-        {
+        if lxc::is_running(lxcpath, vmid) && lxc::state(lxcpath, vmid).as_deref() == Some("RUNNING") {
             // The init may still fail to exec right after RUNNING: give it a moment.
             std::thread::sleep(Duration::from_millis(200));
             match child.try_wait() {
                 Ok(Some(st)) if !st.success() => {
-                    return Err((
-                        None,
-                        format!("lxc-start exited with {st}: {}", tail(stderr_file)),
-                    ));
+                    return Err((None, format!("lxc-start exited with {st}: {}", tail(stderr_file))));
                 }
                 // Init ran and exited 0 at once: started (and already stopped), as on PVE.
                 _ => return Ok(child),
@@ -290,10 +235,7 @@ fn start(vmid: u32, lxcpath: &Path, stderr_file: &Path, timeout: Duration) -> St
                 .arg("--kill")
                 .stderr(Stdio::null())
                 .status();
-            return Err((
-                Some(child),
-                "timeout waiting for the container to be RUNNING".into(),
-            ));
+            return Err((Some(child), "timeout waiting for the container to be RUNNING".into()));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -307,8 +249,5 @@ fn tail(path: &Path) -> String {
         let _ = f.seek(SeekFrom::Start(len.saturating_sub(600)));
         let _ = f.read_to_string(&mut s);
     }
-    s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    s.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ")
 }

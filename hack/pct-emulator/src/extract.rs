@@ -23,24 +23,11 @@ fn decompress_flag(archive: &Path) -> Option<&'static str> {
     }
 }
 
-pub fn extract(
-    archive: &Path,
-    rootdir: &Path,
-    unprivileged: bool,
-    ignore_errors: bool,
-) -> Result<()> {
-    let input =
-        File::open(archive).with_context(|| format!("unable to open {}", archive.display()))?;
+pub fn extract(archive: &Path, rootdir: &Path, unprivileged: bool, ignore_errors: bool) -> Result<()> {
+    let input = File::open(archive).with_context(|| format!("unable to open {}", archive.display()))?;
     let mut cmd = if unprivileged {
         let mut c = Command::new("lxc-usernsexec");
-        c.args([
-            "-m",
-            "u:0:100000:65536",
-            "-m",
-            "g:0:100000:65536",
-            "--",
-            "tar",
-        ]);
+        c.args(["-m", "u:0:100000:65536", "-m", "g:0:100000:65536", "--", "tar"]);
         c
     } else {
         Command::new("tar")
@@ -81,10 +68,7 @@ pub fn extract(
             crate::output::warn("tar reported errors; ignored (--ignore-unpack-errors)");
             return Ok(());
         }
-        bail!(
-            "command 'tar xpf - ...' failed: exit code {}",
-            st.code().unwrap_or(-1)
-        );
+        bail!("command 'tar xpf - ...' failed: exit code {}", st.code().unwrap_or(-1));
     }
     Ok(())
 }

@@ -41,14 +41,8 @@ fn try_flock(f: &File) -> bool {
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
-pub fn lock_config(
-    paths: &Paths,
-    vmid: u32,
-    timeout: Duration,
-    stream: Stream,
-) -> Result<ConfigLock> {
-    std::fs::create_dir_all(&paths.lock)
-        .with_context(|| format!("mkdir {}", paths.lock.display()))?;
+pub fn lock_config(paths: &Paths, vmid: u32, timeout: Duration, stream: Stream) -> Result<ConfigLock> {
+    std::fs::create_dir_all(&paths.lock).with_context(|| format!("mkdir {}", paths.lock.display()))?;
     let path = paths.lock_file(vmid);
     let file = OpenOptions::new()
         .create(true)
@@ -70,8 +64,5 @@ pub fn lock_config(
         }
     }
     say(stream, "\n");
-    Err(die(format!(
-        "can't lock file '{}' - got timeout",
-        path.display()
-    )))
+    Err(die(format!("can't lock file '{}' - got timeout", path.display())))
 }

@@ -19,9 +19,7 @@ pub fn is_running(lxcpath: &Path, vmid: u32) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
         return false;
     };
-    text.lines()
-        .skip(1)
-        .any(|l| l.split_whitespace().nth(7) == Some(want.as_str()))
+    text.lines().skip(1).any(|l| l.split_whitespace().nth(7) == Some(want.as_str()))
 }
 
 fn lxc_cmd(tool: &str, lxcpath: &Path, vmid: u32) -> Command {
@@ -32,21 +30,13 @@ fn lxc_cmd(tool: &str, lxcpath: &Path, vmid: u32) -> Command {
 
 /// Host pid of the container's init.
 pub fn init_pid(lxcpath: &Path, vmid: u32) -> Option<i32> {
-    let out = lxc_cmd("lxc-info", lxcpath, vmid)
-        .args(["-p", "-H"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let out = lxc_cmd("lxc-info", lxcpath, vmid).args(["-p", "-H"]).stderr(Stdio::null()).output().ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// LXC's own state name (RUNNING, STOPPED, ...).
 pub fn state(lxcpath: &Path, vmid: u32) -> Option<String> {
-    let out = lxc_cmd("lxc-info", lxcpath, vmid)
-        .args(["-s", "-H"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let out = lxc_cmd("lxc-info", lxcpath, vmid).args(["-s", "-H"]).stderr(Stdio::null()).output().ok()?;
     let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!s.is_empty()).then_some(s)
 }
@@ -67,10 +57,7 @@ pub fn wait_stopped(lxcpath: &Path, vmid: u32, timeout: Duration) -> bool {
 
 /// `lxc-stop --kill`: immediate stop.
 pub fn kill(lxcpath: &Path, vmid: u32) -> Result<()> {
-    let st = lxc_cmd("lxc-stop", lxcpath, vmid)
-        .arg("--kill")
-        .status()
-        .context("unable to run lxc-stop")?;
+    let st = lxc_cmd("lxc-stop", lxcpath, vmid).arg("--kill").status().context("unable to run lxc-stop")?;
     if !st.success() && is_running(lxcpath, vmid) {
         bail!("lxc-stop failed with {st}");
     }

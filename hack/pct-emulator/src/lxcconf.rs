@@ -30,11 +30,7 @@ impl CgroupLayout {
         let mut v2 = BTreeSet::new();
         let mut v1 = BTreeSet::new();
         let pure_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-        let v2_root = if pure_v2 {
-            "/sys/fs/cgroup"
-        } else {
-            "/sys/fs/cgroup/unified"
-        };
+        let v2_root = if pure_v2 { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/unified" };
         if let Ok(s) = std::fs::read_to_string(format!("{v2_root}/cgroup.controllers")) {
             v2.extend(s.split_whitespace().map(str::to_string));
         }
@@ -57,11 +53,7 @@ impl CgroupLayout {
 
     /// True when `controller` must be configured with v1 keys.
     pub fn is_v1(&self, controller: &str) -> bool {
-        let c = if controller == "io" {
-            "blkio"
-        } else {
-            controller
-        };
+        let c = if controller == "io" { "blkio" } else { controller };
         !self.v2.contains(controller) && self.v1.contains(c)
     }
 }
@@ -75,25 +67,10 @@ fn line(out: &mut String, k: &str, v: impl std::fmt::Display) {
     out.push_str(&format!("{k} = {v}\n"));
 }
 
-const OS_CONFIGS: &[&str] = &[
-    "debian",
-    "devuan",
-    "ubuntu",
-    "centos",
-    "fedora",
-    "opensuse",
-    "archlinux",
-    "alpine",
-    "gentoo",
-];
+const OS_CONFIGS: &[&str] =
+    &["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo"];
 
-pub fn generate(
-    paths: &Paths,
-    vmid: u32,
-    conf: &Conf,
-    rootfs: &Path,
-    cg: &CgroupLayout,
-) -> Generated {
+pub fn generate(paths: &Paths, vmid: u32, conf: &Conf, rootfs: &Path, cg: &CgroupLayout) -> Generated {
     let mut out = String::new();
     let mut warnings = Vec::new();
     let unpriv = conf.unprivileged();
@@ -104,46 +81,19 @@ pub fn generate(
         None => vmid.to_string(),
         Some(r) => format!("emu{:08x}-{vmid}", fnv32(r.to_string_lossy().as_bytes())),
     };
-    line(
-        &mut out,
-        "lxc.cgroup.dir.monitor",
-        format!("lxc.monitor/{leaf}"),
-    );
+    line(&mut out, "lxc.cgroup.dir.monitor", format!("lxc.monitor/{leaf}"));
     line(&mut out, "lxc.cgroup.dir.container", format!("lxc/{leaf}"));
     line(&mut out, "lxc.cgroup.dir.container.inner", "ns");
-    line(
-        &mut out,
-        "lxc.arch",
-        lxc_arch(conf.get("arch").unwrap_or("amd64")),
-    );
+    line(&mut out, "lxc.arch", lxc_arch(conf.get("arch").unwrap_or("amd64")));
     let ostype = conf.get("ostype").unwrap_or("unmanaged");
-    let base = if OS_CONFIGS.contains(&ostype) {
-        format!("{ostype}.")
-    } else {
-        String::new()
-    };
-    line(
-        &mut out,
-        "lxc.include",
-        format!("/usr/share/lxc/config/{base}common.conf"),
-    );
+    let base = if OS_CONFIGS.contains(&ostype) { format!("{ostype}.") } else { String::new() };
+    line(&mut out, "lxc.include", format!("/usr/share/lxc/config/{base}common.conf"));
     if unpriv {
-        line(
-            &mut out,
-            "lxc.include",
-            format!("/usr/share/lxc/config/{base}userns.conf"),
-        );
+        line(&mut out, "lxc.include", format!("/usr/share/lxc/config/{base}userns.conf"));
     }
-    if let Some(f) = conf
-        .get("features")
-        .and_then(|f| propstr::parse(&propstr::FEATURES, f).ok())
-    {
+    if let Some(f) = conf.get("features").and_then(|f| propstr::parse(&propstr::FEATURES, f).ok()) {
         if f.get("nesting").map(String::as_str) == Some("1") {
-            line(
-                &mut out,
-                "lxc.include",
-                "/usr/share/lxc/config/nesting.conf",
-            );
+            line(&mut out, "lxc.include", "/usr/share/lxc/config/nesting.conf");
         }
     }
     line(&mut out, "lxc.monitor.unshare", 1);
@@ -160,31 +110,20 @@ pub fn generate(
     line(&mut out, "lxc.uts.name", conf.hostname(vmid));
 
     // Limits.
-    let mem_mib: u64 = conf
-        .get("memory")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
+    let mem_mib: u64 = conf.get("memory").and_then(|v| v.parse().ok()).unwrap_or(512);
     let swap_mib: u64 = conf.get("swap").and_then(|v| v.parse().ok()).unwrap_or(512);
     let mem = mem_mib << 20;
     let swap = swap_mib << 20;
     if cg.is_v1("memory") {
         line(&mut out, "lxc.cgroup.memory.limit_in_bytes", mem);
         if cg.memsw {
-            line(
-                &mut out,
-                "lxc.cgroup.memory.memsw.limit_in_bytes",
-                mem + swap,
-            );
+            line(&mut out, "lxc.cgroup.memory.memsw.limit_in_bytes", mem + swap);
         }
     } else {
         line(&mut out, "lxc.cgroup2.memory.max", mem);
         line(&mut out, "lxc.cgroup2.memory.swap.max", swap);
     }
-    if let Some(limit) = conf
-        .get("cpulimit")
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|l| *l > 0.0)
-    {
+    if let Some(limit) = conf.get("cpulimit").and_then(|v| v.parse::<f64>().ok()).filter(|l| *l > 0.0) {
         let quota = (limit * 100000.0) as u64;
         if cg.is_v1("cpu") {
             line(&mut out, "lxc.cgroup.cpu.cfs_period_us", 100000);
@@ -201,15 +140,9 @@ pub fn generate(
         }
     }
     if let Some(cores) = conf.get("cores").and_then(|v| v.parse::<usize>().ok()) {
-        let host = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let host = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         if cores < host {
-            let key = if cg.is_v1("cpuset") {
-                "lxc.cgroup.cpuset.cpus"
-            } else {
-                "lxc.cgroup2.cpuset.cpus"
-            };
+            let key = if cg.is_v1("cpuset") { "lxc.cgroup.cpuset.cpus" } else { "lxc.cgroup2.cpuset.cpus" };
             line(&mut out, key, format!("0-{}", cores - 1));
         }
     }
@@ -218,10 +151,7 @@ pub fn generate(
     // points lxc.rootfs.path there; the emulator hands LXC the volume directory itself
     // (LXC refuses a symlink) and keeps /var/lib/lxc/<vmid>/rootfs as an empty directory.
     line(&mut out, "lxc.rootfs.path", rootfs.display());
-    if let Some(ro) = conf
-        .get("rootfs")
-        .and_then(|r| propstr::parse(&propstr::ROOTFS, r).ok())
-    {
+    if let Some(ro) = conf.get("rootfs").and_then(|r| propstr::parse(&propstr::ROOTFS, r).ok()) {
         if ro.get("ro").map(String::as_str) == Some("1") {
             line(&mut out, "lxc.rootfs.options", "ro");
         }
@@ -238,11 +168,7 @@ pub fn generate(
         let p = format!("lxc.net.{i}");
         line(&mut out, &format!("{p}.type"), "veth");
         if paths.root.is_none() {
-            line(
-                &mut out,
-                &format!("{p}.veth.pair"),
-                format!("veth{vmid}i{i}"),
-            );
+            line(&mut out, &format!("{p}.veth.pair"), format!("veth{vmid}i{i}"));
         }
         if let Some(mac) = n.get("hwaddr") {
             line(&mut out, &format!("{p}.hwaddr"), mac);
@@ -276,11 +202,7 @@ pub fn generate(
         }
     }
 
-    for (k, v) in conf
-        .lxc
-        .iter()
-        .filter(|(k, _)| k == "lxc.environment.runtime")
-    {
+    for (k, v) in conf.lxc.iter().filter(|(k, _)| k == "lxc.environment.runtime") {
         let _ = k;
         line(&mut out, "lxc.environment", v);
     }
@@ -290,21 +212,9 @@ pub fn generate(
             Ok(mp) => {
                 let src = volumes::mount_source(paths, &mp["volume"]);
                 let dst = mp["mp"].trim_start_matches('/').to_string();
-                let create = if Path::new(&src).is_file() {
-                    "file"
-                } else {
-                    "dir"
-                };
-                let ro = if mp.get("ro").map(String::as_str) == Some("1") {
-                    ",ro"
-                } else {
-                    ""
-                };
-                line(
-                    &mut out,
-                    "lxc.mount.entry",
-                    format!("{src} {dst} none rbind,create={create}{ro} 0 0"),
-                );
+                let create = if Path::new(&src).is_file() { "file" } else { "dir" };
+                let ro = if mp.get("ro").map(String::as_str) == Some("1") { ",ro" } else { "" };
+                line(&mut out, "lxc.mount.entry", format!("{src} {dst} none rbind,create={create}{ro} 0 0"));
             }
             Err(e) => warnings.push(format!("mp{i}: {e}")),
         }
@@ -334,27 +244,17 @@ pub fn generate(
                             line(&mut out, &format!("lxc.cgroup.{k1}"), v1);
                         }
                     }
-                    None => warnings.push(format!(
-                        "{k}: no cgroup v1 equivalent on this host; ignored"
-                    )),
+                    None => warnings.push(format!("{k}: no cgroup v1 equivalent on this host; ignored")),
                 }
                 continue;
             }
         }
         line(&mut out, k, v);
     }
-    Generated {
-        text: out,
-        warnings,
-    }
+    Generated { text: out, warnings }
 }
 
-fn device_lines(
-    out: &mut String,
-    d: &propstr::Props,
-    cg: &CgroupLayout,
-    warnings: &mut Vec<String>,
-) {
+fn device_lines(out: &mut String, d: &propstr::Props, cg: &CgroupLayout, warnings: &mut Vec<String>) {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let path = &d["path"];
     let Ok(md) = std::fs::metadata(path) else {
@@ -371,34 +271,14 @@ fn device_lines(
     };
     let rdev = md.rdev();
     let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-    let access = if d.get("deny-write").map(String::as_str) == Some("1") {
-        "rm"
-    } else {
-        "rwm"
-    };
-    let key = if cg.is_v1("devices") {
-        "lxc.cgroup.devices.allow"
-    } else {
-        "lxc.cgroup2.devices.allow"
-    };
+    let access = if d.get("deny-write").map(String::as_str) == Some("1") { "rm" } else { "rwm" };
+    let key = if cg.is_v1("devices") { "lxc.cgroup.devices.allow" } else { "lxc.cgroup2.devices.allow" };
     line(out, key, format!("{kind} {major}:{minor} {access}"));
-    line(
-        out,
-        "lxc.mount.entry",
-        format!(
-            "{path} {} none bind,create=file 0 0",
-            path.trim_start_matches('/')
-        ),
-    );
+    line(out, "lxc.mount.entry", format!("{path} {} none bind,create=file 0 0", path.trim_start_matches('/')));
 }
 
 /// Translate a cgroup2 key (without the `lxc.cgroup2.` prefix) to v1 keys.
-pub fn cgroup2_to_v1(
-    key: &str,
-    v: &str,
-    mem_limit: u64,
-    memsw: bool,
-) -> Option<Vec<(String, String)>> {
+pub fn cgroup2_to_v1(key: &str, v: &str, mem_limit: u64, memsw: bool) -> Option<Vec<(String, String)>> {
     let max_or = |v: &str| {
         if v == "max" {
             "-1".to_string()
@@ -411,32 +291,20 @@ pub fn cgroup2_to_v1(
         "memory.max" => one("memory.limit_in_bytes", max_or(v)),
         "memory.high" | "memory.low" => one("memory.soft_limit_in_bytes", max_or(v)),
         "memory.swap.max" if memsw => {
-            let total = if v == "max" {
-                "-1".to_string()
-            } else {
-                (mem_limit + v.parse::<u64>().ok()?).to_string()
-            };
+            let total = if v == "max" { "-1".to_string() } else { (mem_limit + v.parse::<u64>().ok()?).to_string() };
             one("memory.memsw.limit_in_bytes", total)
         }
         "cpu.max" => {
             let mut it = v.split_whitespace();
             let quota = max_or(it.next()?);
             let period = it.next().unwrap_or("100000").to_string();
-            Some(vec![
-                ("cpu.cfs_period_us".into(), period),
-                ("cpu.cfs_quota_us".into(), quota),
-            ])
+            Some(vec![("cpu.cfs_period_us".into(), period), ("cpu.cfs_quota_us".into(), quota)])
         }
         "cpu.weight" => {
             let w: u64 = v.parse().ok()?;
-            one(
-                "cpu.shares",
-                (2 + (w.clamp(1, 10000) - 1) * 262142 / 9999).to_string(),
-            )
+            one("cpu.shares", (2 + (w.clamp(1, 10000) - 1) * 262142 / 9999).to_string())
         }
-        "cpuset.cpus" | "cpuset.mems" | "pids.max" | "devices.allow" | "devices.deny" => {
-            one(key, v.to_string())
-        }
+        "cpuset.cpus" | "cpuset.mems" | "pids.max" | "devices.allow" | "devices.deny" => one(key, v.to_string()),
         "io.weight" => {
             let w: u64 = v.split_whitespace().last()?.parse().ok()?;
             one("blkio.weight", (w / 10).clamp(10, 1000).to_string())
@@ -476,23 +344,14 @@ mod tests {
         );
         assert_eq!(
             cgroup2_to_v1("cpu.max", "50000 100000", 0, true),
-            Some(vec![
-                ("cpu.cfs_period_us".into(), "100000".into()),
-                ("cpu.cfs_quota_us".into(), "50000".into())
-            ])
+            Some(vec![("cpu.cfs_period_us".into(), "100000".into()), ("cpu.cfs_quota_us".into(), "50000".into())])
         );
         assert_eq!(
             cgroup2_to_v1("memory.swap.max", "100", 1000, true),
             Some(vec![("memory.memsw.limit_in_bytes".into(), "1100".into())])
         );
-        assert_eq!(
-            cgroup2_to_v1("pids.max", "10", 0, true),
-            Some(vec![("pids.max".into(), "10".into())])
-        );
-        assert_eq!(
-            cgroup2_to_v1("cpu.weight", "100", 0, true),
-            Some(vec![("cpu.shares".into(), "2597".into())])
-        );
+        assert_eq!(cgroup2_to_v1("pids.max", "10", 0, true), Some(vec![("pids.max".into(), "10".into())]));
+        assert_eq!(cgroup2_to_v1("cpu.weight", "100", 0, true), Some(vec![("cpu.shares".into(), "2597".into())]));
         assert_eq!(cgroup2_to_v1("bogus.x", "1", 0, true), None);
     }
 }

@@ -27,15 +27,8 @@ fn log_call(args: &[String]) {
     let Some(file) = std::env::var_os("PCT_EMULATOR_LOG").filter(|f| !f.is_empty()) else {
         return;
     };
-    let line: Vec<String> = args
-        .iter()
-        .map(|a| a.replace('\\', "\\\\").replace('\n', "\\n"))
-        .collect();
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-    {
+    let line: Vec<String> = args.iter().map(|a| a.replace('\\', "\\\\").replace('\n', "\\n")).collect();
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
         // One write per line so concurrent callers do not interleave.
         let _ = f.write_all(format!("pct {}\n", line.join(" ")).as_bytes());
     }
@@ -44,20 +37,14 @@ fn log_call(args: &[String]) {
 fn run(args: &[String]) -> Result<()> {
     let Some(word) = args.first() else {
         let mut e = cli::unknown_command("");
-        e.text = e.text.replacen(
-            "ERROR: unknown command 'pct '",
-            "ERROR: no command specified",
-            1,
-        );
+        e.text = e.text.replacen("ERROR: unknown command 'pct '", "ERROR: no command specified", 1);
         return Err(e.into());
     };
     let Some(name) = cli::resolve_command(word) else {
         return Err(cli::unknown_command(word).into());
     };
     let Some(spec) = cli::spec(name) else {
-        return Err(die(format!(
-            "pct emulator: command '{name}' is not emulated"
-        )));
+        return Err(die(format!("pct emulator: command '{name}' is not emulated")));
     };
     let parsed = spec.parse(&args[1..])?;
     let paths = paths::Paths::from_env()?;

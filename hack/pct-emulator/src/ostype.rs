@@ -5,12 +5,7 @@ use std::path::{Component, Path, PathBuf};
 /// Resolve `path` inside `root`, following symlinks as if `root` were `/`.
 pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
     let mut cur = PathBuf::new();
-    let mut todo: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_string)
-        .collect();
+    let mut todo: Vec<String> = path.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string).collect();
     let mut hops = 0;
     while let Some(c) = todo.pop() {
         match c.as_str() {
@@ -57,9 +52,7 @@ pub enum Detected {
 }
 
 pub fn detect(root: &Path) -> Detected {
-    if let Some(text) =
-        resolve_in_root(root, "/etc/os-release").and_then(|p| std::fs::read_to_string(p).ok())
-    {
+    if let Some(text) = resolve_in_root(root, "/etc/os-release").and_then(|p| std::fs::read_to_string(p).ok()) {
         let id = text
             .lines()
             .find_map(|l| l.strip_prefix("ID="))
@@ -71,9 +64,7 @@ pub fn detect(root: &Path) -> Detected {
             "ubuntu" => Detected::Os("ubuntu"),
             "centos" | "rhel" | "rocky" | "almalinux" | "ol" => Detected::Os("centos"),
             "fedora" => Detected::Os("fedora"),
-            "opensuse" | "opensuse-leap" | "opensuse-tumbleweed" | "sles" => {
-                Detected::Os("opensuse")
-            }
+            "opensuse" | "opensuse-leap" | "opensuse-tumbleweed" | "sles" => Detected::Os("opensuse"),
             "arch" | "archarm" => Detected::Os("archlinux"),
             "alpine" => Detected::Os("alpine"),
             "gentoo" => Detected::Os("gentoo"),
@@ -108,11 +99,8 @@ pub fn detect_arch(root: &Path) -> Option<&'static str> {
     }
     let class = data[4];
     let little = data[5] == 1;
-    let machine = if little {
-        u16::from_le_bytes([data[18], data[19]])
-    } else {
-        u16::from_be_bytes([data[18], data[19]])
-    };
+    let machine =
+        if little { u16::from_le_bytes([data[18], data[19]]) } else { u16::from_be_bytes([data[18], data[19]]) };
     Some(match (machine, class) {
         (62, _) => "amd64",
         (3, _) => "i386",
@@ -133,11 +121,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
         std::fs::create_dir_all(d.path().join("usr/lib")).unwrap();
-        std::fs::write(
-            d.path().join("usr/lib/os-release"),
-            "NAME=x\nID=\"alpine\"\n",
-        )
-        .unwrap();
+        std::fs::write(d.path().join("usr/lib/os-release"), "NAME=x\nID=\"alpine\"\n").unwrap();
         std::os::unix::fs::symlink("/usr/lib/os-release", d.path().join("etc/os-release")).unwrap();
         assert!(matches!(detect(d.path()), Detected::Os("alpine")));
         std::fs::write(d.path().join("usr/lib/os-release"), "ID=plan9\n").unwrap();

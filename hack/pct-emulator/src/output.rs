@@ -20,20 +20,12 @@ impl std::error::Error for Exit {}
 
 /// A plain `die` (exit 255) with the message as pct prints it.
 pub fn die(msg: impl Into<String>) -> anyhow::Error {
-    Exit {
-        code: 255,
-        text: msg.into(),
-    }
-    .into()
+    Exit { code: 255, text: msg.into() }.into()
 }
 
 /// A `die` caused by a missing file (pct exits 2).
 pub fn die_enoent(msg: impl Into<String>) -> anyhow::Error {
-    Exit {
-        code: 2,
-        text: msg.into(),
-    }
-    .into()
+    Exit { code: 2, text: msg.into() }.into()
 }
 
 /// Print an error the way pct does and return the exit status.

@@ -27,11 +27,7 @@ impl Paths {
         let root = match std::env::var_os("PCT_EMULATOR_ROOT") {
             Some(r) if !r.is_empty() => {
                 let r = PathBuf::from(r);
-                let r = if r.is_absolute() {
-                    r
-                } else {
-                    std::env::current_dir()?.join(r)
-                };
+                let r = if r.is_absolute() { r } else { std::env::current_dir()?.join(r) };
                 Some(r)
             }
             _ => None,

@@ -126,20 +126,14 @@ pub fn parse(schema: &Schema, s: &str) -> Result<Props, String> {
             Some((k, v)) => (k.to_string(), v.to_string()),
             None => match schema.default_key {
                 Some(dk) => (dk.to_string(), part.to_string()),
-                None => {
-                    return Err(format!(
-                        "value without key, but schema does not define a default key ('{part}')"
-                    ))
-                }
+                None => return Err(format!("value without key, but schema does not define a default key ('{part}')")),
             },
         };
         let Some((_, kind)) = schema.keys.iter().find(|(n, _)| *n == k) else {
             return Err(format!("property '{k}' is not defined in schema"));
         };
         if out.contains_key(&k) {
-            return Err(format!(
-                "duplicate key in comma-separated list property: {k}"
-            ));
+            return Err(format!("duplicate key in comma-separated list property: {k}"));
         }
         let v = check(kind, &k, &v)?;
         out.insert(k, v);
@@ -155,13 +149,11 @@ pub fn parse(schema: &Schema, s: &str) -> Result<Props, String> {
 fn check(kind: &PKind, k: &str, v: &str) -> Result<String, String> {
     match kind {
         PKind::Str => Ok(v.to_string()),
-        PKind::Bool => validate::boolean(v)
-            .map(|b| if b { "1" } else { "0" }.to_string())
-            .map_err(|e| format!("{k}: {e}")),
+        PKind::Bool => {
+            validate::boolean(v).map(|b| if b { "1" } else { "0" }.to_string()).map_err(|e| format!("{k}: {e}"))
+        }
         PKind::Int(min, max) => {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| format!("{k}: type check ('integer') failed - got '{v}'"))?;
+            let n: i64 = v.parse().map_err(|_| format!("{k}: type check ('integer') failed - got '{v}'"))?;
             if n < *min {
                 return Err(format!("{k}: value must have a minimum value of {min}"));
             }
@@ -178,10 +170,7 @@ fn check(kind: &PKind, k: &str, v: &str) -> Result<String, String> {
             if vals.contains(&v) {
                 Ok(v.to_string())
             } else {
-                Err(format!(
-                    "{k}: value '{v}' does not have a value in the enumeration '{}'",
-                    vals.join(", ")
-                ))
+                Err(format!("{k}: value '{v}' does not have a value in the enumeration '{}'", vals.join(", ")))
             }
         }
         PKind::Custom(f) => f(v).map(|_| v.to_string()).map_err(|e| format!("{k}: {e}")),
@@ -234,15 +223,8 @@ mod tests {
 
     #[test]
     fn net_canonical_order() {
-        let p = parse(
-            &NET,
-            "type=veth,ip=dhcp,bridge=vmbr0,name=eth0,hwaddr=BC:24:11:AB:CD:EF",
-        )
-        .unwrap();
-        assert_eq!(
-            format(&NET, &p),
-            "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AB:CD:EF,ip=dhcp,type=veth"
-        );
+        let p = parse(&NET, "type=veth,ip=dhcp,bridge=vmbr0,name=eth0,hwaddr=BC:24:11:AB:CD:EF").unwrap();
+        assert_eq!(format(&NET, &p), "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AB:CD:EF,ip=dhcp,type=veth");
     }
 
     #[test]

@@ -15,10 +15,7 @@ pub fn vmid(v: &str) -> Result<u32, String> {
     if v.parse::<i64>().is_err() {
         return Err(format!("type check ('integer') failed - got '{v}'"));
     }
-    let ok = v.len() >= 3
-        && v.len() <= 9
-        && v.bytes().all(|b| b.is_ascii_digit())
-        && !v.starts_with('0');
+    let ok = v.len() >= 3 && v.len() <= 9 && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0');
     if !ok {
         return Err("invalid format - value does not look like a valid VM ID".into());
     }
@@ -53,9 +50,7 @@ pub fn net_ip(v: &str) -> Result<(), String> {
     if v == "dhcp" || v == "manual" || cidr(v, false) {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - value does not look like a valid IPv4 network configuration: {v}"
-        ))
+        Err(format!("invalid format - value does not look like a valid IPv4 network configuration: {v}"))
     }
 }
 
@@ -63,55 +58,36 @@ pub fn net_ip6(v: &str) -> Result<(), String> {
     if matches!(v, "auto" | "dhcp" | "manual") || cidr(v, true) {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - value does not look like a valid IPv6 network configuration: {v}"
-        ))
+        Err(format!("invalid format - value does not look like a valid IPv6 network configuration: {v}"))
     }
 }
 
 pub fn mac(v: &str) -> Result<(), String> {
     let parts: Vec<&str> = v.split(':').collect();
-    let ok = parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
-    let multicast = ok
-        && u8::from_str_radix(parts[0], 16)
-            .map(|b| b & 1 == 1)
-            .unwrap_or(true);
+    let ok = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    let multicast = ok && u8::from_str_radix(parts[0], 16).map(|b| b & 1 == 1).unwrap_or(true);
     if ok && !multicast {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - value does not look like a valid unicast MAC address: {v}"
-        ))
+        Err(format!("invalid format - value does not look like a valid unicast MAC address: {v}"))
     }
 }
 
 pub fn ifname(v: &str) -> Result<(), String> {
-    if !v.is_empty()
-        && v.len() <= 15
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    if !v.is_empty() && v.len() <= 15 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - value does not look like a valid interface name: {v}"
-        ))
+        Err(format!("invalid format - value does not look like a valid interface name: {v}"))
     }
 }
 
 pub fn bridge(v: &str) -> Result<(), String> {
-    ifname(v)
-        .map_err(|_| format!("invalid format - value does not look like a valid bridge name: {v}"))
+    ifname(v).map_err(|_| format!("invalid format - value does not look like a valid bridge name: {v}"))
 }
 
 /// `size=` of a volume: a number with an optional K/M/G/T suffix.
 pub fn disk_size(v: &str) -> Result<(), String> {
-    parse_size(v)
-        .map(|_| ())
-        .ok_or_else(|| format!("invalid format - unable to parse size '{v}'"))
+    parse_size(v).map(|_| ()).ok_or_else(|| format!("invalid format - unable to parse size '{v}'"))
 }
 
 /// Bytes of a PVE disk size (`8G`, `0T`, `512M`, plain number = bytes... PVE treats a plain
@@ -154,9 +130,7 @@ pub fn abs_path(v: &str) -> Result<(), String> {
     if v.starts_with('/') && !v.split('/').any(|c| c == "..") {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - '{v}' is not an absolute path without '..'"
-        ))
+        Err(format!("invalid format - '{v}' is not an absolute path without '..'"))
     }
 }
 
@@ -172,9 +146,7 @@ pub fn octal_mode(v: &str) -> Result<(), String> {
     if (1..=4).contains(&v.len()) && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - value does not look like a valid file mode: {v}"
-        ))
+        Err(format!("invalid format - value does not look like a valid file mode: {v}"))
     }
 }
 
@@ -197,27 +169,20 @@ pub fn storage_id(v: &str) -> Result<(), String> {
     let b = v.as_bytes();
     let ok = b.len() >= 2
         && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(c))
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(c))
         && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit());
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid format - storage ID '{v}' contains illegal characters"
-        ))
+        Err(format!("invalid format - storage ID '{v}' contains illegal characters"))
     }
 }
 
 /// `pve-tag-list`: tags separated by `;`, `,` or spaces.
 pub fn tag_list(v: &str) -> Result<(), String> {
     for t in split_tags(v) {
-        let ok = t
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-+.".contains(&b));
+        let ok = t.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+.".contains(&b));
         if !ok {
             return Err(format!("invalid format - invalid characters in tag '{t}'"));
         }

@@ -31,9 +31,7 @@ pub fn storage_path(paths: &Paths, storage: &str) -> Result<PathBuf> {
                 let l = line.trim();
                 if let Some(p) = l.strip_prefix("path ") {
                     if t != "dir" {
-                        return Err(die(format!(
-                            "storage '{storage}': type '{t}' is not emulated (only dir)"
-                        )));
+                        return Err(die(format!("storage '{storage}': type '{t}' is not emulated (only dir)")));
                     }
                     let p = p.trim();
                     return Ok(match &paths.root {
@@ -59,25 +57,17 @@ pub fn template_path(paths: &Paths, volid: &str) -> Result<PathBuf> {
     let Some((storage, volname)) = volid.split_once(':') else {
         return Err(die(format!("unable to parse volume ID '{volid}'")));
     };
-    let name = volname
-        .strip_prefix("vztmpl/")
-        .filter(|n| !n.contains('/') && template_name_ok(n));
+    let name = volname.strip_prefix("vztmpl/").filter(|n| !n.contains('/') && template_name_ok(n));
     let Some(name) = name else {
-        return Err(die(format!(
-            "unable to parse directory volume name '{volname}'"
-        )));
+        return Err(die(format!("unable to parse directory volume name '{volname}'")));
     };
-    Ok(storage_path(paths, storage)?
-        .join("template/cache")
-        .join(name))
+    Ok(storage_path(paths, storage)?.join("template/cache").join(name))
 }
 
 /// `\.(tar|tar\.(gz|xz|zst|bz2))$`, case-insensitive.
 pub fn template_name_ok(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
-    [".tar", ".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2"]
-        .iter()
-        .any(|s| l.ends_with(s) && l.len() > s.len())
+    [".tar", ".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2"].iter().any(|s| l.ends_with(s) && l.len() > s.len())
 }
 
 /// Name of a root or mount point subvolume.
@@ -99,9 +89,7 @@ pub fn mount_source(paths: &Paths, volume: &str) -> String {
     if volume.starts_with('/') {
         return volume.to_string();
     }
-    volume_path(paths, volume)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| volume.to_string())
+    volume_path(paths, volume).map(|p| p.display().to_string()).unwrap_or_else(|| volume.to_string())
 }
 
 #[cfg(test)]

@@ -29,48 +29,26 @@ fn unknown_command_and_prefixes() {
     // `conf` is a unique prefix of `config`: a missing config is exit 2 with the node path.
     let v = vmid(1).to_string();
     let r = env.pct(&["conf", &v]);
-    r.fails(
-        2,
-        &format!(
-            "Configuration file 'nodes/{}/lxc/{v}.conf' does not exist",
-            node()
-        ),
-    );
+    r.fails(2, &format!("Configuration file 'nodes/{}/lxc/{v}.conf' does not exist", node()));
     // `st` is ambiguous (start, status, stop).
-    env.pct(&["st", &v])
-        .fails(255, "ERROR: unknown command 'pct st'");
+    env.pct(&["st", &v]).fails(255, "ERROR: unknown command 'pct st'");
 }
 
 #[test]
 fn parameter_verification() {
     let env = Env::new();
-    let r = env.pct(&[
-        "create",
-        "abc",
-        "local:vztmpl/x.tar",
-        "--memory",
-        "8",
-        "--cores",
-        "x",
-    ]);
+    let r = env.pct(&["create", "abc", "local:vztmpl/x.tar", "--memory", "8", "--cores", "x"]);
     assert_eq!(r.code, 255);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines[0], "400 Parameter verification failed.");
     assert_eq!(lines[1], "cores: type check ('integer') failed - got 'x'");
     assert_eq!(lines[2], "memory: value must have a minimum value of 16");
     assert_eq!(lines[3], "vmid: type check ('integer') failed - got 'abc'");
-    assert!(
-        lines[4].starts_with("pct create <vmid> <ostemplate>"),
-        "usage line: {:?}",
-        lines[4]
-    );
+    assert!(lines[4].starts_with("pct create <vmid> <ostemplate>"), "usage line: {:?}", lines[4]);
     assert_eq!(r.stdout, "");
 
     let r = env.pct(&["status", "99"]);
-    r.fails(
-        255,
-        "vmid: invalid format - value does not look like a valid VM ID",
-    );
+    r.fails(255, "vmid: invalid format - value does not look like a valid VM ID");
     let r = env.pct(&["destroy", &vmid(2).to_string(), "--force", "maybe"]);
     r.fails(255, "force: type check ('boolean') failed - got 'maybe'");
 }
@@ -92,15 +70,10 @@ fn template_errors_leave_nothing() {
     let mut env = Env::new();
     let v = env.track(vmid(4));
     let vs = v.to_string();
-    env.pct(&["create", &vs, "local:vztmpl/nope.zip"]).fails(
-        255,
-        "unable to parse directory volume name 'vztmpl/nope.zip'",
-    );
+    env.pct(&["create", &vs, "local:vztmpl/nope.zip"])
+        .fails(255, "unable to parse directory volume name 'vztmpl/nope.zip'");
     env.pct(&["create", &vs, "local:vztmpl/pct-emu-test-missing.tar.zst"])
-        .fails(
-            255,
-            "can't find file 'local:vztmpl/pct-emu-test-missing.tar.zst'",
-        );
+        .fails(255, "can't find file 'local:vztmpl/pct-emu-test-missing.tar.zst'");
     env.pct(&["config", &vs]).fails(2, "does not exist");
 }
 
@@ -114,24 +87,12 @@ fn create_failure_removes_everything() {
     std::fs::create_dir_all(&cache).unwrap();
     let bad = cache.join("pct-emu-test-corrupt.tar.zst");
     std::fs::write(&bad, b"this is not zstd").unwrap();
-    let r = env.pct(&[
-        "create",
-        &vs,
-        "local:vztmpl/pct-emu-test-corrupt.tar.zst",
-        "--ostype",
-        "unmanaged",
-    ]);
+    let r = env.pct(&["create", &vs, "local:vztmpl/pct-emu-test-corrupt.tar.zst", "--ostype", "unmanaged"]);
     let _ = std::fs::remove_file(&bad);
     r.fails(255, &format!("unable to create CT {v} - "));
     assert!(!env.conf_path(v).exists(), "config left behind");
-    assert!(
-        !env.path(&format!("/var/lib/vz/images/{v}")).exists(),
-        "volume left behind"
-    );
-    assert!(
-        !env.path(&format!("/var/lib/lxc/{v}")).exists(),
-        "lxc dir left behind"
-    );
+    assert!(!env.path(&format!("/var/lib/vz/images/{v}")).exists(), "volume left behind");
+    assert!(!env.path(&format!("/var/lib/lxc/{v}")).exists(), "lxc dir left behind");
     env.pct(&["config", &vs]).fails(2, "does not exist");
     if emulated() {
         assert_eq!(env.pct(&["list"]).stdout, "");
@@ -144,8 +105,7 @@ fn unsupported_os_release_needs_unmanaged() {
     let v = env.track(vmid(6));
     let vs = v.to_string();
     let t = env.template("plan9", Some("NAME=Plan9\nID=plan9\n"));
-    env.pct(&["create", &vs, &t])
-        .fails(255, "unable to detect OS distribution");
+    env.pct(&["create", &vs, &t]).fails(255, "unable to detect OS distribution");
     assert!(!env.conf_path(v).exists());
     let r = env.pct(&["create", &vs, &t, "--ostype", "unmanaged"]);
     r.ok();
@@ -179,11 +139,7 @@ fn config_layout_list_and_set() {
     ]);
     r.ok();
     // No os-release in the busybox template: a warning, ostype unmanaged, still exit 0.
-    assert!(
-        r.stderr.contains("Task finished with 1 warning(s)!"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("Task finished with 1 warning(s)!"), "{}", r.stderr);
 
     // Raw lxc lines are appended to the file directly (as nexcage does under the flock).
     let conf = env.conf_path(v);
@@ -194,45 +150,26 @@ fn config_layout_list_and_set() {
     let r = env.pct(&["config", &vs]);
     r.ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
-    let keys: Vec<&str> = lines
-        .iter()
-        .take_while(|l| !l.starts_with("lxc."))
-        .map(|l| l.split(':').next().unwrap())
-        .collect();
+    let keys: Vec<&str> =
+        lines.iter().take_while(|l| !l.starts_with("lxc.")).map(|l| l.split(':').next().unwrap()).collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "keys sorted:\n{}", r.stdout);
-    assert!(
-        lines.contains(&"description: nexcage%3A id=abc%0Aline two"),
-        "{}",
-        r.stdout
-    );
+    assert!(lines.contains(&"description: nexcage%3A id=abc%0Aline two"), "{}", r.stdout);
     assert!(lines.contains(&"hostname: web-1"));
     assert!(lines.contains(&"memory: 128"));
     assert!(lines.contains(&"tags: alpha;zeta"));
     assert!(lines.contains(&"unprivileged: 1"));
     let net0 = lines.iter().find(|l| l.starts_with("net0: ")).unwrap();
-    assert!(
-        net0.starts_with("net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:"),
-        "{net0}"
-    );
+    assert!(net0.starts_with("net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:"), "{net0}");
     assert!(net0.ends_with(",ip=dhcp,type=veth"), "{net0}");
     let rootfs = lines.iter().find(|l| l.starts_with("rootfs: ")).unwrap();
-    assert!(
-        rootfs.starts_with("rootfs: local:") && rootfs.ends_with(",size=4G"),
-        "{rootfs}"
-    );
-    assert_eq!(
-        &lines[lines.len() - 2..],
-        &["lxc.init.cmd: /bin/sh", "lxc.cgroup2.pids.max: 64"]
-    );
+    assert!(rootfs.starts_with("rootfs: local:") && rootfs.ends_with(",size=4G"), "{rootfs}");
+    assert_eq!(&lines[lines.len() - 2..], &["lxc.init.cmd: /bin/sh", "lxc.cgroup2.pids.max: 64"]);
 
     // The file itself: description as '#' lines first.
     let file = std::fs::read_to_string(&conf).unwrap();
-    assert!(
-        file.starts_with("#nexcage%3A id=abc\n#line two\narch: "),
-        "{file}"
-    );
+    assert!(file.starts_with("#nexcage%3A id=abc\n#line two\narch: "), "{file}");
 
     let r = env.pct(&["status", &vs]);
     r.ok();
@@ -240,10 +177,7 @@ fn config_layout_list_and_set() {
 
     let r = env.pct(&["list"]);
     r.ok();
-    let header = format!(
-        "{:<10} {:<10} {:<12} {:<20}",
-        "VMID", "Status", "Lock", "Name"
-    );
+    let header = format!("{:<10} {:<10} {:<12} {:<20}", "VMID", "Status", "Lock", "Name");
     let row = format!("{:<10} {:<10} {:<12} {:<20}", v, "stopped", "", "web-1");
     let out: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(out[0], header);
@@ -254,26 +188,18 @@ fn config_layout_list_and_set() {
     r.ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
     let r = env.pct(&["config", &vs]);
-    assert!(
-        r.stdout.contains("memory: 256\n") && r.stdout.contains("tags: a;b\n"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("memory: 256\n") && r.stdout.contains("tags: a;b\n"), "{}", r.stdout);
     env.pct(&["set", &vs]).fails(255, "no options specified");
-    env.pct(&["set", &vs, "--memory", "1"])
-        .fails(255, "memory: value must have a minimum value of 16");
+    env.pct(&["set", &vs, "--memory", "1"]).fails(255, "memory: value must have a minimum value of 16");
     let r = env.pct(&["set", &vs, "--delete", "cores"]);
     r.ok();
     assert!(!env.pct(&["config", &vs]).stdout.contains("cores:"));
     // Raw lines survive a set.
-    assert!(std::fs::read_to_string(&conf)
-        .unwrap()
-        .ends_with("lxc.init.cmd: /bin/sh\nlxc.cgroup2.pids.max: 64\n"));
+    assert!(std::fs::read_to_string(&conf).unwrap().ends_with("lxc.init.cmd: /bin/sh\nlxc.cgroup2.pids.max: 64\n"));
 
     // An existing VMID is rejected and the config is left alone.
     let before = std::fs::read_to_string(&conf).unwrap();
-    env.pct(&["create", &vs, &t])
-        .fails(255, &format!("CT {v} already exists on node '{}'", node()));
+    env.pct(&["create", &vs, &t]).fails(255, &format!("CT {v} already exists on node '{}'", node()));
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), before);
 
     env.pct(&["destroy", &vs]).ok();
@@ -291,15 +217,9 @@ fn config_lock_blocks_start_and_destroy() {
     let text = std::fs::read_to_string(&conf).unwrap();
     std::fs::write(&conf, format!("lock: backup\n{text}")).unwrap();
     env.pct(&["start", &vs]).fails(255, "CT is locked (backup)");
-    env.pct(&["destroy", &vs])
-        .fails(255, "CT is locked (backup)");
+    env.pct(&["destroy", &vs]).fails(255, "CT is locked (backup)");
     let r = env.pct(&["list"]);
-    assert!(
-        r.stdout
-            .contains(&format!("{:<10} {:<10} {:<12} ", v, "stopped", "backup")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("{:<10} {:<10} {:<12} ", v, "stopped", "backup")), "{}", r.stdout);
     std::fs::write(&conf, text).unwrap();
     env.pct(&["destroy", &vs]).ok();
 }
@@ -315,10 +235,7 @@ fn hold_flock(env: &Env, v: u32) -> std::fs::File {
         .open(dir.join(format!("pve-config-{v}.lock")))
         .unwrap();
     // SAFETY: flock on an owned fd.
-    assert_eq!(
-        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
     f
 }
 
@@ -334,19 +251,9 @@ fn held_flock_times_out_after_10s() {
     let r = env.pct(&["set", &vs, "--memory", "300"]);
     let took = t0.elapsed();
     let path = env.path(&format!("/run/lock/lxc/pve-config-{v}.lock"));
-    r.fails(
-        255,
-        &format!("can't lock file '{}' - got timeout", path.display()),
-    );
-    assert!(
-        r.stderr.contains("trying to acquire lock..."),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
-        "took {took:?}"
-    );
+    r.fails(255, &format!("can't lock file '{}' - got timeout", path.display()));
+    assert!(r.stderr.contains("trying to acquire lock..."), "{}", r.stderr);
+    assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(20), "took {took:?}");
     assert!(env.pct(&["config", &vs]).stdout.contains("memory: 512\n"));
     // status, config and list take no lock.
     env.pct(&["status", &vs]).ok();
@@ -359,16 +266,7 @@ fn held_flock_makes_start_wait() {
     let v = env.track(vmid(10));
     let vs = v.to_string();
     let t = env.template("flock2", None);
-    env.pct(&[
-        "create",
-        &vs,
-        &t,
-        "--ostype",
-        "unmanaged",
-        "--entrypoint",
-        "/bin/sleep 600",
-    ])
-    .ok();
+    env.pct(&["create", &vs, &t, "--ostype", "unmanaged", "--entrypoint", "/bin/sleep 600"]).ok();
     let lock = hold_flock(&env, v);
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
@@ -379,10 +277,7 @@ fn held_flock_makes_start_wait() {
     let took = t0.elapsed();
     releaser.join().unwrap();
     r.ok();
-    assert!(
-        took >= Duration::from_millis(1400),
-        "start did not wait: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(1400), "start did not wait: {took:?}");
     assert!(format!("{}{}", r.stdout, r.stderr).contains("trying to acquire lock..."));
     env.pct(&["stop", &vs]).ok();
     env.pct(&["destroy", &vs]).ok();

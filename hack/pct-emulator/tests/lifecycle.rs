@@ -11,14 +11,7 @@ use common::{ancestors, emulated, vmid, Env};
 
 fn uid_of(pid: i32) -> u32 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    s.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().next().unwrap().parse().unwrap()
 }
 
 fn lifecycle(offset: u32, unprivileged: bool) {
@@ -43,25 +36,17 @@ fn lifecycle(offset: u32, unprivileged: bool) {
     if emulated() {
         // Ownership shifted by the id map for unprivileged containers.
         use std::os::unix::fs::MetadataExt;
-        let sh = env.path(&format!(
-            "/var/lib/vz/images/{v}/subvol-{v}-disk-0/bin/busybox"
-        ));
-        assert_eq!(
-            std::fs::metadata(sh).unwrap().uid(),
-            if unprivileged { 100000 } else { 0 }
-        );
+        let sh = env.path(&format!("/var/lib/vz/images/{v}/subvol-{v}-disk-0/bin/busybox"));
+        assert_eq!(std::fs::metadata(sh).unwrap().uid(), if unprivileged { 100000 } else { 0 });
     }
-    env.pct(&["exec", &vs, "--", "true"])
-        .fails(255, &format!("container '{v}' not running!"));
-    env.pct(&["stop", &vs])
-        .fails(255, &format!("CT {v} not running"));
+    env.pct(&["exec", &vs, "--", "true"]).fails(255, &format!("container '{v}' not running!"));
+    env.pct(&["stop", &vs]).fails(255, &format!("CT {v} not running"));
 
     env.pct(&["start", &vs]).ok();
     assert_eq!(env.pct(&["status", &vs]).stdout, "status: running\n");
     let pid = env.init_pid(v);
     assert_eq!(uid_of(pid), if unprivileged { 100000 } else { 0 });
-    env.pct(&["start", &vs])
-        .fails(255, &format!("CT {v} already running"));
+    env.pct(&["start", &vs]).fails(255, &format!("CT {v} already running"));
 
     let r = env.pct(&["exec", &vs, "--", "echo", "hello from", "ct"]);
     r.ok();
@@ -70,35 +55,20 @@ fn lifecycle(offset: u32, unprivileged: bool) {
     assert_eq!(r.code, 42, "exit status of the command: {}", r.stderr);
     assert_eq!(r.stderr, "oops\n");
     // The caller's stdin reaches the command.
-    let mut child = env
-        .cmd(&["exec", &vs, "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.cmd(&["exec", &vs, "--", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
     env.pct(&["exec", &vs]).fails(255, "missing command");
 
-    env.pct(&["destroy", &vs]).fails(
-        255,
-        &format!("unable to destroy CT {v} - container is running"),
-    );
+    env.pct(&["destroy", &vs]).fails(255, &format!("unable to destroy CT {v} - container is running"));
     let r = env.pct(&["list"]);
-    assert!(
-        r.stdout.contains(&format!("{:<10} {:<10} ", v, "running")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("{:<10} {:<10} ", v, "running")), "{}", r.stdout);
 
     env.pct(&["stop", &vs]).ok();
     assert_eq!(env.pct(&["status", &vs]).stdout, "status: stopped\n");
-    assert!(
-        std::fs::metadata(format!("/proc/{pid}")).is_err(),
-        "init still alive"
-    );
+    assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "init still alive");
 
     env.pct(&["destroy", &vs]).ok();
     env.pct(&["config", &vs]).fails(2, "does not exist");
@@ -125,38 +95,17 @@ fn shutdown_force_and_destroy_force() {
     let vs = v.to_string();
     let t = env.template("shutdown", None);
     // sleep as PID 1 ignores SIGPWR: a clean shutdown cannot succeed.
-    env.pct(&[
-        "create",
-        &vs,
-        &t,
-        "--ostype",
-        "unmanaged",
-        "--entrypoint",
-        "/bin/sleep 600",
-    ])
-    .ok();
+    env.pct(&["create", &vs, &t, "--ostype", "unmanaged", "--entrypoint", "/bin/sleep 600"]).ok();
     env.pct(&["start", &vs]).ok();
-    env.pct(&["shutdown", &vs, "--timeout", "1"])
-        .fails(255, "container did not stop");
+    env.pct(&["shutdown", &vs, "--timeout", "1"]).fails(255, "container did not stop");
     assert_eq!(env.pct(&["status", &vs]).stdout, "status: running\n");
-    env.pct(&["shutdown", &vs, "--timeout", "1", "--forceStop"])
-        .ok();
+    env.pct(&["shutdown", &vs, "--timeout", "1", "--forceStop"]).ok();
     assert_eq!(env.pct(&["status", &vs]).stdout, "status: stopped\n");
     env.pct(&["start", &vs]).ok();
     let r = env.pct(&["destroy", &vs, "--force", "--purge"]);
     r.ok();
-    assert!(
-        r.stdout
-            .contains(&format!("forced to stop CT {v} before destroying!")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains(&format!("purging CT {v} from related configurations..")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("forced to stop CT {v} before destroying!")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("purging CT {v} from related configurations..")), "{}", r.stdout);
     env.pct(&["status", &vs]).fails(2, "does not exist");
 }
 
@@ -166,18 +115,8 @@ fn start_fails_when_init_does_not_come_up() {
     let v = env.track(vmid(23));
     let vs = v.to_string();
     let t = env.template("badinit", None);
-    env.pct(&[
-        "create",
-        &vs,
-        &t,
-        "--ostype",
-        "unmanaged",
-        "--entrypoint",
-        "/nonexistent/init",
-    ])
-    .ok();
-    env.pct(&["start", &vs])
-        .fails(255, &format!("startup for container '{v}' failed"));
+    env.pct(&["create", &vs, &t, "--ostype", "unmanaged", "--entrypoint", "/nonexistent/init"]).ok();
+    env.pct(&["start", &vs]).fails(255, &format!("startup for container '{v}' failed"));
     assert_eq!(env.pct(&["status", &vs]).stdout, "status: stopped\n");
 }
 
@@ -187,31 +126,16 @@ fn container_is_not_a_descendant_of_a_subreaper_caller() {
     let v = env.track(vmid(24));
     let vs = v.to_string();
     let t = env.template("subreaper", None);
-    env.pct(&[
-        "create",
-        &vs,
-        &t,
-        "--ostype",
-        "unmanaged",
-        "--entrypoint",
-        "/bin/sleep 600",
-    ])
-    .ok();
+    env.pct(&["create", &vs, &t, "--ostype", "unmanaged", "--entrypoint", "/bin/sleep 600"]).ok();
     if emulated() {
         // The daemon must exist before the subreaper calls pct (see docs/pct-emulator.md).
-        let st = Command::new(env.pct_path())
-            .arg("--emulator-daemon")
-            .status()
-            .unwrap();
+        let st = Command::new(env.pct_path()).arg("--emulator-daemon").status().unwrap();
         assert!(st.success());
     }
     // A subreaper shell (like containerd-shim/conmon) runs `pct start`, then stays.
     let caller = env.cmd(&[]);
     let mut sh = Command::new("sh");
-    sh.arg("-c")
-        .arg("\"$0\" start \"$1\" && sleep 30")
-        .arg(env.pct_path())
-        .arg(&vs);
+    sh.arg("-c").arg("\"$0\" start \"$1\" && sleep 30").arg(env.pct_path()).arg(&vs);
     for (k, val) in caller.get_envs() {
         if let Some(val) = val {
             sh.env(k, val);
@@ -238,14 +162,8 @@ fn container_is_not_a_descendant_of_a_subreaper_caller() {
     let shpid = sh.id() as i32;
     let _ = sh.kill();
     let _ = sh.wait();
-    assert!(
-        !chain.contains(&shpid),
-        "init {pid} descends from the subreaper caller {shpid}: {chain:?}"
-    );
-    assert!(
-        !chain.contains(&me),
-        "init {pid} descends from the test process: {chain:?}"
-    );
+    assert!(!chain.contains(&shpid), "init {pid} descends from the subreaper caller {shpid}: {chain:?}");
+    assert!(!chain.contains(&me), "init {pid} descends from the test process: {chain:?}");
     env.pct(&["stop", &vs]).ok();
 }
 
@@ -278,11 +196,7 @@ fn network_static_dhcp_manual() {
     for ifname in ["eth1", "eth2"] {
         let r = env.pct(&["exec", &vs, "--", "ip", "-4", "addr", "show", ifname]);
         r.ok();
-        assert!(
-            !r.stdout.contains("inet "),
-            "{ifname} configured: {}",
-            r.stdout
-        );
+        assert!(!r.stdout.contains("inet "), "{ifname} configured: {}", r.stdout);
         let r = env.pct(&["exec", &vs, "--", "ip", "link", "show", ifname]);
         r.ok();
         assert!(r.stdout.contains(ifname), "{}", r.stdout);
@@ -323,23 +237,14 @@ fn limits_and_runtime_env_are_applied() {
     env.pct(&["start", &vs]).ok();
     let pid = env.init_pid(v);
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    assert!(String::from_utf8_lossy(&environ)
-        .split('\0')
-        .any(|e| e == "NEXCAGE_TEST=yes"));
+    assert!(String::from_utf8_lossy(&environ).split('\0').any(|e| e == "NEXCAGE_TEST=yes"));
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let read = |ctrl: &str, file: &str| -> Option<String> {
-        let line = cgroups.lines().find(|l| {
-            l.split(':')
-                .nth(1)
-                .is_some_and(|c| c.split(',').any(|x| x == ctrl))
-        })?;
+        let line = cgroups.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == ctrl)))?;
         let path = line.splitn(3, ':').nth(2)?;
         // Limits sit on the container cgroup, the init lives in its `ns` child.
         let dir = path.strip_suffix("/ns").unwrap_or(path);
-        for base in [
-            format!("/sys/fs/cgroup/{ctrl}{dir}"),
-            format!("/sys/fs/cgroup{dir}"),
-        ] {
+        for base in [format!("/sys/fs/cgroup/{ctrl}{dir}"), format!("/sys/fs/cgroup{dir}")] {
             if let Ok(s) = std::fs::read_to_string(format!("{base}/{file}")) {
                 return Some(s.trim().to_string());
             }
@@ -349,10 +254,7 @@ fn limits_and_runtime_env_are_applied() {
     if let Some(m) = read("memory", "memory.limit_in_bytes") {
         assert_eq!(m, (64u64 << 20).to_string());
     } else {
-        assert_eq!(
-            read("", "memory.max").as_deref(),
-            Some(&*(64u64 << 20).to_string())
-        );
+        assert_eq!(read("", "memory.max").as_deref(), Some(&*(64u64 << 20).to_string()));
     }
     let pids = read("pids", "pids.max").or_else(|| read("", "pids.max"));
     assert_eq!(pids.as_deref(), Some("33"));

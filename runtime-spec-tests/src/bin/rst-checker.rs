@@ -137,11 +137,7 @@ fn check(file: &str, argv: &[String]) -> i32 {
             "env" => {
                 let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 for e in strings(want) {
-                    let r = if env.contains(&e) {
-                        Ok(())
-                    } else {
-                        Err(format!("not in environment {env:?}"))
-                    };
+                    let r = if env.contains(&e) { Ok(()) } else { Err(format!("not in environment {env:?}")) };
                     t.check(&format!("env {e}"), r);
                 }
             }
@@ -150,14 +146,8 @@ fn check(file: &str, argv: &[String]) -> i32 {
                 t.check("cwd", eq_str(&cwd.unwrap_or_else(|e| e.to_string()), want));
             }
             // SAFETY: getuid/getgid cannot fail.
-            "uid" => t.check(
-                "uid",
-                eq_json(&serde_json::json!(unsafe { libc::getuid() }), want),
-            ),
-            "gid" => t.check(
-                "gid",
-                eq_json(&serde_json::json!(unsafe { libc::getgid() }), want),
-            ),
+            "uid" => t.check("uid", eq_json(&serde_json::json!(unsafe { libc::getuid() }), want)),
+            "gid" => t.check("gid", eq_json(&serde_json::json!(unsafe { libc::getgid() }), want)),
             "groups" => t.check("additional groups", check_groups(want)),
             "hostname" => t.check("hostname", eq_str(&hostname(), want)),
             "rlimits" => {
@@ -186,10 +176,7 @@ fn check(file: &str, argv: &[String]) -> i32 {
             }
             "oom_score_adj" => {
                 let got = read_trim("/proc/self/oom_score_adj");
-                t.check(
-                    "oom_score_adj",
-                    eq_str(&got, &Value::String(want.to_string())),
-                );
+                t.check("oom_score_adj", eq_str(&got, &Value::String(want.to_string())));
             }
             "mounts" => {
                 for m in want.as_array().cloned().unwrap_or_default() {
@@ -226,10 +213,7 @@ fn check(file: &str, argv: &[String]) -> i32 {
                 let differ = key == "ns_new";
                 for (ns, host) in want.as_object().cloned().unwrap_or_default() {
                     let what = if differ { "new" } else { "host" };
-                    t.check(
-                        &format!("{ns} namespace {what}"),
-                        check_ns(&ns, &host, differ),
-                    );
+                    t.check(&format!("{ns} namespace {what}"), check_ns(&ns, &host, differ));
                 }
             }
             "pid1" => {
@@ -254,10 +238,7 @@ fn check(file: &str, argv: &[String]) -> i32 {
                     t.check(&format!("device {p}"), r);
                 }
             }
-            other => t.check(
-                &format!("unknown expectation {other}"),
-                Err("unsupported".into()),
-            ),
+            other => t.check(&format!("unknown expectation {other}"), Err("unsupported".into())),
         }
     }
     println!("1..{}", t.n);
@@ -270,13 +251,7 @@ fn check(file: &str, argv: &[String]) -> i32 {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
 fn eq_json(got: &Value, want: &Value) -> Result<(), String> {
@@ -308,9 +283,7 @@ fn hostname() -> String {
         if libc::uname(&mut u) != 0 {
             return "<uname failed>".into();
         }
-        std::ffi::CStr::from_ptr(u.nodename.as_ptr())
-            .to_string_lossy()
-            .into_owned()
+        std::ffi::CStr::from_ptr(u.nodename.as_ptr()).to_string_lossy().into_owned()
     }
 }
 
@@ -324,10 +297,7 @@ fn check_groups(want: &Value) -> Result<(), String> {
     let mut got: Vec<u64> = buf[..n as usize].iter().map(|&g| g as u64).collect();
     got.sort_unstable();
     got.dedup();
-    let mut exp: Vec<u64> = want
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
+    let mut exp: Vec<u64> = want.as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
     exp.sort_unstable();
     exp.dedup();
     if got == exp {
@@ -362,10 +332,7 @@ fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
 fn check_rlimit(rl: &Value) -> Result<(), String> {
     let name = rl["type"].as_str().unwrap_or("");
     let res = rlimit_resource(name).ok_or_else(|| format!("unknown rlimit {name}"))?;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: lim is a valid out-pointer.
     if unsafe { libc::getrlimit(res, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error().to_string());
@@ -374,10 +341,7 @@ fn check_rlimit(rl: &Value) -> Result<(), String> {
     if Some(lim.rlim_cur) == soft && Some(lim.rlim_max) == hard {
         Ok(())
     } else {
-        Err(format!(
-            "got soft {} hard {}, want soft {:?} hard {:?}",
-            lim.rlim_cur, lim.rlim_max, soft, hard
-        ))
+        Err(format!("got soft {} hard {}, want soft {:?} hard {:?}", lim.rlim_cur, lim.rlim_max, soft, hard))
     }
 }
 
@@ -426,11 +390,7 @@ const CAPS: [&str; 41] = [
 ];
 
 fn cap_names(mask: u64) -> Vec<&'static str> {
-    CAPS.iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1u64 << i) != 0)
-        .map(|(_, n)| *n)
-        .collect()
+    CAPS.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, n)| *n).collect()
 }
 
 fn check_caps(field: &str, want: &Value) -> Result<(), String> {
@@ -450,11 +410,7 @@ fn check_caps(field: &str, want: &Value) -> Result<(), String> {
     if got == exp {
         Ok(())
     } else {
-        Err(format!(
-            "got {:?}, want {:?}",
-            cap_names(got),
-            cap_names(exp)
-        ))
+        Err(format!("got {:?}, want {:?}", cap_names(got), cap_names(exp)))
     }
 }
 
@@ -472,10 +428,7 @@ fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 3 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4]).ok().and_then(|o| u8::from_str_radix(o, 8).ok()) {
                 out.push(v);
                 i += 4;
                 continue;
@@ -510,10 +463,7 @@ fn mountinfo() -> Vec<MountInfo> {
 
 /// The mount that is visible at `path` (the last entry mounted exactly there).
 fn mount_at(path: &str) -> Option<MountInfo> {
-    mountinfo()
-        .into_iter()
-        .rev()
-        .find(|m| m.mount_point == path)
+    mountinfo().into_iter().rev().find(|m| m.mount_point == path)
 }
 
 fn check_mount(m: &Value) -> Result<(), String> {
@@ -531,10 +481,7 @@ fn check_mount(m: &Value) -> Result<(), String> {
     }
     for o in strings(&m["super_options"]) {
         if !mi.super_options.contains(&o) {
-            return Err(format!(
-                "superblock option {o} missing from {:?}",
-                mi.super_options
-            ));
+            return Err(format!("superblock option {o} missing from {:?}", mi.super_options));
         }
     }
     Ok(())
@@ -543,20 +490,13 @@ fn check_mount(m: &Value) -> Result<(), String> {
 /// The mount that covers `path` (longest mount point that is a path prefix; the
 /// last one mounted wins).
 fn covering_mount(path: &str) -> Option<MountInfo> {
-    let path = std::fs::canonicalize(path)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| path.to_string());
+    let path = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_string());
     let mut best: Option<MountInfo> = None;
     for m in mountinfo() {
         let mp = m.mount_point.trim_end_matches('/');
-        let covers = path == m.mount_point
-            || mp.is_empty()
-            || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/'));
-        if covers
-            && best
-                .as_ref()
-                .map_or(true, |b| m.mount_point.len() >= b.mount_point.len())
-        {
+        let covers =
+            path == m.mount_point || mp.is_empty() || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/'));
+        if covers && best.as_ref().map_or(true, |b| m.mount_point.len() >= b.mount_point.len()) {
             best = Some(m);
         }
     }
@@ -566,21 +506,14 @@ fn covering_mount(path: &str) -> Option<MountInfo> {
 fn check_writable(path: &str, want_writable: bool) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
     let result = if meta.is_dir() {
-        let probe = format!(
-            "{}/.rst-probe-{}",
-            path.trim_end_matches('/'),
-            std::process::id()
-        );
+        let probe = format!("{}/.rst-probe-{}", path.trim_end_matches('/'), std::process::id());
         let r = std::fs::write(&probe, b"x");
         if r.is_ok() {
             let _ = std::fs::remove_file(&probe);
         }
         r
     } else {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map(|_| ())
+        std::fs::OpenOptions::new().write(true).open(path).map(|_| ())
     };
     let ro_mount = covering_mount(path).is_some_and(|m| m.options.iter().any(|o| o == "ro"));
     match (result, want_writable) {
@@ -590,9 +523,7 @@ fn check_writable(path: &str, want_writable: bool) -> Result<(), String> {
         // Pseudo filesystems refuse creating files with other errors: then the
         // mount must be read-only.
         (Err(_), false) if ro_mount => Ok(()),
-        (Err(e), false) => Err(format!(
-            "write failed with {e} and the mount is not read-only"
-        )),
+        (Err(e), false) => Err(format!("write failed with {e} and the mount is not read-only")),
         (Err(e), true) => Err(format!("not writable: {e}")),
     }
 }
@@ -654,10 +585,7 @@ mod tests {
     #[test]
     fn capability_names() {
         assert_eq!(cap_names(0), Vec::<&str>::new());
-        assert_eq!(
-            cap_names(1 << 5 | 1 << 10),
-            ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
-        );
+        assert_eq!(cap_names(1 << 5 | 1 << 10), ["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
         assert_eq!(CAPS[40], "CAP_CHECKPOINT_RESTORE");
     }
 

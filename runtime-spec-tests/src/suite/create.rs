@@ -32,22 +32,14 @@ fn program_not_run(c: &mut Case) -> Result<()> {
     let marker = b.host_path("/rst/marker");
     c.create(&b)?;
     std::thread::sleep(Duration::from_millis(300));
-    ensure(!marker.exists(), || {
-        "the user program ran before start (marker file written after create)".into()
-    })?;
+    ensure(!marker.exists(), || "the user program ran before start (marker file written after create)".into())?;
     c.expect_status("created")?;
     c.start()?;
-    c.wait_for(
-        "the program to run after start",
-        Duration::from_secs(10),
-        |_| marker.exists(),
-    )
+    c.wait_for("the program to run after start", Duration::from_secs(10), |_| marker.exists())
 }
 
 fn process_exists(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     let pid = c.create(&b)?;
-    ensure(pid_exists(pid), || {
-        format!("pid {pid} from the pid file does not exist after create")
-    })
+    ensure(pid_exists(pid), || format!("pid {pid} from the pid file does not exist after create"))
 }

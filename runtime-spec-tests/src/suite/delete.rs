@@ -26,17 +26,11 @@ fn created(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     let pid = c.create(&b)?;
     let id = c.id.clone();
-    c.run(&["delete", &id])?
-        .check()
-        .context("delete of a created container failed")?;
+    c.run(&["delete", &id])?.check().context("delete of a created container failed")?;
     state_gone(c)?;
-    let exit = c
-        .wait_exit(pid, EXIT_TIMEOUT)
-        .context("the container process must be gone after delete")?;
+    let exit = c.wait_exit(pid, EXIT_TIMEOUT).context("the container process must be gone after delete")?;
     ensure(matches!(exit, Exit::Signal(_)), || {
-        format!(
-            "the created container's process ended with {exit}; the program must never have run"
-        )
+        format!("the created container's process ended with {exit}; the program must never have run")
     })
 }
 
@@ -46,9 +40,7 @@ fn stopped(c: &mut Case) -> Result<()> {
     c.start()?;
     c.wait_exit(pid, EXIT_TIMEOUT)?;
     let id = c.id.clone();
-    c.run(&["delete", &id])?
-        .check()
-        .context("delete of a stopped container failed")?;
+    c.run(&["delete", &id])?.check().context("delete of a stopped container failed")?;
     state_gone(c)
 }
 
@@ -67,28 +59,19 @@ fn force_running(c: &mut Case) -> Result<()> {
     let pid = c.create(&b)?;
     c.start()?;
     let id = c.id.clone();
-    c.run(&["delete", "--force", &id])?
-        .check()
-        .context("delete --force of a running container failed")?;
+    c.run(&["delete", "--force", &id])?.check().context("delete --force of a running container failed")?;
     state_gone(c)?;
-    let exit = c
-        .wait_exit(pid, EXIT_TIMEOUT)
-        .context("the container process must be gone after delete --force")?;
-    ensure(exit == Exit::Signal(9), || {
-        format!("container process ended with {exit}, want SIGKILL")
-    })
+    let exit = c.wait_exit(pid, EXIT_TIMEOUT).context("the container process must be gone after delete --force")?;
+    ensure(exit == Exit::Signal(9), || format!("container process ended with {exit}, want SIGKILL"))
 }
 
 fn force_created(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     let pid = c.create(&b)?;
     let id = c.id.clone();
-    c.run(&["delete", "--force", &id])?
-        .check()
-        .context("delete --force of a created container failed")?;
+    c.run(&["delete", "--force", &id])?.check().context("delete --force of a created container failed")?;
     state_gone(c)?;
-    c.wait_exit(pid, EXIT_TIMEOUT)
-        .context("the container process must be gone after delete --force")?;
+    c.wait_exit(pid, EXIT_TIMEOUT).context("the container process must be gone after delete --force")?;
     Ok(())
 }
 
@@ -100,8 +83,7 @@ fn id_reusable(c: &mut Case) -> Result<()> {
     let id = c.id.clone();
     c.run(&["delete", &id])?.check().context("delete failed")?;
     let b2 = sleeper(c)?;
-    c.create(&b2)
-        .context("create with the id of a deleted container")?;
+    c.create(&b2).context("create with the id of a deleted container")?;
     c.expect_status("created")
 }
 
@@ -109,8 +91,6 @@ fn id_reusable(c: &mut Case) -> Result<()> {
 /// id that does not exist (any more).
 fn force_unknown(c: &mut Case) -> Result<()> {
     let id = c.other_id("never-created");
-    c.run(&["delete", "--force", &id])?
-        .check()
-        .context("delete --force of an unknown id")?;
+    c.run(&["delete", "--force", &id])?.check().context("delete --force of an unknown id")?;
     Ok(())
 }

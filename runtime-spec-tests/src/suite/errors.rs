@@ -31,10 +31,9 @@ fn duplicate_id(c: &mut Case) -> Result<()> {
     let out = c.create_args(&id, &["--bundle", &bd])?;
     expect_failure(&out, "create with the id of an existing container")?;
     let st = c.state()?;
-    ensure(
-        st["pid"].as_i64() == Some(pid as i64) && st["status"] == "created",
-        || format!("the existing container changed after the duplicate create: {st}"),
-    )
+    ensure(st["pid"].as_i64() == Some(pid as i64) && st["status"] == "created", || {
+        format!("the existing container changed after the duplicate create: {st}")
+    })
 }
 
 fn unknown(c: &mut Case, op: &str) -> Result<()> {
@@ -70,35 +69,20 @@ fn missing_bundle(c: &mut Case) -> Result<()> {
 fn missing_config(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     std::fs::remove_file(b.dir.join("config.json"))?;
-    not_created(
-        c,
-        &b.dir.display().to_string(),
-        "create without config.json",
-    )
+    not_created(c, &b.dir.display().to_string(), "create without config.json")
 }
 
 fn invalid_config(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
-    std::fs::write(
-        b.dir.join("config.json"),
-        "{\"ociVersion\": \"1.0.2\", \"process\": ",
-    )?;
-    not_created(
-        c,
-        &b.dir.display().to_string(),
-        "create with a config.json that is not JSON",
-    )
+    std::fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ")?;
+    not_created(c, &b.dir.display().to_string(), "create with a config.json that is not JSON")
 }
 
 fn missing_rootfs(c: &mut Case) -> Result<()> {
     let mut b = sleeper(c)?;
     b.config["root"]["path"] = "no-such-rootfs".into();
     b.save()?;
-    not_created(
-        c,
-        &b.dir.display().to_string(),
-        "create with a missing root.path",
-    )
+    not_created(c, &b.dir.display().to_string(), "create with a missing root.path")
 }
 
 fn program_not_found(c: &mut Case) -> Result<()> {
@@ -110,10 +94,7 @@ fn program_not_found(c: &mut Case) -> Result<()> {
         return Ok(()); // reported at create: fine
     }
     let out = c.run(&["start", &id])?;
-    expect_failure(
-        &out,
-        "create and start of a program that does not exist (one of them)",
-    )
+    expect_failure(&out, "create and start of a program that does not exist (one of them)")
 }
 
 /// `create ..` must fail, and `delete --force ..` (as an engine's cleanup would
@@ -131,10 +112,5 @@ fn dotdot_harmless(c: &mut Case) -> Result<()> {
     let kept = sentinel.exists();
     std::fs::create_dir_all(&root)?;
     r?;
-    ensure(kept, || {
-        format!(
-            "`delete --force ..` removed files outside --root ({} is gone)",
-            sentinel.display()
-        )
-    })
+    ensure(kept, || format!("`delete --force ..` removed files outside --root ({} is gone)", sentinel.display()))
 }

@@ -28,11 +28,7 @@ fn delivers(c: &mut Case, sig: Option<&str>, want: i32) -> Result<()> {
     let ready = b.host_path("/rst/ready");
     let pid = c.create(&b)?;
     c.start()?;
-    c.wait_for(
-        "the program to block signals",
-        Duration::from_secs(10),
-        |_| ready.exists(),
-    )?;
+    c.wait_for("the program to block signals", Duration::from_secs(10), |_| ready.exists())?;
     let id = c.id.clone();
     let mut args = vec!["kill", id.as_str()];
     args.extend(sig);
@@ -41,10 +37,7 @@ fn delivers(c: &mut Case, sig: Option<&str>, want: i32) -> Result<()> {
     let exit = c.wait_exit(pid, Duration::from_secs(3))?;
     let out = c.container_stdout();
     ensure(out.trim() == format!("signal {want}"), || {
-        format!(
-            "the program received {:?} ({exit}), want signal {want}",
-            out.trim()
-        )
+        format!("the program received {:?} ({exit}), want signal {want}", out.trim())
     })
 }
 
@@ -73,13 +66,9 @@ fn sigkill_running(c: &mut Case) -> Result<()> {
     let pid = c.create(&b)?;
     c.start()?;
     let id = c.id.clone();
-    c.run(&["kill", &id, "KILL"])?
-        .check()
-        .context("kill KILL failed")?;
+    c.run(&["kill", &id, "KILL"])?.check().context("kill KILL failed")?;
     let exit = c.wait_exit(pid, EXIT_TIMEOUT)?;
-    ensure(exit == Exit::Signal(9), || {
-        format!("container process ended with {exit}, want signal 9")
-    })?;
+    ensure(exit == Exit::Signal(9), || format!("container process ended with {exit}, want signal 9"))?;
     c.expect_status("stopped")
 }
 
@@ -87,13 +76,9 @@ fn created(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     let pid = c.create(&b)?;
     let id = c.id.clone();
-    c.run(&["kill", &id, "9"])?
-        .check()
-        .context("kill of a created container failed")?;
+    c.run(&["kill", &id, "9"])?.check().context("kill of a created container failed")?;
     let exit = c.wait_exit(pid, EXIT_TIMEOUT)?;
-    ensure(exit == Exit::Signal(9), || {
-        format!("container process ended with {exit}, want signal 9")
-    })?;
+    ensure(exit == Exit::Signal(9), || format!("container process ended with {exit}, want signal 9"))?;
     c.expect_status("stopped")
 }
 
@@ -102,13 +87,9 @@ fn all_flag(c: &mut Case) -> Result<()> {
     let pid = c.create(&b)?;
     c.start()?;
     let id = c.id.clone();
-    c.run(&["kill", "--all", &id, "9"])?
-        .check()
-        .context("kill --all failed")?;
+    c.run(&["kill", "--all", &id, "9"])?.check().context("kill --all failed")?;
     let exit = c.wait_exit(pid, EXIT_TIMEOUT)?;
-    ensure(exit == Exit::Signal(9), || {
-        format!("container process ended with {exit}, want signal 9")
-    })
+    ensure(exit == Exit::Signal(9), || format!("container process ended with {exit}, want signal 9"))
 }
 
 fn stopped_fails(c: &mut Case) -> Result<()> {
@@ -116,9 +97,7 @@ fn stopped_fails(c: &mut Case) -> Result<()> {
     let pid = c.create(&b)?;
     c.start()?;
     c.wait_exit(pid, EXIT_TIMEOUT)?;
-    c.wait_for("status stopped", Duration::from_secs(3), |c| {
-        c.status().is_ok_and(|s| s == "stopped")
-    })?;
+    c.wait_for("status stopped", Duration::from_secs(3), |c| c.status().is_ok_and(|s| s == "stopped"))?;
     let id = c.id.clone();
     let out = c.run(&["kill", &id, "KILL"])?;
     expect_failure(&out, "kill of a stopped container")

@@ -43,8 +43,7 @@ fn hostname(c: &mut Case) -> Result<()> {
 fn namespaces_new(c: &mut Case) -> Result<()> {
     let mut b = checker(c)?;
     // The default config: pid, network, ipc, uts, mount.
-    let expect =
-        json!({ "ns_new": host_ns(c, &["pid", "net", "ipc", "uts", "mnt"]), "pid1": true });
+    let expect = json!({ "ns_new": host_ns(c, &["pid", "net", "ipc", "uts", "mnt"]), "pid1": true });
     c.run_checker(&mut b, &expect)
 }
 
@@ -90,22 +89,12 @@ fn readonly(c: &mut Case) -> Result<()> {
     std::fs::write(b.host_path("/rst-ro-file"), "x")?;
     let paths = json!(["/proc/sys", "/proc/bus", "/rst-ro-dir", "/rst-ro-file"]);
     b.config["linux"]["readonlyPaths"] = paths.clone();
-    c.run_checker(
-        &mut b,
-        &json!({ "readonly_paths": paths, "writable_paths": ["/rst-rw-dir", "/tmp"] }),
-    )
+    c.run_checker(&mut b, &json!({ "readonly_paths": paths, "writable_paths": ["/rst-rw-dir", "/tmp"] }))
 }
 
 fn default_devices(c: &mut Case) -> Result<()> {
     let mut b = checker(c)?;
-    let devs = [
-        "/dev/null",
-        "/dev/zero",
-        "/dev/full",
-        "/dev/random",
-        "/dev/urandom",
-        "/dev/tty",
-    ];
+    let devs = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
     c.run_checker(&mut b, &json!({ "char_devices": devs }))
 }
 
@@ -118,8 +107,5 @@ fn devices(c: &mut Case) -> Result<()> {
         { "allow": false, "access": "rwm" },
         { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" }
     ]);
-    c.run_checker(
-        &mut b,
-        &json!({ "char_devices": ["/dev/rst-null"], "writable_paths": ["/dev/rst-null"] }),
-    )
+    c.run_checker(&mut b, &json!({ "char_devices": ["/dev/rst-null"], "writable_paths": ["/dev/rst-null"] }))
 }

@@ -109,23 +109,15 @@ pub const REFERENCE_DEVIATIONS: &[(&str, &str, &str)] = &[
 
 pub fn deviation_reason(name: &str, reference: Option<&str>) -> Option<&'static str> {
     let reference = reference?;
-    REFERENCE_DEVIATIONS
-        .iter()
-        .find(|(n, r, _)| *n == name && *r == reference)
-        .map(|(_, _, why)| *why)
+    REFERENCE_DEVIATIONS.iter().find(|(n, r, _)| *n == name && *r == reference).map(|(_, _, why)| *why)
 }
 
 /// Every test left out of some verdict, with why, for docs/conformance.md.
 pub fn not_judged() -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = EXCLUDED
-        .iter()
-        .map(|(n, r)| (n.to_string(), format!("excluded, no reference passes: {r}")))
-        .collect();
+    let mut v: Vec<(String, String)> =
+        EXCLUDED.iter().map(|(n, r)| (n.to_string(), format!("excluded, no reference passes: {r}"))).collect();
     for (n, r, why) in REFERENCE_DEVIATIONS {
-        v.push((
-            n.to_string(),
-            format!("not held against {r} (and nexcage→{r}): {why}"),
-        ));
+        v.push((n.to_string(), format!("not held against {r} (and nexcage→{r}): {why}")));
     }
     v
 }
@@ -143,9 +135,7 @@ pub(crate) fn exiter(c: &mut Case, code: i32) -> Result<Bundle> {
 
 /// The command must have failed (non-zero exit).
 pub(crate) fn expect_failure(out: &Output, what: &str) -> Result<()> {
-    ensure(out.code.is_some_and(|c| c != 0), || {
-        format!("{what} should fail, but {}", out.describe())
-    })
+    ensure(out.code.is_some_and(|c| c != 0), || format!("{what} should fail, but {}", out.describe()))
 }
 
 /// Seconds since the epoch of an RFC 3339 date-time, None when `s` is not one.
@@ -153,27 +143,12 @@ pub(crate) fn rfc3339_epoch(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
     };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
+    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -220,14 +195,8 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(rfc3339_epoch("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(
-            rfc3339_epoch("2024-02-29T12:00:00.5+01:00"),
-            Some(1709204400.5)
-        );
-        assert_eq!(
-            rfc3339_epoch("2024-02-29T12:00:00.123456789Z").map(|v| v.floor()),
-            Some(1709208000.0)
-        );
+        assert_eq!(rfc3339_epoch("2024-02-29T12:00:00.5+01:00"), Some(1709204400.5));
+        assert_eq!(rfc3339_epoch("2024-02-29T12:00:00.123456789Z").map(|v| v.floor()), Some(1709208000.0));
         assert_eq!(rfc3339_epoch("2024-02-29 12:00:00Z"), None);
         assert_eq!(rfc3339_epoch("2024-02-29T12:00:00"), None);
         assert_eq!(rfc3339_epoch("2024-13-01T00:00:00Z"), None);
@@ -238,9 +207,7 @@ mod tests {
     fn names_unique_and_grouped() {
         let all = all();
         let mut names: Vec<&str> = all.iter().map(|t| t.name).collect();
-        assert!(names
-            .iter()
-            .all(|n| n.contains('/') && !n.contains(' ') && !n.contains('|')));
+        assert!(names.iter().all(|n| n.contains('/') && !n.contains(' ') && !n.contains('|')));
         names.sort();
         let n = names.len();
         names.dedup();
@@ -251,10 +218,7 @@ mod tests {
         for (e, r, _) in REFERENCE_DEVIATIONS {
             assert!(names.contains(e), "deviation for unknown test {e}");
             assert!(matches!(*r, "runc" | "crun"), "unknown reference {r}");
-            assert!(
-                !EXCLUDED.iter().any(|(x, _)| x == e),
-                "{e} is both excluded and a deviation"
-            );
+            assert!(!EXCLUDED.iter().any(|(x, _)| x == e), "{e} is both excluded and a deviation");
         }
     }
 }

@@ -68,10 +68,7 @@ fn tmpfs(c: &mut Case) -> Result<()> {
 fn bind_ro(c: &mut Case) -> Result<()> {
     let mut b = checker(c)?;
     let src = host_dir(c, "host-ro", "read-only bind")?;
-    add_mount(
-        &mut b,
-        json!({ "destination": "/mnt/ro", "type": "bind", "source": src, "options": ["rbind", "ro"] }),
-    );
+    add_mount(&mut b, json!({ "destination": "/mnt/ro", "type": "bind", "source": src, "options": ["rbind", "ro"] }));
     let expect = json!({
         "mounts": [{ "destination": "/mnt/ro", "options": ["ro"] }],
         "readonly_paths": ["/mnt/ro", "/mnt/ro/hello.txt"],
@@ -83,10 +80,7 @@ fn bind_ro(c: &mut Case) -> Result<()> {
 fn bind_rw(c: &mut Case) -> Result<()> {
     let mut b = checker(c)?;
     let src = host_dir(c, "host-rw", "read-write bind")?;
-    add_mount(
-        &mut b,
-        json!({ "destination": "/mnt/rw", "type": "bind", "source": src, "options": ["rbind", "rw"] }),
-    );
+    add_mount(&mut b, json!({ "destination": "/mnt/rw", "type": "bind", "source": src, "options": ["rbind", "rw"] }));
     let expect = json!({
         "mounts": [{ "destination": "/mnt/rw", "options": ["rw"] }],
         "writable_paths": ["/mnt/rw", "/mnt/rw/hello.txt"],
@@ -116,10 +110,7 @@ fn destination_created(c: &mut Case) -> Result<()> {
         &mut b,
         json!({ "destination": "/rst-new/deep/dir", "type": "tmpfs", "source": "tmpfs", "options": ["size=64k"] }),
     );
-    c.run_checker(
-        &mut b,
-        &json!({ "mounts": [{ "destination": "/rst-new/deep/dir", "fstype": "tmpfs" }] }),
-    )
+    c.run_checker(&mut b, &json!({ "mounts": [{ "destination": "/rst-new/deep/dir", "fstype": "tmpfs" }] }))
 }
 
 fn order(c: &mut Case) -> Result<()> {

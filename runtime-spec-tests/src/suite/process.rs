@@ -30,15 +30,7 @@ fn checker(c: &mut Case) -> Result<crate::bundle::Bundle> {
 }
 
 fn args(c: &mut Case) -> Result<()> {
-    let want = [
-        CHECKER,
-        "check",
-        EXPECT,
-        "two words",
-        "",
-        "--flag=x",
-        "ünï\"cødé'",
-    ];
+    let want = [CHECKER, "check", EXPECT, "two words", "", "--flag=x", "ünï\"cødé'"];
     let mut b = checker(c)?;
     b.set_args(&want);
     c.run_checker(&mut b, &json!({ "args": want }))
@@ -46,13 +38,7 @@ fn args(c: &mut Case) -> Result<()> {
 
 fn env(c: &mut Case) -> Result<()> {
     let mut b = checker(c)?;
-    let env = [
-        "PATH=/bin:/sbin",
-        "RST_PLAIN=1",
-        "RST_SPACES=a b  c",
-        "RST_EMPTY=",
-        "RST_EQUALS=x=y",
-    ];
+    let env = ["PATH=/bin:/sbin", "RST_PLAIN=1", "RST_SPACES=a b  c", "RST_EMPTY=", "RST_EQUALS=x=y"];
     b.config["process"]["env"] = json!(env);
     c.run_checker(&mut b, &json!({ "env": env }))
 }
@@ -78,12 +64,8 @@ fn no_groups(c: &mut Case) -> Result<()> {
 
 fn additional_gids(c: &mut Case) -> Result<()> {
     let mut b = checker(c)?;
-    b.config["process"]["user"] =
-        json!({ "uid": 1234, "gid": 2345, "additionalGids": [3001, 3002, 5] });
-    c.run_checker(
-        &mut b,
-        &json!({ "uid": 1234, "gid": 2345, "groups": [3001, 3002, 5] }),
-    )
+    b.config["process"]["user"] = json!({ "uid": 1234, "gid": 2345, "additionalGids": [3001, 3002, 5] });
+    c.run_checker(&mut b, &json!({ "uid": 1234, "gid": 2345, "groups": [3001, 3002, 5] }))
 }
 
 fn rlimits(c: &mut Case) -> Result<()> {

@@ -7,11 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 
 pub fn tests() -> Vec<Test> {
-    vec![
-        t("root/is-bundle-rootfs", is_rootfs),
-        t("root/readonly", readonly),
-        t("root/writable", writable),
-    ]
+    vec![t("root/is-bundle-rootfs", is_rootfs), t("root/readonly", readonly), t("root/writable", writable)]
 }
 
 fn is_rootfs(c: &mut Case) -> Result<()> {
@@ -35,8 +31,5 @@ fn readonly(c: &mut Case) -> Result<()> {
 fn writable(c: &mut Case) -> Result<()> {
     let mut b = c.bundle(&[CHECKER, "check", EXPECT])?;
     b.config["root"]["readonly"] = json!(false);
-    c.run_checker(
-        &mut b,
-        &json!({ "readonly_root": false, "writable_paths": ["/", "/rst"] }),
-    )
+    c.run_checker(&mut b, &json!({ "readonly_root": false, "writable_paths": ["/", "/rst"] }))
 }

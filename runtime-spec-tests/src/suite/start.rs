@@ -20,11 +20,7 @@ fn runs_program(c: &mut Case) -> Result<()> {
     let marker = b.host_path("/rst/marker");
     c.create(&b)?;
     c.start()?;
-    c.wait_for(
-        "the program to write its marker",
-        Duration::from_secs(10),
-        |_| marker.exists(),
-    )
+    c.wait_for("the program to write its marker", Duration::from_secs(10), |_| marker.exists())
 }
 
 fn status_running(c: &mut Case) -> Result<()> {

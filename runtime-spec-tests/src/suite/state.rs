@@ -20,21 +20,11 @@ pub fn tests() -> Vec<Test> {
 
 fn check_common(c: &Case, st: &Value, pid: i32, status: &str) -> Result<()> {
     let ov = st["ociVersion"].as_str().unwrap_or("");
-    ensure(!ov.is_empty(), || {
-        format!("ociVersion missing or empty in {st}")
-    })?;
-    ensure(st["id"].as_str() == Some(c.id.as_str()), || {
-        format!("id is {}, want {:?}", st["id"], c.id)
-    })?;
-    ensure(st["status"].as_str() == Some(status), || {
-        format!("status is {}, want {status:?}", st["status"])
-    })?;
-    ensure(st["pid"].as_i64() == Some(pid as i64), || {
-        format!("pid is {}, want {pid} (the pid file's)", st["pid"])
-    })?;
-    ensure(st["bundle"].is_string(), || {
-        format!("bundle missing in {st}")
-    })?;
+    ensure(!ov.is_empty(), || format!("ociVersion missing or empty in {st}"))?;
+    ensure(st["id"].as_str() == Some(c.id.as_str()), || format!("id is {}, want {:?}", st["id"], c.id))?;
+    ensure(st["status"].as_str() == Some(status), || format!("status is {}, want {status:?}", st["status"]))?;
+    ensure(st["pid"].as_i64() == Some(pid as i64), || format!("pid is {}, want {pid} (the pid file's)", st["pid"]))?;
+    ensure(st["bundle"].is_string(), || format!("bundle missing in {st}"))?;
     Ok(())
 }
 
@@ -73,9 +63,8 @@ fn created_rfc3339(c: &mut Case) -> Result<()> {
     let after = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
     let st = c.state()?;
     let created = st["created"].as_str().unwrap_or_default().to_string();
-    let t = rfc3339_epoch(&created).ok_or_else(|| {
-        anyhow::anyhow!("created {:?} is not an RFC 3339 date-time", st["created"])
-    })?;
+    let t = rfc3339_epoch(&created)
+        .ok_or_else(|| anyhow::anyhow!("created {:?} is not an RFC 3339 date-time", st["created"]))?;
     // Allow for coarse clocks and rounding: within two seconds of the create call.
     ensure(t >= before - 2.0 && t <= after + 2.0, || {
         format!("created {created} is not the time of create (between {before:.0} and {after:.0} epoch seconds)")
@@ -88,38 +77,22 @@ fn bundle_absolute(c: &mut Case) -> Result<()> {
     let st = c.state()?;
     let want = std::fs::canonicalize(&b.dir)?;
     let got = st["bundle"].as_str().unwrap_or_default();
-    ensure(
-        got.starts_with('/') && std::fs::canonicalize(got).ok() == Some(want.clone()),
-        || {
-            format!(
-                "bundle is {:?}, want the absolute path {}",
-                st["bundle"],
-                want.display()
-            )
-        },
-    )
+    ensure(got.starts_with('/') && std::fs::canonicalize(got).ok() == Some(want.clone()), || {
+        format!("bundle is {:?}, want the absolute path {}", st["bundle"], want.display())
+    })
 }
 
 fn bundle_relative(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     let rel = b.dir.strip_prefix(&c.dir)?.display().to_string();
     let id = c.id.clone();
-    c.create_args(&id, &["--bundle", &rel])?
-        .check()
-        .context("create with a relative --bundle")?;
+    c.create_args(&id, &["--bundle", &rel])?.check().context("create with a relative --bundle")?;
     let st = c.state()?;
     let want = std::fs::canonicalize(&b.dir)?;
     let got = st["bundle"].as_str().unwrap_or_default();
-    ensure(
-        got.starts_with('/') && std::fs::canonicalize(got).ok() == Some(want.clone()),
-        || {
-            format!(
-                "bundle is {:?} for --bundle {rel}, want the absolute path {}",
-                st["bundle"],
-                want.display()
-            )
-        },
-    )
+    ensure(got.starts_with('/') && std::fs::canonicalize(got).ok() == Some(want.clone()), || {
+        format!("bundle is {:?} for --bundle {rel}, want the absolute path {}", st["bundle"], want.display())
+    })
 }
 
 fn annotations(c: &mut Case) -> Result<()> {
@@ -129,9 +102,6 @@ fn annotations(c: &mut Case) -> Result<()> {
     c.create(&b)?;
     let st = c.state()?;
     ensure(st["annotations"] == b.config["annotations"], || {
-        format!(
-            "annotations are {}, want those of config.json: {}",
-            st["annotations"], b.config["annotations"]
-        )
+        format!("annotations are {}, want those of config.json: {}", st["annotations"], b.config["annotations"])
     })
 }

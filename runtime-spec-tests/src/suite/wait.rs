@@ -18,16 +18,14 @@ pub fn tests() -> Vec<Test> {
 fn init_is_child(c: &mut Case) -> Result<()> {
     let b = sleeper(c)?;
     let pid = c.create(&b)?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("read /proc/{pid}/stat"))?;
-    let ppid = stat
-        .rsplit(')')
-        .next()
-        .and_then(|r| r.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_string();
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).unwrap_or("?").to_string();
     ensure(ppid == std::process::id().to_string(), || {
-        format!("the pid file's process {pid} has parent {ppid}, want the caller {} (a child subreaper)", std::process::id())
+        format!(
+            "the pid file's process {pid} has parent {ppid}, want the caller {} (a child subreaper)",
+            std::process::id()
+        )
     })
 }
 
@@ -46,11 +44,7 @@ fn sigkill(c: &mut Case) -> Result<()> {
     let pid = c.create(&b)?;
     c.start()?;
     let id = c.id.clone();
-    c.run(&["kill", &id, "9"])?
-        .check()
-        .context("kill 9 failed")?;
+    c.run(&["kill", &id, "9"])?.check().context("kill 9 failed")?;
     let exit = c.wait_exit(pid, EXIT_TIMEOUT)?;
-    ensure(exit == Exit::Signal(9), || {
-        format!("waitpid of the pid file's process gave {exit}, want signal 9")
-    })
+    ensure(exit == Exit::Signal(9), || format!("waitpid of the pid file's process gave {exit}, want signal 9"))
 }

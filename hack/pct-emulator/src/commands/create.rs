@@ -70,8 +70,7 @@ impl Created {
             }
             top = parent.to_path_buf();
         }
-        std::fs::create_dir_all(d)
-            .with_context(|| format!("unable to create directory {}", d.display()))?;
+        std::fs::create_dir_all(d).with_context(|| format!("unable to create directory {}", d.display()))?;
         self.dirs.push(top);
         Ok(())
     }
@@ -94,21 +93,12 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     volumes::storage_path(paths, &storage)?;
 
     let _lock = lock_config(paths, vmid, Duration::from_secs(5), Stream::Stdout)?;
-    let mut f = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&conf_path)
-    {
+    let mut f = match OpenOptions::new().write(true).create_new(true).open(&conf_path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
-        Err(e) => {
-            return Err(anyhow!(e).context(format!("unable to create {}", conf_path.display())))
-        }
+        Err(e) => return Err(anyhow!(e).context(format!("unable to create {}", conf_path.display()))),
     };
-    let mut created = Created {
-        conf: Some(conf_path.clone()),
-        ..Default::default()
-    };
+    let mut created = Created { conf: Some(conf_path.clone()), ..Default::default() };
     f.write_all(b"lock: create\n")?;
     drop(f);
 
@@ -122,18 +112,12 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
         Err(e) => {
             created.undo();
             let msg = format!("{e:#}").replace('\n', " ");
-            return Err(die(format!(
-                "unable to create CT {vmid} - {}",
-                msg.trim_end()
-            )));
+            return Err(die(format!("unable to create CT {vmid} - {}", msg.trim_end())));
         }
     }
     drop(_lock);
     if p.flag("start") {
-        let args = crate::cli::Parsed {
-            args: vec![vmid.to_string()],
-            ..Default::default()
-        };
+        let args = crate::cli::Parsed { args: vec![vmid.to_string()], ..Default::default() };
         super::start::run(paths, &args)?;
     }
     Ok(())
@@ -155,12 +139,8 @@ fn build(
     let mut conf = Conf::default();
 
     // Root volume: `STORAGE:SIZE_GiB` allocated as a directory (subvol).
-    let rootfs_opt = p
-        .get("rootfs")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{storage}:4"));
-    let mut rootfs =
-        propstr::parse(&propstr::ROOTFS, &rootfs_opt).map_err(|e| anyhow!("rootfs: {e}"))?;
+    let rootfs_opt = p.get("rootfs").map(str::to_string).unwrap_or_else(|| format!("{storage}:4"));
+    let mut rootfs = propstr::parse(&propstr::ROOTFS, &rootfs_opt).map_err(|e| anyhow!("rootfs: {e}"))?;
     let (rstorage, size) = alloc_spec(&rootfs["volume"])?;
     let (volid, root_dir) = allocate(paths, vmid, &rstorage, 0, unpriv, created)?;
     rootfs.insert("volume".into(), volid);
@@ -170,24 +150,20 @@ fn build(
     created.mkdir(&ct_dir)?;
     std::fs::create_dir_all(ct_dir.join("rootfs"))?;
 
-    let abs = archive
-        .canonicalize()
-        .unwrap_or_else(|_| archive.to_path_buf());
+    let abs = archive.canonicalize().unwrap_or_else(|_| archive.to_path_buf());
     println!("extracting archive '{}'", abs.display());
     extract::extract(&abs, &root_dir, unpriv, p.flag("ignore-unpack-errors"))?;
 
     let arch = match p.get("arch") {
         Some(a) => a.to_string(),
-        None => {
-            match ostype::detect_arch(&root_dir) {
-                Some(a) => a.to_string(),
-                None => {
-                    println!("Architecture detection failed: unable to read /bin/sh. Falling back to amd64.");
-                    println!("Use `pct set {vmid} --arch ARCH` to change.");
-                    "amd64".into()
-                }
+        None => match ostype::detect_arch(&root_dir) {
+            Some(a) => a.to_string(),
+            None => {
+                println!("Architecture detection failed: unable to read /bin/sh. Falling back to amd64.");
+                println!("Use `pct set {vmid} --arch ARCH` to change.");
+                "amd64".into()
             }
-        }
+        },
     };
     let ostype = match p.get("ostype") {
         Some(o) => o.to_string(),
@@ -200,10 +176,7 @@ fn build(
             Detected::Unsupported(id) => bail!("unable to detect OS distribution ('{id}')"),
         },
     };
-    let hostname = p
-        .get("hostname")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("CT{vmid}"));
+    let hostname = p.get("hostname").map(str::to_string).unwrap_or_else(|| format!("CT{vmid}"));
     if ostype != "unmanaged" {
         setup_guest(&root_dir, &hostname, unpriv)?;
     }
@@ -238,21 +211,15 @@ fn build(
     }
     if let Some(env) = p.get("env") {
         for var in env.split('\0').filter(|v| !v.is_empty()) {
-            conf.lxc
-                .push(("lxc.environment.runtime".into(), var.to_string()));
+            conf.lxc.push(("lxc.environment.runtime".into(), var.to_string()));
         }
     }
     conf.keys.insert("arch".into(), arch);
     conf.keys.insert("hostname".into(), hostname);
-    conf.keys
-        .entry("memory".into())
-        .or_insert_with(|| "512".into());
-    conf.keys
-        .entry("swap".into())
-        .or_insert_with(|| "512".into());
+    conf.keys.entry("memory".into()).or_insert_with(|| "512".into());
+    conf.keys.entry("swap".into()).or_insert_with(|| "512".into());
     conf.keys.insert("ostype".into(), ostype);
-    conf.keys
-        .insert("rootfs".into(), propstr::format(&propstr::ROOTFS, &rootfs));
+    conf.keys.insert("rootfs".into(), propstr::format(&propstr::ROOTFS, &rootfs));
     if unpriv {
         conf.keys.insert("unprivileged".into(), "1".into());
     }
@@ -261,10 +228,9 @@ fn build(
 
 /// `STORAGE:SIZE` (GiB, may be fractional; 0 = plain directory).
 fn alloc_spec(volume: &str) -> Result<(String, u64)> {
-    let (st, size) = volume
-        .split_once(':')
-        .filter(|(_, s)| s.parse::<f64>().is_ok())
-        .ok_or_else(|| anyhow!("volume '{volume}' is not a new volume ('STORAGE:SIZE_GiB'); only new volumes are emulated"))?;
+    let (st, size) = volume.split_once(':').filter(|(_, s)| s.parse::<f64>().is_ok()).ok_or_else(|| {
+        anyhow!("volume '{volume}' is not a new volume ('STORAGE:SIZE_GiB'); only new volumes are emulated")
+    })?;
     let gib: f64 = size.parse().expect("checked");
     if gib < 0.0 {
         bail!("invalid size '{size}'");
@@ -319,10 +285,7 @@ fn setup_guest(root: &Path, hostname: &str, unpriv: bool) -> Result<()> {
         return Ok(());
     }
     let f = etc.join("hostname");
-    if std::fs::symlink_metadata(&f)
-        .map(|m| m.file_type().is_symlink())
-        .unwrap_or(false)
-    {
+    if std::fs::symlink_metadata(&f).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
         std::fs::remove_file(&f)?;
     }
     std::fs::write(&f, format!("{hostname}\n"))?;

@@ -18,17 +18,13 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     super::load_conf(paths, vmid)?;
     let force = p.flag("force");
     if lxc::is_running(&paths.lxc, vmid) && !force {
-        return Err(die(format!(
-            "unable to destroy CT {vmid} - container is running"
-        )));
+        return Err(die(format!("unable to destroy CT {vmid} - container is running")));
     }
     let _lock = lock_config(paths, vmid, Duration::from_secs(10), Stream::Stdout)?;
     let conf = super::load_conf(paths, vmid)?;
     super::check_lock(&conf, false)?;
     if conf.get("protection") == Some("1") {
-        return Err(die(format!(
-            "can't remove CT {vmid} - protection mode enabled"
-        )));
+        return Err(die(format!("can't remove CT {vmid} - protection mode enabled")));
     }
     if lxc::is_running(&paths.lxc, vmid) {
         println!("forced to stop CT {vmid} before destroying!");
@@ -41,21 +37,14 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     let own_prefix = format!("subvol-{vmid}-disk-");
     let mut vols: Vec<String> = Vec::new();
     for (k, v) in &conf.keys {
-        let volume = if let Some(schema) =
-            propstr::schema_for(k).filter(|_| k == "rootfs" || k.starts_with("mp"))
-        {
-            propstr::parse(schema, v)
-                .ok()
-                .and_then(|m| m.get("volume").cloned())
+        let volume = if let Some(schema) = propstr::schema_for(k).filter(|_| k == "rootfs" || k.starts_with("mp")) {
+            propstr::parse(schema, v).ok().and_then(|m| m.get("volume").cloned())
         } else if k.starts_with("unused") {
             Some(v.clone())
         } else {
             None
         };
-        if let Some(vol) = volume.filter(|v| {
-            v.split_once(':')
-                .is_some_and(|(_, n)| n.starts_with(&own_prefix))
-        }) {
+        if let Some(vol) = volume.filter(|v| v.split_once(':').is_some_and(|(_, n)| n.starts_with(&own_prefix))) {
             vols.push(vol);
         }
     }

@@ -20,11 +20,7 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     if p.extra.is_empty() {
         return Err(die("missing command"));
     }
-    let env = if p.get("keep-env") == Some("0") {
-        "--clear-env"
-    } else {
-        "--keep-env"
-    };
+    let env = if p.get("keep-env") == Some("0") { "--clear-env" } else { "--keep-env" };
     let err = Command::new("lxc-attach")
         .arg("-n")
         .arg(vmid.to_string())

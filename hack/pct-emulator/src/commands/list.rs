@@ -19,31 +19,14 @@ pub fn run(paths: &Paths, _p: &Parsed) -> Result<()> {
         return Ok(());
     }
     vmids.sort_unstable();
-    let mut out = format!(
-        "{:<10} {:<10} {:<12} {:<20}\n",
-        "VMID", "Status", "Lock", "Name"
-    );
+    let mut out = format!("{:<10} {:<10} {:<12} {:<20}\n", "VMID", "Status", "Lock", "Name");
     for vmid in vmids {
         let Ok(Some(conf)) = Conf::load(&paths.conf_file(vmid)) else {
             continue;
         };
-        let status = if lxc::is_running(&paths.lxc, vmid) {
-            "running"
-        } else {
-            "stopped"
-        };
-        let name: String = conf
-            .hostname(vmid)
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        out.push_str(&format!(
-            "{:<10} {:<10} {:<12} {:<20}\n",
-            vmid,
-            status,
-            conf.get("lock").unwrap_or(""),
-            name
-        ));
+        let status = if lxc::is_running(&paths.lxc, vmid) { "running" } else { "stopped" };
+        let name: String = conf.hostname(vmid).chars().filter(|c| !c.is_whitespace()).collect();
+        out.push_str(&format!("{:<10} {:<10} {:<12} {:<20}\n", vmid, status, conf.get("lock").unwrap_or(""), name));
     }
     print!("{out}");
     Ok(())

@@ -20,10 +20,7 @@ use crate::paths::Paths;
 pub fn load_conf(paths: &Paths, vmid: u32) -> Result<Conf> {
     match Conf::load(&paths.conf_file(vmid))? {
         Some(c) => Ok(c),
-        None => Err(die_enoent(format!(
-            "Configuration file '{}' does not exist",
-            paths.conf_display(vmid)
-        ))),
+        None => Err(die_enoent(format!("Configuration file '{}' does not exist", paths.conf_display(vmid)))),
     }
 }
 

@@ -14,17 +14,8 @@ use crate::paths::Paths;
 use crate::validate;
 
 const NOT_SETTABLE: &[&str] = &["delete", "revert", "digest", "debug", "lock"];
-const HOTPLUG: &[&str] = &[
-    "memory",
-    "swap",
-    "cores",
-    "cpulimit",
-    "cpuunits",
-    "description",
-    "tags",
-    "onboot",
-    "protection",
-];
+const HOTPLUG: &[&str] =
+    &["memory", "swap", "cores", "cpulimit", "cpuunits", "description", "tags", "onboot", "protection"];
 const REQUIRED: &[&str] = &["memory", "rootfs", "ostype"];
 
 fn hotplug(k: &str) -> bool {
@@ -32,45 +23,25 @@ fn hotplug(k: &str) -> bool {
 }
 
 fn param_error(usage: &str, k: &str, msg: &str) -> anyhow::Error {
-    Exit {
-        code: 255,
-        text: format!("400 Parameter verification failed.\n{k}: {msg}\n{usage}"),
-    }
-    .into()
+    Exit { code: 255, text: format!("400 Parameter verification failed.\n{k}: {msg}\n{usage}") }.into()
 }
 
 pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     let vmid = super::vmid(p);
     let usage = crate::cli::spec("set").expect("set").usage();
-    let changes: Vec<(&String, &String)> = p
-        .opts
-        .iter()
-        .filter(|(k, _)| !NOT_SETTABLE.contains(&k.as_str()))
-        .collect();
-    let deletes: Vec<String> = p
-        .get("delete")
-        .map(|d| validate::split_tags(d).map(str::to_string).collect())
-        .unwrap_or_default();
-    let reverts: Vec<String> = p
-        .get("revert")
-        .map(|d| validate::split_tags(d).map(str::to_string).collect())
-        .unwrap_or_default();
+    let changes: Vec<(&String, &String)> = p.opts.iter().filter(|(k, _)| !NOT_SETTABLE.contains(&k.as_str())).collect();
+    let deletes: Vec<String> =
+        p.get("delete").map(|d| validate::split_tags(d).map(str::to_string).collect()).unwrap_or_default();
+    let reverts: Vec<String> =
+        p.get("revert").map(|d| validate::split_tags(d).map(str::to_string).collect()).unwrap_or_default();
     if changes.is_empty() && deletes.is_empty() && reverts.is_empty() {
         return Err(die("no options specified"));
     }
     if changes.iter().any(|(k, _)| k.as_str() == "unprivileged") {
-        return Err(param_error(
-            &usage,
-            "unprivileged",
-            "unable to modify read-only option: 'unprivileged'",
-        ));
+        return Err(param_error(&usage, "unprivileged", "unable to modify read-only option: 'unprivileged'"));
     }
     if let Some(k) = deletes.iter().find(|k| REQUIRED.contains(&k.as_str())) {
-        return Err(param_error(
-            &usage,
-            "delete",
-            &format!("unable to delete required option '{k}'"),
-        ));
+        return Err(param_error(&usage, "delete", &format!("unable to delete required option '{k}'")));
     }
     let _lock = lock_config(paths, vmid, Duration::from_secs(10), Stream::Stderr)?;
     let mut conf = super::load_conf(paths, vmid)?;
@@ -82,13 +53,9 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     for (k, v) in changes {
         let v = match k.as_str() {
             "tags" => validate::normalize_tags(v),
-            _ if k.starts_with("net") => {
-                super::create::with_mac(v).map_err(|e| die(format!("{k}: {e:#}")))?
-            }
+            _ if k.starts_with("net") => super::create::with_mac(v).map_err(|e| die(format!("{k}: {e:#}")))?,
             _ if k.starts_with("mp") && !v.starts_with('/') && !v.contains("volume=/") => {
-                return Err(die(format!(
-                    "{k}: allocating new volumes with 'pct set' is not emulated"
-                )));
+                return Err(die(format!("{k}: allocating new volumes with 'pct set' is not emulated")));
             }
             _ => v.clone(),
         };
@@ -112,8 +79,7 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
         }
     }
     if !pending_deletes.is_empty() {
-        conf.pending
-            .insert("delete".into(), pending_deletes.join(","));
+        conf.pending.insert("delete".into(), pending_deletes.join(","));
     }
     conf.save(&paths.conf_file(vmid))
 }

@@ -32,8 +32,7 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     }
 
     let ct_dir = paths.ct_dir(vmid);
-    std::fs::create_dir_all(ct_dir.join("rootfs"))
-        .with_context(|| format!("mkdir {}", ct_dir.display()))?;
+    std::fs::create_dir_all(ct_dir.join("rootfs")).with_context(|| format!("mkdir {}", ct_dir.display()))?;
     let volume = conf
         .get("rootfs")
         .and_then(|r| crate::propstr::parse(&crate::propstr::ROOTFS, r).ok())
@@ -47,12 +46,7 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     for w in &gen.warnings {
         warn(w);
     }
-    let text: String = gen
-        .text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text: String = gen.text.lines().filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
     crate::conf::write_atomic(&ct_dir.join("config"), text.as_bytes())?;
 
     let stderr_file = paths.run.join(format!("ct-{vmid}.stderr"));

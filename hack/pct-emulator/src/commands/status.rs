@@ -20,15 +20,8 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
         return Ok(());
     }
     let mut m: BTreeMap<&str, String> = BTreeMap::new();
-    let host_cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    m.insert(
-        "cpus",
-        conf.get("cores")
-            .map(str::to_string)
-            .unwrap_or_else(|| host_cpus.to_string()),
-    );
+    let host_cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    m.insert("cpus", conf.get("cores").map(str::to_string).unwrap_or_else(|| host_cpus.to_string()));
     let maxdisk = conf
         .get("rootfs")
         .and_then(|r| propstr::parse(&propstr::ROOTFS, r).ok())
@@ -38,10 +31,7 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
         m.insert(k, "0".into());
     }
     m.insert("maxdisk", maxdisk.to_string());
-    let mem: u64 = conf
-        .get("memory")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
+    let mem: u64 = conf.get("memory").and_then(|v| v.parse().ok()).unwrap_or(512);
     let swap: u64 = conf.get("swap").and_then(|v| v.parse().ok()).unwrap_or(512);
     m.insert("maxmem", (mem << 20).to_string());
     m.insert("maxswap", (swap << 20).to_string());
@@ -79,23 +69,12 @@ fn uptime_of(pid: i32) -> Option<u64> {
     let start_ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let up: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let up: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
     Some((up as u64).saturating_sub(start_ticks / hz))
 }
 
 fn rss_of(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let kb: u64 = s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
     Some(kb * 1024)
 }

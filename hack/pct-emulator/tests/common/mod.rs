@@ -9,9 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub fn real() -> Option<PathBuf> {
-    std::env::var_os("PCT")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os("PCT").filter(|p| !p.is_empty()).map(PathBuf::from)
 }
 
 pub fn emulated() -> bool {
@@ -20,10 +18,7 @@ pub fn emulated() -> bool {
 
 /// A test VMID: base + offset (distinct offsets per test).
 pub fn vmid(offset: u32) -> u32 {
-    let base: u32 = std::env::var("PCT_TEST_VMID_BASE")
-        .ok()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(9700);
+    let base: u32 = std::env::var("PCT_TEST_VMID_BASE").ok().and_then(|b| b.parse().ok()).unwrap_or(9700);
     base + offset
 }
 
@@ -48,44 +43,21 @@ pub struct Run {
 
 impl Run {
     pub fn ok(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "expected success; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "expected success; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
     pub fn fails(&self, code: i32, stderr_has: &str) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit status; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        assert!(
-            self.stderr.contains(stderr_has),
-            "stderr lacks {stderr_has:?}:\n{}",
-            self.stderr
-        );
+        assert_eq!(self.code, code, "exit status; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(stderr_has), "stderr lacks {stderr_has:?}:\n{}", self.stderr);
         self
     }
 }
 
 impl Env {
     pub fn new() -> Env {
-        let root = emulated().then(|| {
-            tempfile::Builder::new()
-                .prefix("pct-emu-")
-                .tempdir()
-                .unwrap()
-        });
+        let root = emulated().then(|| tempfile::Builder::new().prefix("pct-emu-").tempdir().unwrap());
         let logdir = tempfile::tempdir().unwrap();
-        Env {
-            root,
-            log: logdir.path().join("calls.log"),
-            _logdir: logdir,
-            templates: Vec::new(),
-            vmids: Vec::new(),
-        }
+        Env { root, log: logdir.path().join("calls.log"), _logdir: logdir, templates: Vec::new(), vmids: Vec::new() }
     }
 
     pub fn pct_path(&self) -> PathBuf {
@@ -103,11 +75,7 @@ impl Env {
     }
 
     pub fn pct(&self, args: &[&str]) -> Run {
-        let out: Output = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pct");
+        let out: Output = self.cmd(args).stdin(Stdio::null()).output().expect("run pct");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -140,15 +108,8 @@ impl Env {
         if let Some(text) = os_release {
             std::fs::write(tree.join("etc/os-release"), text).unwrap();
         }
-        let st = Command::new("tar")
-            .arg("--zstd")
-            .arg("-cf")
-            .arg(&file)
-            .arg("-C")
-            .arg(&tree)
-            .arg(".")
-            .status()
-            .unwrap();
+        let st =
+            Command::new("tar").arg("--zstd").arg("-cf").arg(&file).arg("-C").arg(&tree).arg(".").status().unwrap();
         assert!(st.success());
         self.templates.push(file);
         format!("local:vztmpl/pct-emu-test-{name}.tar.zst")
@@ -176,16 +137,9 @@ impl Drop for Env {
     fn drop(&mut self) {
         for v in &self.vmids {
             let v = v.to_string();
-            let _ = self
-                .cmd(&["stop", &v])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let _ = self
-                .cmd(&["destroy", &v, "--force", "--purge"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = self.cmd(&["stop", &v]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ =
+                self.cmd(&["destroy", &v, "--force", "--purge"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         for t in &self.templates {
             let _ = std::fs::remove_file(t);
@@ -194,12 +148,7 @@ impl Drop for Env {
 }
 
 fn cp_a(from: &Path, to: &Path) {
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
+    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
     assert!(st.success());
 }
 
@@ -209,16 +158,8 @@ pub fn busybox_rootfs() -> PathBuf {
     let d = DIR.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../make-bundle");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(d.path().join("b"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "make-bundle: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("bash").arg(script).arg(d.path().join("b")).output().unwrap();
+        assert!(out.status.success(), "make-bundle: {}", String::from_utf8_lossy(&out.stderr));
         d
     });
     d.path().join("b/rootfs")
@@ -227,12 +168,7 @@ pub fn busybox_rootfs() -> PathBuf {
 /// Parent pid of a process.
 pub fn ppid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn ancestors(pid: i32) -> Vec<i32> {

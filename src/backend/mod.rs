@@ -1,0 +1,83 @@
+//! Backends: who actually runs a container. The record written at `create` names the
+//! backend; every later command goes to the same one.
+
+pub mod oci;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::{ExecArgs, KillArgs, PsArgs};
+use crate::commands::Ctx;
+use crate::state::Record;
+
+/// OCI state of a container, as `state` prints it and `list --format json` lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// What `create` hands to a backend.
+pub struct CreateRequest<'a> {
+    pub bundle: &'a crate::bundle::Bundle,
+    pub args: &'a crate::cli::CreateArgs,
+}
+
+/// One backend's implementation of the OCI commands. Methods return the exit status
+/// nexcage must exit with (passthrough backends may never return: they exec).
+pub trait Backend {
+    /// Create the container. The record is claimed (phase `Creating`) and locked; the
+    /// backend may add data to it. On error or non-zero status the caller removes it.
+    fn create(&self, ctx: &Ctx, req: &CreateRequest, record: &mut Record) -> Result<i32>;
+    fn start(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn state(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn kill(&self, ctx: &Ctx, record: &Record, args: &KillArgs) -> Result<i32>;
+    /// Delete the container. `Ok(0)` means it is gone and the record may be removed.
+    fn delete(&self, ctx: &Ctx, record: &Record, force: bool) -> Result<i32>;
+    fn exec(&self, ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32>;
+    fn ps(&self, ctx: &Ctx, record: &Record, args: &PsArgs) -> Result<i32>;
+    fn pause(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn resume(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn update(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn events(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn checkpoint(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    /// States of the given records (all owned by this backend), for `list`.
+    fn states(&self, ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>>;
+}
+
+/// Find an executable: a name with a `/` is taken as a path, a bare name is searched in
+/// `$PATH`.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable =
+        |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return executable(&p).then(|| std::path::absolute(&p).unwrap_or(p));
+    }
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| executable(p))
+}
+
+/// The backend that owns a record.
+pub fn for_record(record: &Record) -> Result<Box<dyn Backend>> {
+    match record.kind {
+        crate::state::BackendKind::Oci => Ok(Box::new(oci::OciBackend::from_record(record)?)),
+        crate::state::BackendKind::ProxmoxLxc => anyhow::bail!(
+            "container {} belongs to the proxmox-lxc backend, which this build of nexcage cannot drive",
+            record.id
+        ),
+    }
+}

@@ -1,0 +1,75 @@
+//! `create` (and `run`): route the bundle to a backend, claim the id with a record, let
+//! the backend create the container; drop the record again if that fails.
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::backend::oci::OciBackend;
+use crate::backend::{Backend, CreateRequest};
+use crate::bundle::Bundle;
+use crate::cli::CreateArgs;
+use crate::config::{BackendConfig, Config};
+use crate::route::{RouteInput, Router};
+use crate::state::{now_rfc3339, validate_id, BackendKind, Phase, Record};
+
+pub enum Mode {
+    Create,
+    /// Create and start; without `detach` the runtime waits for the container and removes it.
+    Run {
+        detach: bool,
+    },
+}
+
+pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
+    validate_id(&args.id)?;
+    let bundle = Bundle::open(&args.bundle)?;
+    let config = Config::load()?;
+    let decision = Router::new(&config)?
+        .route(&RouteInput { id: &args.id, annotations: &bundle.annotations, bundle: &bundle.dir })
+        .map_err(anyhow::Error::msg)?;
+    log::debug!("container {}: {decision}", args.id);
+    let backend_config = config.backend(&decision.backend).expect("router returns configured backends");
+
+    let (backend, kind, runtime): (Box<dyn Backend>, _, _) = match backend_config {
+        BackendConfig::Oci(oci) => {
+            let b = OciBackend::resolve(&decision.backend, &oci.path)?;
+            let runtime = Some(b.runtime.clone());
+            (Box::new(b), BackendKind::Oci, runtime)
+        }
+        BackendConfig::ProxmoxLxc(_) => anyhow::bail!(
+            "backend {}: the proxmox-lxc backend is not available in this build (route the container to an oci backend)",
+            decision.backend
+        ),
+    };
+
+    let mut record = Record {
+        id: args.id.clone(),
+        backend: decision.backend.clone(),
+        kind,
+        runtime,
+        bundle: bundle.dir.clone(),
+        created: now_rfc3339(),
+        phase: Phase::Creating,
+        data: Default::default(),
+    };
+    let lock = ctx.store.claim(&record)?;
+    let req = CreateRequest { bundle: &bundle, args };
+    let outcome = backend.create(ctx, &req, &mut record);
+    let keep = match (&outcome, &mode) {
+        (Ok(0), Mode::Create) | (Ok(0), Mode::Run { detach: true }) => true,
+        // `run` in the foreground: the runtime deleted the container when it exited.
+        (_, Mode::Run { detach: false }) => false,
+        _ => false,
+    };
+    if keep {
+        record.phase = Phase::Created;
+        if let Err(e) = ctx.store.save(&record) {
+            drop(lock);
+            return Err(e);
+        }
+    } else {
+        ctx.store.remove(&record.id)?;
+    }
+    drop(lock);
+    outcome
+}
