@@ -87,11 +87,9 @@ impl Progress {
         self.last = Some(now);
         self.shown = true;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let pct = if self.total_bytes > 0 {
-            (self.bytes.min(self.total_bytes) * 100) / self.total_bytes
-        } else {
-            100
-        };
+        let pct = (self.bytes.min(self.total_bytes) * 100)
+            .checked_div(self.total_bytes)
+            .unwrap_or(100);
         let mut err = io::stderr().lock();
         let _ = write!(
             err,
