@@ -206,47 +206,57 @@ pub(crate) fn open_at(dirfd: RawFd, name: &CStr, flags: libc::c_int) -> io::Resu
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Reads and sorts the names of a directory (without `.` and `..`).
-fn read_names(fd: &OwnedFd) -> io::Result<Vec<CString>> {
-    // fdopendir takes ownership, so hand it a duplicate and keep ours for openat/fstatat.
-    let dup = fd.try_clone()?;
-    // SAFETY: dup is a valid directory descriptor whose ownership moves to the DIR stream.
-    let dir = unsafe { libc::fdopendir(dup.as_raw_fd()) };
-    if dir.is_null() {
-        return Err(io::Error::last_os_error());
+/// Reads the entries of a directory (without `.` and `..`) with raw `getdents64` on our
+/// own descriptor (no dup/fdopendir: this is the hot path of a cache hit), sorted by name.
+/// Returns (name, d_type).
+fn read_names(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<Vec<(CString, u8)>> {
+    // struct linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[].
+    const NAME_OFF: usize = 19;
+    if buf.len() < 32 * 1024 {
+        buf.resize(32 * 1024, 0);
     }
-    std::mem::forget(dup);
-    struct Closedir(*mut libc::DIR);
-    impl Drop for Closedir {
-        fn drop(&mut self) {
-            // SAFETY: the stream was opened by fdopendir and is closed once.
-            unsafe { libc::closedir(self.0) };
-        }
-    }
-    let dir = Closedir(dir);
     let mut names = Vec::new();
     loop {
-        // readdir signals errors only through errno.
-        // SAFETY: errno location is thread-local.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: valid stream; the entry is copied before the next readdir call.
-        let ent = unsafe { libc::readdir64(dir.0) };
-        if ent.is_null() {
+        // SAFETY: buf is writable for buf.len() bytes; fd is an open directory.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
             let e = io::Error::last_os_error();
-            if e.raw_os_error().unwrap_or(0) != 0 {
-                return Err(e);
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
+            return Err(e);
+        }
+        if n == 0 {
             break;
         }
-        // SAFETY: d_name is NUL-terminated within the entry.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-        let b = name.to_bytes();
-        if b == b"." || b == b".." {
-            continue;
+        let mut off = 0usize;
+        while off < n as usize {
+            let rec = &buf[off..n as usize];
+            let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+            let d_type = rec[18];
+            let name_bytes = &rec[NAME_OFF..reclen];
+            let len = name_bytes
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(name_bytes.len());
+            let name = &name_bytes[..len];
+            if name != b"." && name != b".." {
+                names.push((
+                    CString::new(name).expect("NUL-free by construction"),
+                    d_type,
+                ));
+            }
+            off += reclen;
         }
-        names.push(name.to_owned());
     }
-    names.sort_unstable_by(|a, b| a.to_bytes().cmp(b.to_bytes()));
+    names.sort_unstable_by(|a, b| a.0.to_bytes().cmp(b.0.to_bytes()));
     Ok(names)
 }
 
@@ -313,6 +323,7 @@ pub(crate) fn walk(root: &Path, visit: &mut Visitor<'_>) -> Result<WalkSummary, 
         root,
         hasher: Sha256::new(),
         path: b".".to_vec(),
+        dirbuf: Vec::new(),
         entries: 0,
         file_bytes: 0,
         max_ctime_ns: i128::MIN,
@@ -340,6 +351,7 @@ struct Walker<'r> {
     root: &'r Path,
     hasher: Sha256,
     path: Vec<u8>,
+    dirbuf: Vec<u8>,
     entries: u64,
     file_bytes: u64,
     max_ctime_ns: i128,
@@ -356,14 +368,16 @@ impl Walker<'_> {
     }
 
     fn dir(&mut self, fd: &OwnedFd, visit: &mut Visitor<'_>) -> Result<(), TemplateError> {
-        let names =
-            read_names(fd).map_err(|e| io_err(self.root, &self.path, "read directory", e))?;
+        let mut buf = std::mem::take(&mut self.dirbuf);
+        let names = read_names(fd, &mut buf);
+        self.dirbuf = buf;
+        let names = names.map_err(|e| io_err(self.root, &self.path, "read directory", e))?;
         let dirfd = fd.as_raw_fd();
-        for name in &names {
+        for (name, d_type) in &names {
             let base = self.path.len();
             self.path.push(b'/');
             self.path.extend_from_slice(name.to_bytes());
-            let r = self.entry(dirfd, name, visit);
+            let r = self.entry(dirfd, name, *d_type, visit);
             self.path.truncate(base);
             r?;
         }
@@ -374,10 +388,17 @@ impl Walker<'_> {
         &mut self,
         dirfd: RawFd,
         name: &CStr,
+        d_type: u8,
         visit: &mut Visitor<'_>,
     ) -> Result<(), TemplateError> {
-        let st = lstat_at(dirfd, name).map_err(|e| io_err(self.root, &self.path, "lstat", e))?;
-        if st.kind == Kind::Dir {
+        // Directories (by d_type) are opened directly (O_NOFOLLOW|O_DIRECTORY: a symlink or
+        // anything else swapped in makes the open fail) and fstat'ed: one stat per directory.
+        let st = if d_type == libc::DT_DIR {
+            None
+        } else {
+            Some(lstat_at(dirfd, name).map_err(|e| io_err(self.root, &self.path, "lstat", e))?)
+        };
+        if st.as_ref().map_or(true, |st| st.kind == Kind::Dir) {
             let child = open_at(dirfd, name, libc::O_RDONLY | libc::O_DIRECTORY)
                 .map_err(|e| io_err(self.root, &self.path, "open directory", e))?;
             // Use the facts of what we actually opened (it may have been swapped).
@@ -393,6 +414,7 @@ impl Walker<'_> {
             })?;
             self.dir(&child, visit)
         } else {
+            let st = st.expect("non-directory was stat'ed");
             self.account(&st);
             visit(&Entry {
                 path: &self.path,
