@@ -1,7 +1,9 @@
 //! Logging in runc's shapes. With `--log FILE` every line goes to FILE (appended): with
 //! `--log-format json` one JSON object per line (`level`, `msg`, `time`), which is what
 //! containerd's shim reads back (the last `error` line becomes the failure message);
-//! otherwise logrus-style text. Errors are also printed on stderr.
+//! otherwise logrus-style text. Errors are also printed on stderr, bare (as crun prints
+//! them, and runc when it logs to a file): engines show "<runtime>: <stderr>" (Podman
+//! when it passes no --log, e.g. with --log-level debug), so a prefix would be doubled.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -44,12 +46,12 @@ impl Log for Logger {
                     let _ = writeln!(f, "{line}");
                 }
                 if record.level() == Level::Error {
-                    eprintln!("nexcage: {msg}");
+                    eprintln!("{msg}");
                 }
             }
             None => {
                 if record.level() == Level::Error {
-                    eprintln!("nexcage: {msg}");
+                    eprintln!("{msg}");
                 } else {
                     eprintln!("{line}");
                 }
