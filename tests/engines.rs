@@ -582,6 +582,18 @@ fn podman_shows_nexcage_create_errors() {
         assert!(r.code != 0, "{via:?}: {}", r.show());
         assert!(r.stderr.contains(r#"unknown backend "nope""#), "{via:?}: nexcage's message missing: {}", r.show());
     }
+    // With --log-level debug Podman passes no --log: the message is nexcage's stderr,
+    // which Podman prefixes with the runtime's name (nexcage must not add a second one).
+    let r = p.run(&["--log-level", "debug", "run", "--rm", "--annotation", "nexcage.backend=nope", IMAGE, "true"]);
+    assert!(r.code != 0 && r.stderr.contains(r#"nexcage: unknown backend "nope""#), "{}", r.show());
+    assert!(!r.stderr.contains("nexcage: nexcage:"), "{}", r.show());
+    // A backend's own create error (the program does not exist) reaches Podman, which
+    // recognises it and answers 127 as with crun or runc directly.
+    for backend in backends() {
+        let ann = format!("nexcage.backend={backend}");
+        let r = p.run(&["run", "--rm", "--annotation", &ann, IMAGE, "/no/such/program"]).code_is(127);
+        assert!(r.stderr.contains("/no/such/program"), "{backend}: {}", r.show());
+    }
     // The same through `podman start` of a created container.
     p.run(&["create", "--name", "bad", "--annotation", "nexcage.backend=nope", IMAGE, "true"]).ok();
     let r = p.run(&["start", "bad"]);
@@ -814,6 +826,12 @@ fn ctr_shows_nexcage_create_errors() {
     assert!(r.stderr.contains(r#"unknown backend "nope""#), "nexcage's message missing: {}", r.show());
     // Nothing is left: neither a task nor a nexcage record.
     assert_eq!(recorded_backend(&c.nexcage_root(), "bad"), None);
+    // A backend's own create error reaches ctr too.
+    for backend in backends() {
+        let ann = format!("nexcage.backend={backend}");
+        let r = c.ctr_run(&["--rm", "--annotation", &ann], &format!("noprog-{backend}"), &["/no/such/program"]);
+        assert!(r.code != 0 && r.stderr.contains("/no/such/program"), "{backend}: {}", r.show());
+    }
 }
 
 #[test]
