@@ -130,30 +130,33 @@ fn code_of(status: ExitStatus) -> i32 {
 
 /// Run `cmd` with stdin null and stdout/stderr in files under `dir` (a daemon inheriting
 /// them cannot block us), killed after `CMD_TIMEOUT`.
-fn run_bounded(mut cmd: Command, dir: &Path) -> Ran {
+#[track_caller]
+fn run_bounded(cmd: Command, dir: &Path) -> Ran {
+    try_run(cmd, dir, CMD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `run_bounded` without panicking (for cleanup in `Drop`): a timeout is an error.
+fn try_run(mut cmd: Command, dir: &Path, timeout: Duration) -> Result<Ran, String> {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let (out, err) = (dir.join(format!("cmd-{n}.out")), dir.join(format!("cmd-{n}.err")));
     let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null()).stdout(File::create(&out).unwrap()).stderr(File::create(&err).unwrap()).process_group(0);
+    let files = File::create(&out).and_then(|o| Ok((o, File::create(&err)?)));
+    let (o, e) = files.map_err(|e| format!("{what}: cannot create output files: {e}"))?;
+    cmd.stdin(Stdio::null()).stdout(o).stderr(e).process_group(0);
     let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let status = wait_child(&mut child, CMD_TIMEOUT).unwrap_or_else(|| {
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
+    let read = |p: &Path| text(&std::fs::read(p).unwrap_or_default());
+    let Some(status) = wait_child(&mut child, timeout) else {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
         let _ = child.wait();
-        panic!(
-            "{what} did not finish within {CMD_TIMEOUT:?}\nstdout: {}\nstderr: {}",
-            text(&std::fs::read(&out).unwrap_or_default()),
-            text(&std::fs::read(&err).unwrap_or_default())
-        )
-    });
-    Ran {
-        what,
-        code: code_of(status),
-        stdout: text(&std::fs::read(&out).unwrap()),
-        stderr: text(&std::fs::read(&err).unwrap()),
-        took: start.elapsed(),
-    }
+        return Err(format!(
+            "{what} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+            read(&out),
+            read(&err)
+        ));
+    };
+    Ok(Ran { what, code: code_of(status), stdout: read(&out), stderr: read(&err), took: start.elapsed() })
 }
 
 fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
@@ -399,7 +402,7 @@ nexcage = [{nexcage:?}]
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ = self.cmd(Via::Conf, &["rm", "--all", "--force", "--time", "0"]).stdin(Stdio::null()).output();
+        let _ = try_run(self.cmd(Via::Conf, &["rm", "--all", "--force", "--time", "0"]), self.dir.path(), CMD_TIMEOUT);
         unmount_under(self.dir.path());
     }
 }
@@ -723,16 +726,16 @@ impl Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         if let Some(mut daemon) = self.daemon.take() {
-            let quiet = |args: &[&str]| self.cmd(args).stdin(Stdio::null()).output().ok();
+            let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), Duration::from_secs(30)).ok();
             if let Some(out) = quiet(&["tasks", "ls", "--quiet"]) {
-                for id in text(&out.stdout).lines() {
+                for id in out.stdout.lines() {
                     quiet(&["tasks", "kill", "--signal", "SIGKILL", id]);
                     std::thread::sleep(Duration::from_millis(200));
                     quiet(&["tasks", "delete", "--force", id]);
                 }
             }
             if let Some(out) = quiet(&["containers", "ls", "--quiet"]) {
-                for id in text(&out.stdout).lines() {
+                for id in out.stdout.lines() {
                     quiet(&["containers", "rm", id]);
                 }
             }
