@@ -12,9 +12,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Subcommand names (used to tell an unknown flag's value from the subcommand).
 const SUBCOMMANDS: &[&str] = &[
+    "__generate",
     "checkpoint",
     "create",
     "delete",
+    "doctor",
     "events",
     "exec",
     "features",
@@ -219,6 +221,50 @@ pub enum Command {
     Route(RouteArgs),
     /// Print the versions of nexcage and its backends.
     Version,
+    /// Check this host: config, backends, pct, storage, cgroups, state root, init.
+    Doctor(DoctorArgs),
+    /// Generate shell completions, man pages or the packaged configuration (build time).
+    #[command(name = "__generate", hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format: a table for people, json for automation.
+    #[arg(short = 'f', long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// A shell completion script, on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// The man page nexcage.8 on stdout, or with --dir every page (nexcage.8, nexcage-<command>.8).
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The built-in configuration with `init` set in every proxmox-lxc backend (for packages).
+    Config {
+        #[arg(long)]
+        init: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -420,6 +466,33 @@ pub struct RouteArgs {
     pub id: String,
 }
 
+/// The command line as documented (man page, completions): the clap definitions plus the
+/// global flags, which `split_globals` reads by hand and clap never sees when parsing.
+pub fn doc_command() -> clap::Command {
+    use clap::{Arg, ArgAction, ValueHint};
+    let value = |long: &'static str, name: &'static str, help: &'static str| {
+        Arg::new(long).long(long).value_name(name).help(help).action(ArgAction::Set)
+    };
+    let flag = |long: &'static str, help: &'static str| Arg::new(long).long(long).help(help).action(ArgAction::SetTrue);
+    <Cli as clap::CommandFactory>::command()
+        .after_help("Unknown global flags are forwarded to crun/runc unchanged. See nexcage doctor for host checks.")
+        .args([
+            value("root", "DIR", "State directory (default /run/nexcage)").value_hint(ValueHint::DirPath),
+            value("log", "FILE", "Log file (default stderr); forwarded to crun/runc").value_hint(ValueHint::FilePath),
+            value("log-format", "FORMAT", "Log format; forwarded to crun/runc").value_parser(["text", "json"]),
+            flag("debug", "Debug logging; forwarded to crun/runc"),
+            flag("systemd-cgroup", "Forwarded to crun/runc"),
+            value("rootless", "VALUE", "Forwarded to crun/runc").value_parser(["true", "false", "auto"]),
+            value("cgroup-manager", "MANAGER", "Forwarded to crun").value_parser(["cgroupfs", "systemd", "disabled"]),
+            value("criu", "PATH", "Forwarded to runc").value_hint(ValueHint::ExecutablePath),
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .help("Print versions of nexcage and its backends")
+                .action(ArgAction::SetTrue),
+        ])
+}
+
 /// Parse the words after the global flags.
 pub fn parse_command(words: &[OsString]) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(std::iter::once(OsStr::new("nexcage")).chain(words.iter().map(OsString::as_os_str)))
@@ -579,6 +652,37 @@ mod tests {
         assert!(l.quiet);
         let Command::Ps(p) = parse_command(&os(&["ps", "--format", "json", "c"])).unwrap().command else { panic!() };
         assert_eq!(p.format, Format::Json);
+    }
+
+    #[test]
+    fn documented_globals_are_the_ones_split_globals_reads() {
+        let cmd = doc_command();
+        let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).filter(|l| *l != "help").collect();
+        for long in &longs {
+            assert!(known_global(long).is_some(), "documented global --{long} is not read by split_globals");
+        }
+        for name in ["root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "cgroup-manager", "criu"] {
+            assert!(longs.contains(&name), "global --{name} is not documented");
+        }
+        // Documenting them must not make clap accept them after the subcommand.
+        assert!(parse_command(&os(&["state", "--root", "/x", "c"])).is_err());
+    }
+
+    #[test]
+    fn every_subcommand_is_known_to_split_globals() {
+        for sub in <Cli as clap::CommandFactory>::command().get_subcommands() {
+            assert!(SUBCOMMANDS.contains(&sub.get_name()), "{} missing from SUBCOMMANDS", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn doctor_and_generate_parse() {
+        let Command::Doctor(d) = parse_command(&os(&["doctor", "--format", "json"])).unwrap().command else { panic!() };
+        assert_eq!(d.format, Format::Json);
+        let Command::Generate(g) = parse_command(&os(&["__generate", "completions", "zsh"])).unwrap().command else {
+            panic!()
+        };
+        assert!(matches!(g.what, Generate::Completions { shell: CompletionShell::Zsh }));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod bundle;
 mod cli;
 mod commands;
 mod config;
+mod doctor;
 mod logging;
 mod route;
 mod signal;

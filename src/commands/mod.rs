@@ -3,7 +3,9 @@
 mod checkpoint;
 mod create;
 mod delete;
+mod doctor;
 mod features;
+mod generate;
 mod list;
 mod route;
 mod simple;
@@ -59,5 +61,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Spec(_) => spec::spec(ctx),
         Command::Route(a) => route::route(&a),
         Command::Version => version::version(),
+        Command::Doctor(a) => doctor::doctor(ctx, &a),
+        Command::Generate(a) => generate::generate(&a.what),
     }
 }

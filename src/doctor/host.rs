@@ -1,0 +1,280 @@
+//! Host facts `doctor` reads, as pure parsers (unit-tested on sample text) plus the thin
+//! functions that feed them from /proc, /sys and /etc.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How cgroups are mounted on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// cgroup2 at /sys/fs/cgroup.
+    V2,
+    /// v1 hierarchies and a cgroup2 mount at /sys/fs/cgroup/unified.
+    Hybrid,
+    /// v1 hierarchies only.
+    V1,
+}
+
+pub fn cgroup_mode(root: &Path) -> Result<CgroupMode, String> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
+    let fs = statfs(root).map_err(|e| format!("cannot statfs {}: {e}", root.display()))?;
+    if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
+        return Ok(CgroupMode::V2);
+    }
+    if fs.filesystem_type() != TMPFS_MAGIC {
+        return Err(format!("{} is neither cgroup2 nor a tmpfs of v1 hierarchies", root.display()));
+    }
+    let unified = statfs(&root.join("unified")).map(|f| f.filesystem_type() == CGROUP2_SUPER_MAGIC);
+    Ok(if unified == Ok(true) { CgroupMode::Hybrid } else { CgroupMode::V1 })
+}
+
+/// Enabled controllers (`/proc/cgroups`) that no v1 hierarchy (`/proc/self/mounts`) has:
+/// on a hybrid host they sit on the v2 side, and crun refuses to run.
+pub fn unmounted_v1_controllers(proc_cgroups: &str, mounts: &str) -> Vec<String> {
+    let mounted: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[2] == "cgroup").then(|| f[3])
+        })
+        .flat_map(|opts| opts.split(','))
+        .collect();
+    proc_cgroups
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[3] == "1").then(|| f[0])
+        })
+        .filter(|c| !mounted.contains(c))
+        .map(String::from)
+        .collect()
+}
+
+/// Does a subordinate id file (`/etc/subuid` format) give `user` the whole range
+/// `[start, start + count)`?
+pub fn subid_covers(text: &str, user: &str, start: u64, count: u64) -> bool {
+    text.lines().any(|l| {
+        let f: Vec<&str> = l.trim().split(':').collect();
+        if f.len() != 3 || (f[0] != user && f[0] != "0") {
+            return false;
+        }
+        match (f[1].parse::<u64>(), f[2].parse::<u64>()) {
+            (Ok(s), Ok(n)) => s <= start && start + count <= s + n,
+            _ => false,
+        }
+    })
+}
+
+/// A section of Proxmox's `storage.cfg`: `<type>: <id>` followed by indented properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    pub kind: String,
+    pub path: Option<PathBuf>,
+    /// `content` list; `None` when the line is absent.
+    pub content: Option<Vec<String>>,
+}
+
+pub fn find_storage(storage_cfg: &str, id: &str) -> Option<Storage> {
+    let mut found: Option<Storage> = None;
+    for line in storage_cfg.lines() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(char::is_whitespace) {
+            if found.is_some() {
+                break;
+            }
+            if let Some((kind, name)) = line.split_once(':') {
+                if name.trim() == id {
+                    found = Some(Storage { kind: kind.trim().to_string(), path: None, content: None });
+                }
+            }
+        } else if let Some(s) = found.as_mut() {
+            let line = line.trim();
+            let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            match key {
+                "path" => s.path = Some(PathBuf::from(value.trim())),
+                "content" => s.content = Some(value.split(',').map(|c| c.trim().to_string()).collect()),
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// Is this file an ELF executable without a program interpreter (statically linked,
+/// including static-pie)? `Err` describes what it is instead.
+pub fn elf_is_static(path: &Path) -> Result<bool, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut head = vec![0u8; 64];
+    let n = f.read(&mut head).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if n < 64 || &head[..4] != b"\x7fELF" {
+        return Err(format!("{} is not an ELF executable", path.display()));
+    }
+    if head[4] != 2 || head[5] != 1 {
+        return Err(format!("{} is not a 64-bit little-endian ELF file", path.display()));
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let phoff = u64::from_le_bytes(head[32..40].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(&head, 54), u16_at(&head, 56));
+    if phentsize < 4 || phnum == 0 {
+        return Err(format!("{} has no program headers (not an executable)", path.display()));
+    }
+    let mut all = Vec::new();
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    f.by_ref().take((phoff + phentsize * phnum) as u64).read_to_end(&mut all).map_err(|e| e.to_string())?;
+    if all.len() < phoff + phentsize * phnum {
+        return Err(format!("{} is truncated", path.display()));
+    }
+    const PT_INTERP: u32 = 3;
+    Ok(!(0..phnum).any(|i| u32_at(&all, phoff + i * phentsize) == PT_INTERP))
+}
+
+/// Run a program (stdin null) and return its exit success and its stdout+stderr, killing
+/// it after `timeout`.
+pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<(bool, String), String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot execute {}: {e}", program.display()))?;
+    // Both streams are read on threads so that neither a full pipe nor a child that hangs
+    // can block the deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let streams: [Box<dyn Read + Send>; 2] =
+        [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = stream.read_to_end(&mut s);
+            let _ = tx.send((i, s));
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{} {} did not finish within {timeout:?}", program.display(), args.join(" ")));
+            }
+        }
+    };
+    let mut parts = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        // A descendant that keeps the pipe open must not hang doctor either.
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(200))) {
+            Ok((i, s)) => parts[i] = s,
+            Err(_) => break,
+        }
+    }
+    let text = [parts[0].as_slice(), parts[1].as_slice()].concat();
+    Ok((status.success(), String::from_utf8_lossy(&text).into_owned()))
+}
+
+/// Can uid 100000 (an unprivileged container's root) read and execute `path`? Every
+/// directory above needs o+x, the file o+rx.
+pub fn reachable_by_others(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).map_err(|e| e.to_string());
+    if mode(path)? & 0o005 != 0o005 {
+        return Err(format!("{} is not readable and executable by others (o+rx)", path.display()));
+    }
+    for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+        if mode(dir)? & 0o001 == 0 {
+            return Err(format!("directory {} is not searchable by others (o+x)", dir.display()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CGROUPS: &str = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+        cpuset\t3\t10\t1\ncpu\t1\t10\t1\ncpuacct\t2\t10\t1\nhugetlb\t0\t1\t1\nrdma\t0\t1\t0\n";
+
+    #[test]
+    fn hybrid_controllers_not_on_v1_are_found() {
+        let mounts = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
+            cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0\n\
+            cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0\n\
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+        // hugetlb is enabled and unmounted; rdma is disabled, so it does not count.
+        assert_eq!(unmounted_v1_controllers(CGROUPS, mounts), ["hugetlb"]);
+        let all = format!("{mounts}cgroup /sys/fs/cgroup/hugetlb cgroup rw,hugetlb 0 0\n");
+        assert!(unmounted_v1_controllers(CGROUPS, &all).is_empty());
+    }
+
+    #[test]
+    fn subid_ranges() {
+        let t = "lxd:1000000:65536\nroot:100000:65536\n";
+        assert!(subid_covers(t, "root", 100000, 65536));
+        assert!(!subid_covers(t, "root", 100000, 65537));
+        assert!(subid_covers("root:0:4294967295\n", "root", 100000, 65536));
+        assert!(!subid_covers("root:200000:65536\n", "root", 100000, 65536));
+        assert!(!subid_covers("", "root", 100000, 65536));
+        assert!(!subid_covers("root:x:y\n", "root", 100000, 65536));
+    }
+
+    #[test]
+    fn storage_cfg_sections() {
+        let cfg = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\n\
+            lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
+            dir: tank\n        path /tank/pve\n";
+        let local = find_storage(cfg, "local").unwrap();
+        assert_eq!(local.kind, "dir");
+        assert_eq!(local.path.as_deref(), Some(Path::new("/var/lib/vz")));
+        assert!(local.content.unwrap().contains(&"vztmpl".to_string()));
+        let lvm = find_storage(cfg, "local-lvm").unwrap();
+        assert_eq!((lvm.kind.as_str(), lvm.path), ("lvmthin", None));
+        let tank = find_storage(cfg, "tank").unwrap();
+        assert_eq!(tank.path.as_deref(), Some(Path::new("/tank/pve")));
+        assert_eq!(tank.content, None);
+        assert!(find_storage(cfg, "nope").is_none());
+    }
+
+    #[test]
+    fn elf_static_detection() {
+        // The test binary itself is dynamically linked (it has an interpreter).
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(elf_is_static(&me), Ok(false));
+        let t = tempfile::tempdir().unwrap();
+        let script = t.path().join("s");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+        assert!(elf_is_static(&script).unwrap_err().contains("not an ELF"));
+        // A minimal static ELF: header + one PT_LOAD program header.
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[32..40].copy_from_slice(&64u64.to_le_bytes());
+        elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+        elf[56..58].copy_from_slice(&1u16.to_le_bytes());
+        elf[64..68].copy_from_slice(&1u32.to_le_bytes());
+        let p = t.path().join("static");
+        std::fs::write(&p, &elf).unwrap();
+        assert_eq!(elf_is_static(&p), Ok(true));
+        elf[64..68].copy_from_slice(&3u32.to_le_bytes());
+        std::fs::write(&p, &elf).unwrap();
+        assert_eq!(elf_is_static(&p), Ok(false));
+    }
+
+    #[test]
+    fn run_captures_both_streams_and_times_out() {
+        let (ok, out) =
+            run(Path::new("/bin/sh"), &["-c", "echo out; echo err >&2; exit 3"], Duration::from_secs(5)).unwrap();
+        assert!(!ok);
+        assert!(out.contains("out") && out.contains("err"), "{out}");
+        let e = run(Path::new("/bin/sleep"), &["5"], Duration::from_millis(100)).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+    }
+}

@@ -1,0 +1,500 @@
+//! `nexcage doctor`: everything nexcage needs on this host, each as a check with a status,
+//! what was found, and the fix when something is wrong. Checks never change the host
+//! (write probes are created and removed again).
+
+pub mod host;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::find_binary;
+use crate::config::{BackendConfig, Config, ConfigSource, LxcBackendConfig, OciBackendConfig, SYSTEM_CONFIG};
+
+/// Where the Debian package installs the in-container init (and its config points `init`).
+pub const PACKAGED_INIT: &str = "/usr/lib/nexcage/nexcage-init";
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to do about a warning or failure.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Pass, detail: detail.into(), fix: None }
+    }
+    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
+    }
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// Run every check. `state_root` is nexcage's `--root`.
+pub fn run_checks(state_root: &Path) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let config = match Config::load() {
+        Ok(c) => {
+            checks.push(match &c.source {
+                ConfigSource::File(p) => Check::pass("config", format!("{} is valid", p.display())),
+                ConfigSource::Builtin => Check::warn(
+                    "config",
+                    format!("no {SYSTEM_CONFIG} (and NEXCAGE_CONFIG unset): using the built-in default"),
+                    format!("write {SYSTEM_CONFIG} (see docs/configuration.md) so the setup is explicit"),
+                ),
+            });
+            Some(c)
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "config",
+                e.to_string(),
+                "correct the file at the JSON path named (docs/configuration.md lists every field)",
+            ));
+            None
+        }
+    };
+    checks.push(check_cgroups());
+    checks.push(check_state_root(state_root));
+    let Some(config) = config else { return checks };
+    let file = match &config.source {
+        ConfigSource::File(p) => p.display().to_string(),
+        ConfigSource::Builtin => SYSTEM_CONFIG.to_string(),
+    };
+    let mut usable = BTreeMap::new();
+    for (name, backend) in &config.backends {
+        let own = match backend {
+            BackendConfig::Oci(oci) => vec![check_oci(name, oci, &file)],
+            BackendConfig::ProxmoxLxc(lxc) => check_lxc(name, lxc, &file),
+        };
+        usable.insert(name.as_str(), own.iter().all(|c| c.status != Status::Fail));
+        checks.extend(own);
+    }
+    let route = |check: String, what: String, backend: &str| {
+        if usable.get(backend).copied().unwrap_or(false) {
+            Check::pass(check, format!("{what} -> backend {backend}, which is usable"))
+        } else {
+            Check::fail(
+                check,
+                format!("{what} -> backend {backend}, which is not usable (see its checks)"),
+                format!("fix backend {backend}, or send these containers to another backend in {file}"),
+            )
+        }
+    };
+    checks.push(route("route default".into(), "default_backend".into(), &config.default_backend));
+    for (i, rule) in config.routes.iter().enumerate() {
+        let what = rule.name.as_ref().map(|n| format!("\"{n}\"")).unwrap_or_else(|| "rule".into());
+        checks.push(route(format!("route routes[{i}]"), what, &rule.backend));
+    }
+    checks
+}
+
+fn check_oci(name: &str, oci: &OciBackendConfig, file: &str) -> Check {
+    let check = format!("backend {name}");
+    let Some(bin) = find_binary(&oci.path) else {
+        let what = if oci.path.contains('/') { "does not exist or is not executable" } else { "is not in PATH" };
+        let package = Path::new(&oci.path).file_name().and_then(|n| n.to_str()).unwrap_or("crun");
+        return Check::fail(
+            check,
+            format!("runtime {:?} {what}", oci.path),
+            format!("install it (apt install {package}) or set backends.{name}.path in {file}"),
+        );
+    };
+    match host::run(&bin, &["--version"], TIMEOUT) {
+        Ok((true, out)) => {
+            let version = out.lines().next().unwrap_or("").trim().to_string();
+            Check::pass(check, format!("{} ({version})", bin.display()))
+        }
+        Ok((false, out)) | Err(out) => Check::fail(
+            check,
+            format!("{} --version failed: {}", bin.display(), out.trim()),
+            format!("backends.{name}.path must name an OCI runtime (crun or runc); reinstall it"),
+        ),
+    }
+}
+
+fn check_lxc(name: &str, lxc: &LxcBackendConfig, file: &str) -> Vec<Check> {
+    let mut checks = vec![check_pct(name, lxc, file)];
+    checks.push(check_template_storage(name, lxc, file));
+    checks.push(check_init(name, lxc, file));
+    if lxc.unprivileged {
+        checks.push(check_subids(name));
+    }
+    checks
+}
+
+fn check_pct(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
+    let check = format!("backend {name}: pct");
+    let Some(pct) = find_binary(&lxc.pct) else {
+        return Check::fail(
+            check,
+            format!("{:?} not found", lxc.pct),
+            format!(
+                "run nexcage on a Proxmox VE host (pct comes with pve-container), or set backends.{name}.pct in {file}"
+            ),
+        );
+    };
+    if let Some(pveversion) = find_binary("pveversion") {
+        return match host::run(&pveversion, &[], TIMEOUT) {
+            Ok((true, out)) => {
+                Check::pass(check, format!("{}; Proxmox VE {}", pct.display(), out.lines().next().unwrap_or("").trim()))
+            }
+            Ok((false, out)) | Err(out) => Check::warn(
+                check,
+                format!("{}; pveversion failed: {}", pct.display(), out.trim()),
+                "check the Proxmox VE installation (pveversion -v)",
+            ),
+        };
+    }
+    // No pveversion: not a Proxmox VE host. The test emulator (hack/pct) says who it is
+    // when asked for a command it does not emulate.
+    match host::run(&pct, &["help"], Duration::from_secs(300)) {
+        Ok((_, out)) if out.contains("pct emulator") => Check::warn(
+            check,
+            format!("{} is the pct emulator (hack/pct, real LXC): not a Proxmox VE host", pct.display()),
+            "fine for tests; on a Proxmox VE host use the real pct",
+        ),
+        Ok(_) | Err(_) => Check::warn(
+            check,
+            format!("{}; pveversion not found, Proxmox VE version unknown", pct.display()),
+            "install nexcage on a Proxmox VE host (pveversion comes with pve-manager)",
+        ),
+    }
+}
+
+/// The directory where rootfs templates are written, as the proxmox-lxc backend finds it:
+/// storage `local` is `<pve_root>/var/lib/vz`; another storage must be a `dir` storage in
+/// `<pve_root>/etc/pve/storage.cfg`. Returns the directory and a warning, if any.
+fn template_dir(lxc: &LxcBackendConfig) -> Result<(PathBuf, Option<String>), String> {
+    let cfg_path = lxc.pve_root.join("etc/pve/storage.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).ok();
+    let id = &lxc.template_storage;
+    let entry = cfg.as_deref().and_then(|t| host::find_storage(t, id));
+    let no_vztmpl = entry.as_ref().and_then(|s| s.content.as_ref()).filter(|c| !c.iter().any(|c| c == "vztmpl"));
+    let warning = no_vztmpl.map(|_| {
+        format!("storage {id} has no vztmpl content in {}: pvesm set {id} --content vztmpl,...", cfg_path.display())
+    });
+    let under_root = |p: &Path| lxc.pve_root.join(p.strip_prefix("/").unwrap_or(p)).join("template/cache");
+    if id == "local" {
+        return Ok((lxc.pve_root.join("var/lib/vz/template/cache"), warning));
+    }
+    match entry {
+        Some(s) if s.kind == "dir" => match s.path {
+            Some(p) => Ok((under_root(&p), warning)),
+            None => Err(format!("dir storage {id} has no path in {}", cfg_path.display())),
+        },
+        Some(s) => Err(format!("storage {id} is of type {}, not a dir storage", s.kind)),
+        None if cfg.is_none() => Err(format!("storage {id} needs {}, which cannot be read", cfg_path.display())),
+        None => Err(format!("storage {id} is not defined in {}", cfg_path.display())),
+    }
+}
+
+fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
+    let check = format!("backend {name}: template storage");
+    let (dir, warning) =
+        match template_dir(lxc) {
+            Ok(d) => d,
+            Err(e) => return Check::fail(
+                check,
+                e,
+                format!(
+                    "set backends.{name}.template_storage in {file} to a dir storage with vztmpl content (e.g. local)"
+                ),
+            ),
+        };
+    if !dir.is_dir() {
+        return Check::fail(
+            check,
+            format!("{} does not exist (storage {})", dir.display(), lxc.template_storage),
+            format!(
+                "check backends.{name}.pve_root ({}) in {file}; on Proxmox VE the storage creates it (pvesm set {} --content vztmpl,...), or mkdir -p {}",
+                lxc.pve_root.display(),
+                lxc.template_storage,
+                dir.display()
+            ),
+        );
+    }
+    let probe = dir.join(format!(".nexcage-doctor-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => {
+            return Check::fail(
+                check,
+                format!("{} is not writable: {e}", dir.display()),
+                format!("make {} writable by root (a read-only mount?)", dir.display()),
+            )
+        }
+    }
+    let detail = format!("{} is writable (storage {})", dir.display(), lxc.template_storage);
+    match warning {
+        Some(w) => Check::warn(check, detail, w),
+        None => Check::pass(check, detail),
+    }
+}
+
+/// Where the proxmox-lxc backend takes nexcage-init from: `init`, else next to nexcage.
+pub fn init_path(lxc: &LxcBackendConfig) -> PathBuf {
+    match &lxc.init {
+        Some(p) => p.clone(),
+        None => {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/nexcage")).with_file_name("nexcage-init")
+        }
+    }
+}
+
+fn check_init(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
+    let check = format!("backend {name}: init");
+    let path = init_path(lxc);
+    let how = if lxc.init.is_some() { format!("backends.{name}.init") } else { "next to nexcage".to_string() };
+    let fix_missing = if Path::new(PACKAGED_INIT).exists() && lxc.init.is_none() {
+        format!("set backends.{name}.init to {PACKAGED_INIT} in {file}")
+    } else {
+        format!(
+            "build it with hack/build-init and install it next to nexcage, or set backends.{name}.init in {file} (the Debian package installs {PACKAGED_INIT})"
+        )
+    };
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Check::fail(check, format!("{} ({how}) is not a file", path.display()), fix_missing),
+        Err(e) => return Check::fail(check, format!("{} ({how}): {e}", path.display()), fix_missing),
+    };
+    if meta.mode() & 0o111 == 0 {
+        return Check::fail(
+            check,
+            format!("{} is not executable", path.display()),
+            format!("chmod 0755 {}", path.display()),
+        );
+    }
+    match host::elf_is_static(&path) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Check::fail(
+                check,
+                format!(
+                    "{} is dynamically linked: it cannot run inside containers without its libraries",
+                    path.display()
+                ),
+                "rebuild it statically with hack/build-init (needs libc6-dev)",
+            )
+        }
+        Err(e) => return Check::fail(check, e, "rebuild it with hack/build-init"),
+    }
+    if lxc.unprivileged {
+        if let Err(e) = host::reachable_by_others(&path) {
+            return Check::fail(
+                check,
+                format!("{e}: unprivileged containers (uid 100000) cannot run it"),
+                format!("chmod o+rx {} and o+x on its directories", path.display()),
+            );
+        }
+    }
+    Check::pass(check, format!("{} ({how}), statically linked", path.display()))
+}
+
+fn check_subids(name: &str) -> Check {
+    let check = format!("backend {name}: subuid/subgid");
+    let mut missing = Vec::new();
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        if !host::subid_covers(&text, "root", 100_000, 65_536) {
+            missing.push(f);
+        }
+    }
+    if missing.is_empty() {
+        Check::pass(check, "root has 100000:65536 in /etc/subuid and /etc/subgid (unprivileged containers)")
+    } else {
+        let files = missing.join(" and ");
+        Check::fail(
+            check,
+            format!("{files} lack root:100000:65536, which unprivileged containers map root to"),
+            format!("echo root:100000:65536 >> each of {files} (Proxmox VE ships this line)"),
+        )
+    }
+}
+
+fn check_cgroups() -> Check {
+    let check = "cgroups";
+    let root = Path::new("/sys/fs/cgroup");
+    match host::cgroup_mode(root) {
+        Ok(host::CgroupMode::V2) => Check::pass(check, "v2 (unified)"),
+        Ok(host::CgroupMode::V1) => Check::warn(
+            check,
+            "v1 only (legacy)",
+            "Proxmox VE 8 expects cgroup v2: boot with systemd.unified_cgroup_hierarchy=1",
+        ),
+        Ok(host::CgroupMode::Hybrid) => {
+            let cgroups = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            let missing = host::unmounted_v1_controllers(&cgroups, &mounts);
+            if missing.is_empty() {
+                Check::pass(check, "hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified): every enabled controller is on v1, crun works")
+            } else {
+                let list = missing.join(",");
+                Check::fail(
+                    check,
+                    format!("hybrid, but enabled controllers {list} are not mounted on v1: crun refuses to run"),
+                    format!(
+                        "{} (hack/setup does this), or boot with systemd.unified_cgroup_hierarchy=1",
+                        missing
+                            .iter()
+                            .map(|c| format!(
+                                "mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}"
+                            ))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                )
+            }
+        }
+        Err(e) => Check::fail(check, e, "mount cgroups (cgroup2 at /sys/fs/cgroup)"),
+    }
+}
+
+fn check_state_root(root: &Path) -> Check {
+    let check = "state root";
+    let fix_perm = format!("chmod 0700 {} (or pass another --root)", root.display());
+    match std::fs::metadata(root) {
+        Ok(m) if !m.is_dir() => {
+            Check::fail(check, format!("{} is not a directory", root.display()), "remove it or pass another --root")
+        }
+        Ok(m) => {
+            let mode = m.mode() & 0o7777;
+            let euid = nix::unistd::geteuid().as_raw();
+            if mode & 0o002 != 0 {
+                return Check::fail(
+                    check,
+                    format!(
+                        "{} is world-writable (mode {mode:04o}): anyone could forge container records",
+                        root.display()
+                    ),
+                    fix_perm,
+                );
+            }
+            if m.uid() != euid {
+                return Check::fail(
+                    check,
+                    format!("{} belongs to uid {}, not to uid {euid} running nexcage", root.display(), m.uid()),
+                    format!("chown {euid} {} (or pass another --root)", root.display()),
+                );
+            }
+            if let Err(e) = probe_dir(root) {
+                return Check::fail(check, format!("{} is not writable: {e}", root.display()), fix_perm);
+            }
+            if mode & 0o077 != 0 {
+                return Check::warn(
+                    check,
+                    format!("{} has mode {mode:04o}; nexcage creates it 0700", root.display()),
+                    fix_perm,
+                );
+            }
+            Check::pass(check, format!("{} (mode {mode:04o})", root.display()))
+        }
+        Err(_) => {
+            let Some(parent) = root.ancestors().skip(1).find(|a| a.is_dir()) else {
+                return Check::fail(
+                    check,
+                    format!("no existing parent of {}", root.display()),
+                    "pass an absolute --root",
+                );
+            };
+            match probe_dir(parent) {
+                Ok(()) => Check::pass(
+                    check,
+                    format!(
+                        "{} does not exist yet; it will be created (0700) under {}",
+                        root.display(),
+                        parent.display()
+                    ),
+                ),
+                Err(e) => Check::fail(
+                    check,
+                    format!("{} cannot be created: {} is not writable: {e}", root.display(), parent.display()),
+                    format!("create {} (mode 0700) or pass another --root", root.display()),
+                ),
+            }
+        }
+    }
+}
+
+/// Create and remove a directory in `dir`.
+fn probe_dir(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".nexcage-doctor-{}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&probe)?;
+    std::fs::remove_dir(&probe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lxc(pve_root: &Path, template_storage: &str) -> LxcBackendConfig {
+        let text = format!(
+            r#"{{"default_backend":"l","backends":{{"l":{{"kind":"proxmox-lxc","pve_root":"{}","template_storage":"{template_storage}"}}}}}}"#,
+            pve_root.display()
+        );
+        match Config::parse(&text, ConfigSource::Builtin).unwrap().backends.remove("l").unwrap() {
+            BackendConfig::ProxmoxLxc(l) => l,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn template_dir_follows_the_backend_rules() {
+        let t = tempfile::tempdir().unwrap();
+        let (d, w) = template_dir(&lxc(t.path(), "local")).unwrap();
+        assert_eq!(d, t.path().join("var/lib/vz/template/cache"));
+        assert!(w.is_none());
+        let e = template_dir(&lxc(t.path(), "tank")).unwrap_err();
+        assert!(e.contains("storage.cfg, which cannot be read"), "{e}");
+        std::fs::create_dir_all(t.path().join("etc/pve")).unwrap();
+        std::fs::write(
+            t.path().join("etc/pve/storage.cfg"),
+            "dir: tank\n\tpath /tank\n\tcontent images\n\nzfspool: z\n\tpool rpool\n",
+        )
+        .unwrap();
+        let (d, w) = template_dir(&lxc(t.path(), "tank")).unwrap();
+        assert_eq!(d, t.path().join("tank/template/cache"));
+        assert!(w.unwrap().contains("vztmpl"));
+        assert!(template_dir(&lxc(t.path(), "z")).unwrap_err().contains("type zfspool"));
+        assert!(template_dir(&lxc(t.path(), "other")).unwrap_err().contains("not defined"));
+    }
+
+    #[test]
+    fn state_root_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("r");
+        assert_eq!(check_state_root(&root).status, Status::Pass);
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(check_state_root(&root).status, Status::Pass);
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(check_state_root(&root).status, Status::Warn);
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let c = check_state_root(&root);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("world-writable") && c.fix.unwrap().contains("chmod 0700"));
+        // No probe left behind.
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    }
+}
