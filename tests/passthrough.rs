@@ -290,6 +290,12 @@ fn backend_annotation_and_routes_choose_the_runtime() {
     assert_eq!(text(&out.stdout), "by-annotation\nby-default\nroute-runc-x\n");
     let table = text(&w.nexcage(["list"]).stdout);
     assert!(table.starts_with("ID ") && table.contains("BACKEND") && table.contains("runc"), "{table}");
+    // The people's table: ID BACKEND VMID STATUS AGE BUNDLE; no VMID for oci containers.
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "BACKEND", "VMID", "STATUS", "AGE", "BUNDLE"]);
+    let row: Vec<&str> = table.lines().find(|l| l.starts_with("by-default ")).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["by-default", "crun", "-", "created"], "{table}");
+    assert!(row[4].ends_with('s') && row[5] == b_plain.to_str().unwrap(), "{table}");
 }
 
 #[test]

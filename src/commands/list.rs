@@ -12,9 +12,13 @@ use crate::state::Record;
 
 pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     let mut by_backend: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    let mut vmids: BTreeMap<String, u64> = BTreeMap::new();
     for id in ctx.store.ids()? {
         // A record removed meanwhile (concurrent delete) is simply skipped.
         if let Ok(r) = ctx.store.load(&id) {
+            if let Some(v) = vmid(&r) {
+                vmids.insert(r.id.clone(), v);
+            }
             by_backend.entry(r.backend.clone()).or_default().push(r);
         }
     }
@@ -40,23 +44,43 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
             writeln!(out, "{}", serde_json::to_string(&states)?)?;
         }
         Format::Table => {
-            let mut table =
-                vec![["ID", "PID", "STATUS", "BACKEND", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+            // For people: which backend, which Proxmox container, how old. `state` and
+            // `list --format json` keep runc's shapes for engines.
+            let now = std::time::SystemTime::now();
+            let mut table = vec![["ID", "BACKEND", "VMID", "STATUS", "AGE", "BUNDLE"].map(String::from).to_vec()];
             for (backend, s) in &rows {
                 table.push(vec![
                     s.id.clone(),
-                    s.pid.to_string(),
-                    s.status.clone(),
                     backend.clone(),
+                    vmids.get(&s.id).map_or_else(|| "-".to_string(), u64::to_string),
+                    s.status.clone(),
+                    humantime::parse_rfc3339_weak(&s.created)
+                        .ok()
+                        .and_then(|t| now.duration_since(t).ok())
+                        .map_or_else(|| "-".to_string(), age),
                     s.bundle.display().to_string(),
-                    s.created.clone(),
-                    s.owner.clone(),
                 ]);
             }
             write!(out, "{}", render_table(&table))?;
         }
     }
     Ok(0)
+}
+
+/// The Proxmox VMID of a proxmox-lxc container (`data.lxc.vmid`, or `data.vmid`).
+fn vmid(r: &Record) -> Option<u64> {
+    r.data.get("lxc").and_then(|d| d.get("vmid")).or_else(|| r.data.get("vmid")).and_then(|v| v.as_u64())
+}
+
+/// Age for people: the largest whole unit, `42s`, `5m`, `3h`, `12d`.
+pub fn age(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
 }
 
 /// Columns padded like runc's tabwriter (min width 12, padding 3).
@@ -83,6 +107,30 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_use_the_largest_unit() {
+        use std::time::Duration;
+        let cases =
+            [(0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"), (86399, "23h"), (86400 * 4, "4d")];
+        for (secs, want) in cases {
+            assert_eq!(age(Duration::from_secs(secs)), want);
+        }
+    }
+
+    #[test]
+    fn vmid_from_lxc_data_or_top_level() {
+        let mut r: Record = serde_json::from_value(serde_json::json!({
+            "id": "a", "backend": "lxc", "kind": "proxmox-lxc", "bundle": "/b", "created": "x", "phase": "created",
+            "data": {"lxc": {"vmid": 9001}}
+        }))
+        .unwrap();
+        assert_eq!(vmid(&r), Some(9001));
+        r.data.clear();
+        assert_eq!(vmid(&r), None);
+        r.data.insert("vmid".into(), 9002.into());
+        assert_eq!(vmid(&r), Some(9002));
+    }
 
     #[test]
     fn table_pads_columns() {

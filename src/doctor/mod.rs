@@ -209,17 +209,18 @@ fn template_dir(lxc: &LxcBackendConfig) -> Result<(PathBuf, Option<String>), Str
 
 fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
     let check = format!("backend {name}: template storage");
-    let (dir, warning) =
-        match template_dir(lxc) {
-            Ok(d) => d,
-            Err(e) => return Check::fail(
+    let (dir, warning) = match template_dir(lxc) {
+        Ok(d) => d,
+        Err(e) => {
+            return Check::fail(
                 check,
                 e,
                 format!(
                     "set backends.{name}.template_storage in {file} to a dir storage with vztmpl content (e.g. local)"
                 ),
-            ),
-        };
+            )
+        }
+    };
     if !dir.is_dir() {
         return Check::fail(
             check,
