@@ -191,8 +191,16 @@ fn read_only_template_dir_fails() {
     let cache = h.pve_root.join("var/lib/vz/template/cache");
     // A read-only tmpfs over the cache, in a private mount namespace of doctor alone.
     let script = r#"mount -t tmpfs -o ro tmpfs "$0" && exec "$@""#;
-    let (code, report) =
-        h.json_wrapped(&["unshare", "--mount", "--propagation", "private", "sh", "-c", script, cache.to_str().unwrap()]);
+    let (code, report) = h.json_wrapped(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        cache.to_str().unwrap(),
+    ]);
     fails(code, &report, "backend lxc: template storage", "is not writable", "writable by root");
 }
 
