@@ -59,5 +59,6 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Spec(_) => spec::spec(ctx),
         Command::Route(a) => route::route(&a),
         Command::Version => version::version(),
+        Command::LxcSupervise(a) => Ok(crate::backend::lxc::supervisor::run(&a)),
     }
 }
