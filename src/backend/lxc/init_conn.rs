@@ -5,7 +5,7 @@
 //! symlink to some host daemon) and that the peer is the init (pid 1) of a nested pid
 //! namespace.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -63,10 +63,6 @@ impl InitConn {
         }
         setsockopt(&fd, sockopt::PassCred, &true)?;
         Ok(InitConn { fd, init_pid: peer, path: path.to_path_buf() })
-    }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 
     pub fn into_fd(self) -> OwnedFd {

@@ -13,7 +13,6 @@ pub struct ProcRef {
 
 struct Stat {
     state: char,
-    ppid: i32,
     start: u64,
 }
 
@@ -26,11 +25,7 @@ fn stat(pid: i32) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     // rest starts at field 3 (state); start time is field 22.
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
+    Some(Stat { state: fields.first()?.chars().next()?, start: fields.get(19)?.parse().ok()? })
 }
 
 impl ProcRef {
@@ -44,11 +39,6 @@ impl ProcRef {
     pub fn alive(&self) -> bool {
         ProcRef::of(self.pid).is_some_and(|p| p.start == self.start)
     }
-}
-
-/// Parent pid of a process.
-pub fn ppid(pid: i32) -> Option<i32> {
-    stat(pid).map(|s| s.ppid)
 }
 
 /// The pids of `pid` in each pid namespace it belongs to, outermost first (`NSpid`).

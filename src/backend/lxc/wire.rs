@@ -305,6 +305,11 @@ mod tests {
     }
 
     #[test]
+    fn socket_path_is_in_the_run_dir() {
+        assert_eq!(SOCKET_IN_CONTAINER, format!("{RUN_DIR_IN_CONTAINER}/{SOCKET_NAME}"));
+    }
+
+    #[test]
     fn closed_peer_is_reported() {
         let (a, b) = pair();
         drop(a);
