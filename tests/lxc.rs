@@ -299,7 +299,7 @@ fn process_settings_hostname_and_memory_limit() {
             "-c",
             "echo env=$FOO; echo home=$HOME; pwd; id -u; id -g; id -G; ulimit -n; hostname; \
              grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status; cat /proc/self/oom_score_adj; \
-             cat /proc/self/uid_map",
+             cat /proc/self/uid_map; echo nice=$(cut -d' ' -f19 /proc/self/stat); grep Cpus_allowed_list /proc/self/status",
         ],
         &[],
     );
@@ -309,6 +309,8 @@ fn process_settings_hostname_and_memory_limit() {
         c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7]});
         c["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
         c["process"]["oomScoreAdj"] = 300.into();
+        c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["execCPUAffinity"] = serde_json::json!({"final": "0"});
         c["hostname"] = "probe-host".into();
         c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 * 1024 * 1024});
     });
@@ -325,8 +327,10 @@ fn process_settings_hostname_and_memory_limit() {
     let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
     assert!(out.contains(&format!("CapBnd:\t{want}")), "{out}");
     assert!(out.contains("CapEff:\t0000000000000000"), "non-root without ambient caps: {out}");
-    assert_eq!(lines[lines.len() - 2], "300");
-    assert!(lines[lines.len() - 1].split_whitespace().eq(["0", "100000", "65536"]), "unprivileged: {out}");
+    assert_eq!(lines[lines.len() - 4], "300");
+    assert!(lines[lines.len() - 3].split_whitespace().eq(["0", "100000", "65536"]), "unprivileged: {out}");
+    assert_eq!(lines[lines.len() - 2], "nice=5", "scheduler.nice");
+    assert_eq!(lines[lines.len() - 1].split_whitespace().collect::<Vec<_>>(), ["Cpus_allowed_list:", "0"]);
 
     // The memory limit is in the container's cgroup.
     let sleeper = l.bundle_like(&b, "mem", &["sleep", "1000"], |c| {

@@ -71,20 +71,47 @@ pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
     Ok(BundleFacts { process, hooks, rootfs, hostname, annotations })
 }
 
-/// The nexcage-init binary: the configured one, else next to the nexcage executable.
+/// The nexcage-init binary: the configured one; else `nexcage-init` next to the nexcage
+/// executable; else, in a cargo target directory (`target/<profile>/nexcage`), the static
+/// build hack/build-init makes (`target/<arch>-unknown-linux-gnu/<profile>/nexcage-init`),
+/// since `cargo build` puts a dynamically linked one next to nexcage.
 pub fn find_init(cfg: &LxcBackendConfig) -> Result<PathBuf> {
-    let p = match &cfg.init {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().context("cannot find the nexcage executable")?.with_file_name("nexcage-init"),
-    };
-    if !p.is_file() {
-        bail!(
-            "nexcage-init not found at {}: install it next to nexcage (hack/build-init builds it) or set `init` in the proxmox-lxc backend's configuration",
-            p.display()
-        );
+    if let Some(p) = &cfg.init {
+        if !p.is_file() {
+            bail!(
+                "nexcage-init not found at {} (the proxmox-lxc backend's `init`): build it with hack/build-init",
+                p.display()
+            );
+        }
+        run_dir::check_static(p)?;
+        return Ok(p.clone());
     }
-    run_dir::check_static(&p)?;
-    Ok(p)
+    let exe = std::env::current_exe().context("cannot find the nexcage executable")?;
+    let beside = exe.with_file_name("nexcage-init");
+    let mut candidates = vec![beside.clone()];
+    if let (Some(profile_dir), Some(profile)) = (exe.parent(), exe.parent().and_then(|p| p.file_name())) {
+        if let Some(target) = profile_dir.parent() {
+            let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+            candidates.push(target.join(&triple).join(profile).join("nexcage-init"));
+            candidates.push(target.join(&triple).join("release").join("nexcage-init"));
+        }
+    }
+    let mut first_error = None;
+    for c in &candidates {
+        if !c.is_file() {
+            continue;
+        }
+        match run_dir::check_static(c) {
+            Ok(()) => return Ok(c.clone()),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        anyhow!(
+            "nexcage-init not found next to {}: install the static build of hack/build-init there, or set `init` in the proxmox-lxc backend's configuration",
+            exe.display()
+        )
+    }))
 }
 
 /// Where templates of `storage` live on this host.

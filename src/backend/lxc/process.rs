@@ -9,7 +9,7 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::wire::{Capabilities, ProcessSpec, Rlimit};
+use super::wire::{Capabilities, ProcessSpec, Rlimit, Scheduler};
 use crate::cli::ExecArgs;
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,9 +44,92 @@ pub struct OciProcess {
     #[serde(default)]
     pub io_priority: Option<IoPriority>,
     #[serde(default)]
-    pub scheduler: Option<serde_json::Value>,
+    pub scheduler: Option<OciScheduler>,
+    #[serde(default, rename = "execCPUAffinity")]
+    pub exec_cpu_affinity: Option<ExecCpuAffinity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OciScheduler {
+    pub policy: String,
     #[serde(default)]
-    pub exec_cpu_affinity: Option<serde_json::Value>,
+    pub nice: i32,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub flags: Option<Vec<String>>,
+    #[serde(default)]
+    pub runtime: u64,
+    #[serde(default)]
+    pub deadline: u64,
+    #[serde(default)]
+    pub period: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ExecCpuAffinity {
+    #[serde(default)]
+    pub initial: Option<String>,
+    #[serde(default, rename = "final")]
+    pub final_: Option<String>,
+}
+
+/// A CPU list such as `0-3,7`.
+fn parse_cpu_list(s: &str, at: &str) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = match (a.trim().parse(), b.trim().parse()) {
+            (Ok(a), Ok(b)) if a <= b && b < 8192 => (a, b),
+            _ => bail!("{at}: invalid CPU list {s:?} (use e.g. 0-3,7)"),
+        };
+        out.extend(a..=b);
+    }
+    if out.is_empty() {
+        bail!("{at}: empty CPU list");
+    }
+    Ok(out)
+}
+
+fn scheduler(s: &OciScheduler, at: &str) -> Result<Scheduler> {
+    let policy = match s.policy.as_str() {
+        "SCHED_OTHER" => 0,
+        "SCHED_FIFO" => 1,
+        "SCHED_RR" => 2,
+        "SCHED_BATCH" => 3,
+        "SCHED_ISO" => 4,
+        "SCHED_IDLE" => 5,
+        "SCHED_DEADLINE" => 6,
+        other => bail!("{at}.policy: unknown policy {other:?}"),
+    };
+    let mut flags = 0;
+    for f in s.flags.iter().flatten() {
+        flags |= match f.as_str() {
+            "SCHED_FLAG_RESET_ON_FORK" => 0x01,
+            "SCHED_FLAG_RECLAIM" => 0x02,
+            "SCHED_FLAG_DL_OVERRUN" => 0x04,
+            "SCHED_FLAG_KEEP_POLICY" => 0x08,
+            "SCHED_FLAG_KEEP_PARAMS" => 0x10,
+            "SCHED_FLAG_UTIL_CLAMP_MIN" => 0x20,
+            "SCHED_FLAG_UTIL_CLAMP_MAX" => 0x40,
+            other => bail!("{at}.flags: unknown flag {other:?}"),
+        };
+    }
+    if !(-20..=19).contains(&s.nice) {
+        bail!("{at}.nice {} is outside -20..19", s.nice);
+    }
+    if s.priority < 0 {
+        bail!("{at}.priority {} is negative", s.priority);
+    }
+    Ok(Scheduler {
+        policy,
+        flags,
+        nice: s.nice,
+        priority: s.priority as u32,
+        runtime: s.runtime,
+        deadline: s.deadline,
+        period: s.period,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,12 +298,17 @@ pub fn to_spec(p: &OciProcess, at: &str) -> Result<(ProcessSpec, Vec<String>)> {
     if let Some(l) = &p.selinux_label {
         warnings.push(format!("{at}.selinuxLabel {l:?} ignored: SELinux labels are not supported on Proxmox VE"));
     }
-    if p.scheduler.is_some() {
-        warnings.push(format!("{at}.scheduler ignored: not supported by the proxmox-lxc backend"));
-    }
-    if p.exec_cpu_affinity.is_some() {
-        warnings.push(format!("{at}.execCPUAffinity ignored: not supported by the proxmox-lxc backend"));
-    }
+    let sched = p.scheduler.as_ref().map(|s| scheduler(s, &format!("{at}.scheduler"))).transpose()?;
+    // The process starts inside the container's cgroup already: `final` applies (else
+    // `initial`).
+    let cpu_affinity = match &p.exec_cpu_affinity {
+        Some(a) => match (&a.final_, &a.initial) {
+            (Some(f), _) => Some(parse_cpu_list(f, &format!("{at}.execCPUAffinity.final"))?),
+            (None, Some(i)) => Some(parse_cpu_list(i, &format!("{at}.execCPUAffinity.initial"))?),
+            (None, None) => None,
+        },
+        None => None,
+    };
     if p.user.username.is_some() {
         warnings.push(format!("{at}.user.username ignored (Windows only)"));
     }
@@ -242,6 +330,8 @@ pub fn to_spec(p: &OciProcess, at: &str) -> Result<(ProcessSpec, Vec<String>)> {
         no_new_privileges: p.no_new_privileges,
         oom_score_adj: p.oom_score_adj,
         io_priority,
+        scheduler: sched,
+        cpu_affinity,
     };
     Ok((spec, warnings))
 }
@@ -363,10 +453,23 @@ mod tests {
             ),
             (json!({"args": ["x"], "cwd": "/", "user": {"uid": -1}}), "process.user.uid"),
             (json!({"args": ["x"], "cwd": "/", "ioPriority": {"class": "X"}}), "process.ioPriority.class"),
+            (json!({"args": ["x"], "cwd": "/", "scheduler": {"policy": "SCHED_X"}}), "process.scheduler.policy"),
+            (json!({"args": ["x"], "cwd": "/", "execCPUAffinity": {"final": "3-1"}}), "process.execCPUAffinity.final"),
         ] {
             let e = format!("{:#}", spec_of(v).unwrap_err());
             assert!(e.contains(want), "{e} lacks {want}");
         }
+    }
+
+    #[test]
+    fn scheduler_and_affinity() {
+        let (s, w) = spec_of(json!({"args": ["x"], "cwd": "/",
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
+            "execCPUAffinity": {"initial": "0-1", "final": "0,2-3"}}))
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.scheduler, Some(Scheduler { policy: 3, flags: 1, nice: 5, ..Default::default() }));
+        assert_eq!(s.cpu_affinity, Some(vec![0, 2, 3]));
     }
 
     #[test]

@@ -68,6 +68,24 @@ pub struct ProcessSpec {
     /// (class, priority) for ioprio_set.
     #[serde(default)]
     pub io_priority: Option<(i32, i32)>,
+    /// sched_setattr(2) parameters.
+    #[serde(default)]
+    pub scheduler: Option<Scheduler>,
+    /// CPUs for sched_setaffinity(2) (execCPUAffinity).
+    #[serde(default)]
+    pub cpu_affinity: Option<Vec<usize>>,
+}
+
+/// `struct sched_attr` fields (numbers already resolved on the host).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scheduler {
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -92,6 +92,45 @@ pub fn apply(spec: &ProcessSpec) -> Result<(CString, Vec<String>), String> {
         }
     }
 
+    if let Some(s) = &spec.scheduler {
+        #[repr(C)]
+        struct SchedAttr {
+            size: u32,
+            policy: u32,
+            flags: u64,
+            nice: i32,
+            priority: u32,
+            runtime: u64,
+            deadline: u64,
+            period: u64,
+        }
+        let attr = SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            policy: s.policy,
+            flags: s.flags,
+            nice: s.nice,
+            priority: s.priority,
+            runtime: s.runtime,
+            deadline: s.deadline,
+            period: s.period,
+        };
+        // SAFETY: sched_setattr(self, attr, 0) with a valid struct of the declared size.
+        if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+            return Err(format!("process.scheduler: sched_setattr failed: {}", errno()));
+        }
+    }
+    if let Some(cpus) = &spec.cpu_affinity {
+        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET only writes inside it.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for c in cpus {
+            unsafe { libc::CPU_SET(*c, &mut set) };
+        }
+        // SAFETY: valid pointer and size.
+        if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+            return Err(format!("process.execCPUAffinity {cpus:?}: sched_setaffinity failed: {}", errno()));
+        }
+    }
+
     let plan = match &spec.capabilities {
         Some(c) => Some(plan_caps(c, &mut warnings)?),
         None => None,
