@@ -23,6 +23,7 @@ const SUBCOMMANDS: &[&str] = &[
     "help",
     "kill",
     "list",
+    "lxc-supervise",
     "pause",
     "ps",
     "restore",
@@ -221,11 +222,25 @@ pub enum Command {
     Route(RouteArgs),
     /// Print the versions of nexcage and its backends.
     Version,
+    /// (internal) The supervisor of a proxmox-lxc container's process: started by
+    /// create and exec, never by users.
+    #[command(name = "lxc-supervise", hide = true)]
+    LxcSupervise(SuperviseArgs),
     /// Check this host: config, backends, pct, storage, cgroups, state root, init.
     Doctor(DoctorArgs),
     /// Generate shell completions, man pages or the packaged configuration (build time).
     #[command(name = "__generate", hide = true)]
     Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// Host pid of the supervised process.
+    #[arg(long)]
+    pub pid: i32,
+    /// Its start time (clock ticks since boot, /proc/<pid>/stat field 22).
+    #[arg(long)]
+    pub start: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 //! Backends: who actually runs a container. The record written at `create` names the
 //! backend; every later command goes to the same one.
 
-#[allow(dead_code)] // wired into the Backend trait with the proxmox-lxc backend
+#[allow(dead_code)] // pct.rs, pveconf.rs and template/ offer more than the backend uses yet
 pub mod lxc;
 pub mod oci;
 
@@ -34,6 +34,8 @@ pub struct ContainerState {
 pub struct CreateRequest<'a> {
     pub bundle: &'a crate::bundle::Bundle,
     pub args: &'a crate::cli::CreateArgs,
+    /// `run`: Some(detach); `create`: None.
+    pub run: Option<bool>,
 }
 
 /// One backend's implementation of the OCI commands. Methods return the exit status
@@ -77,9 +79,6 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
 pub fn for_record(record: &Record) -> Result<Box<dyn Backend>> {
     match record.kind {
         crate::state::BackendKind::Oci => Ok(Box::new(oci::OciBackend::from_record(record)?)),
-        crate::state::BackendKind::ProxmoxLxc => anyhow::bail!(
-            "container {} belongs to the proxmox-lxc backend, which this build of nexcage cannot drive",
-            record.id
-        ),
+        crate::state::BackendKind::ProxmoxLxc => Ok(Box::new(lxc::backend::LxcBackend::from_record(record))),
     }
 }

@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use super::Ctx;
+use crate::backend::lxc::backend::LxcBackend;
 use crate::backend::oci::OciBackend;
 use crate::backend::{Backend, CreateRequest};
 use crate::bundle::Bundle;
@@ -36,10 +37,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
             let runtime = Some(b.runtime.clone());
             (Box::new(b), BackendKind::Oci, runtime)
         }
-        BackendConfig::ProxmoxLxc(_) => anyhow::bail!(
-            "backend {}: the proxmox-lxc backend is not available in this build (route the container to an oci backend)",
-            decision.backend
-        ),
+        BackendConfig::ProxmoxLxc(lxc) => (Box::new(LxcBackend::new(lxc.clone())), BackendKind::ProxmoxLxc, None),
     };
 
     let mut record = Record {
@@ -53,7 +51,11 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
         data: Default::default(),
     };
     let lock = ctx.store.claim(&record)?;
-    let req = CreateRequest { bundle: &bundle, args };
+    let run = match &mode {
+        Mode::Create => None,
+        Mode::Run { detach } => Some(*detach),
+    };
+    let req = CreateRequest { bundle: &bundle, args, run };
     let outcome = backend.create(ctx, &req, &mut record);
     let keep = match (&outcome, &mode) {
         (Ok(0), Mode::Create) | (Ok(0), Mode::Run { detach: true }) => true,

@@ -17,9 +17,7 @@ pub fn features() -> Result<i32> {
             serde_json::from_slice(&out)
                 .with_context(|| format!("{} features printed invalid JSON", b.runtime.display()))?
         }
-        BackendConfig::ProxmoxLxc(_) => {
-            anyhow::bail!("default backend {name}: the proxmox-lxc backend is not available in this build")
-        }
+        BackendConfig::ProxmoxLxc(_) => crate::backend::lxc::features::document(),
     };
     let backends: Vec<&str> = config.backends.keys().map(String::as_str).collect();
     if let Some(obj) = doc.as_object_mut() {

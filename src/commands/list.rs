@@ -11,6 +11,8 @@ use crate::cli::{Format, ListArgs};
 use crate::state::Record;
 
 pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
+    // proxmox-lxc containers whose records were lost (reboot, wiped --root) come back.
+    crate::backend::lxc::rebuild::adopt_lost(ctx);
     let mut by_backend: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     let mut vmids: BTreeMap<String, u64> = BTreeMap::new();
     for id in ctx.store.ids()? {

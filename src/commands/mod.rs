@@ -63,5 +63,6 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Version => version::version(),
         Command::Doctor(a) => doctor::doctor(ctx, &a),
         Command::Generate(a) => generate::generate(&a.what),
+        Command::LxcSupervise(a) => Ok(crate::backend::lxc::supervisor::run(&a)),
     }
 }

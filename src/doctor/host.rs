@@ -105,35 +105,6 @@ pub fn find_storage(storage_cfg: &str, id: &str) -> Option<Storage> {
     found
 }
 
-/// Is this file an ELF executable without a program interpreter (statically linked,
-/// including static-pie)? `Err` describes what it is instead.
-pub fn elf_is_static(path: &Path) -> Result<bool, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut head = vec![0u8; 64];
-    let n = f.read(&mut head).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if n < 64 || &head[..4] != b"\x7fELF" {
-        return Err(format!("{} is not an ELF executable", path.display()));
-    }
-    if head[4] != 2 || head[5] != 1 {
-        return Err(format!("{} is not a 64-bit little-endian ELF file", path.display()));
-    }
-    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let phoff = u64::from_le_bytes(head[32..40].try_into().unwrap()) as usize;
-    let (phentsize, phnum) = (u16_at(&head, 54), u16_at(&head, 56));
-    if phentsize < 4 || phnum == 0 {
-        return Err(format!("{} has no program headers (not an executable)", path.display()));
-    }
-    let mut all = Vec::new();
-    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    f.by_ref().take((phoff + phentsize * phnum) as u64).read_to_end(&mut all).map_err(|e| e.to_string())?;
-    if all.len() < phoff + phentsize * phnum {
-        return Err(format!("{} is truncated", path.display()));
-    }
-    const PT_INTERP: u32 = 3;
-    Ok(!(0..phnum).any(|i| u32_at(&all, phoff + i * phentsize) == PT_INTERP))
-}
-
 /// Run a program (stdin null) and return its exit success and its stdout+stderr, killing
 /// it after `timeout`.
 pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<(bool, String), String> {
@@ -181,22 +152,6 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<(bool, St
     Ok((status.success(), String::from_utf8_lossy(&text).into_owned()))
 }
 
-/// Can uid 100000 (an unprivileged container's root) read and execute `path`? Every
-/// directory above needs o+x, the file o+rx.
-pub fn reachable_by_others(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).map_err(|e| e.to_string());
-    if mode(path)? & 0o005 != 0o005 {
-        return Err(format!("{} is not readable and executable by others (o+rx)", path.display()));
-    }
-    for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
-        if mode(dir)? & 0o001 == 0 {
-            return Err(format!("directory {} is not searchable by others (o+x)", dir.display()));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,30 +197,6 @@ mod tests {
         assert_eq!(tank.path.as_deref(), Some(Path::new("/tank/pve")));
         assert_eq!(tank.content, None);
         assert!(find_storage(cfg, "nope").is_none());
-    }
-
-    #[test]
-    fn elf_static_detection() {
-        // The test binary itself is dynamically linked (it has an interpreter).
-        let me = std::env::current_exe().unwrap();
-        assert_eq!(elf_is_static(&me), Ok(false));
-        let t = tempfile::tempdir().unwrap();
-        let script = t.path().join("s");
-        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-        assert!(elf_is_static(&script).unwrap_err().contains("not an ELF"));
-        // A minimal static ELF: header + one PT_LOAD program header.
-        let mut elf = vec![0u8; 64 + 56];
-        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        elf[32..40].copy_from_slice(&64u64.to_le_bytes());
-        elf[54..56].copy_from_slice(&56u16.to_le_bytes());
-        elf[56..58].copy_from_slice(&1u16.to_le_bytes());
-        elf[64..68].copy_from_slice(&1u32.to_le_bytes());
-        let p = t.path().join("static");
-        std::fs::write(&p, &elf).unwrap();
-        assert_eq!(elf_is_static(&p), Ok(true));
-        elf[64..68].copy_from_slice(&3u32.to_le_bytes());
-        std::fs::write(&p, &elf).unwrap();
-        assert_eq!(elf_is_static(&p), Ok(false));
     }
 
     #[test]

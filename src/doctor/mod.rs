@@ -6,7 +6,7 @@ pub mod host;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -180,41 +180,26 @@ fn check_pct(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
     }
 }
 
-/// The directory where rootfs templates are written, as the proxmox-lxc backend finds it:
-/// storage `local` is `<pve_root>/var/lib/vz`; another storage must be a `dir` storage in
-/// `<pve_root>/etc/pve/storage.cfg`. Returns the directory and a warning, if any.
-fn template_dir(lxc: &LxcBackendConfig) -> Result<(PathBuf, Option<String>), String> {
+/// A warning when `storage.cfg` defines the template storage without `vztmpl` content.
+fn vztmpl_warning(lxc: &LxcBackendConfig) -> Option<String> {
     let cfg_path = lxc.pve_root.join("etc/pve/storage.cfg");
-    let cfg = std::fs::read_to_string(&cfg_path).ok();
+    let text = std::fs::read_to_string(&cfg_path).ok()?;
     let id = &lxc.template_storage;
-    let entry = cfg.as_deref().and_then(|t| host::find_storage(t, id));
-    let no_vztmpl = entry.as_ref().and_then(|s| s.content.as_ref()).filter(|c| !c.iter().any(|c| c == "vztmpl"));
-    let warning = no_vztmpl.map(|_| {
+    let content = host::find_storage(&text, id)?.content?;
+    (!content.iter().any(|c| c == "vztmpl")).then(|| {
         format!("storage {id} has no vztmpl content in {}: pvesm set {id} --content vztmpl,...", cfg_path.display())
-    });
-    let under_root = |p: &Path| lxc.pve_root.join(p.strip_prefix("/").unwrap_or(p)).join("template/cache");
-    if id == "local" {
-        return Ok((lxc.pve_root.join("var/lib/vz/template/cache"), warning));
-    }
-    match entry {
-        Some(s) if s.kind == "dir" => match s.path {
-            Some(p) => Ok((under_root(&p), warning)),
-            None => Err(format!("dir storage {id} has no path in {}", cfg_path.display())),
-        },
-        Some(s) => Err(format!("storage {id} is of type {}, not a dir storage", s.kind)),
-        None if cfg.is_none() => Err(format!("storage {id} needs {}, which cannot be read", cfg_path.display())),
-        None => Err(format!("storage {id} is not defined in {}", cfg_path.display())),
-    }
+    })
 }
 
 fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
     let check = format!("backend {name}: template storage");
-    let (dir, warning) = match template_dir(lxc) {
+    // The backend's own lookup, so doctor and create never disagree.
+    let dir = match crate::backend::lxc::create::template_dir(lxc) {
         Ok(d) => d,
         Err(e) => {
             return Check::fail(
                 check,
-                e,
+                format!("{e:#}"),
                 format!(
                     "set backends.{name}.template_storage in {file} to a dir storage with vztmpl content (e.g. local)"
                 ),
@@ -247,64 +232,33 @@ fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Che
         }
     }
     let detail = format!("{} is writable (storage {})", dir.display(), lxc.template_storage);
-    match warning {
+    match vztmpl_warning(lxc) {
         Some(w) => Check::warn(check, detail, w),
         None => Check::pass(check, detail),
     }
 }
 
-/// Where the proxmox-lxc backend takes nexcage-init from: `init`, else next to nexcage.
-pub fn init_path(lxc: &LxcBackendConfig) -> PathBuf {
-    match &lxc.init {
-        Some(p) => p.clone(),
-        None => {
-            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/nexcage")).with_file_name("nexcage-init")
-        }
-    }
-}
-
 fn check_init(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
+    use crate::backend::lxc::{create::find_init, run_dir::check_reachable};
     let check = format!("backend {name}: init");
-    let path = init_path(lxc);
-    let how = if lxc.init.is_some() { format!("backends.{name}.init") } else { "next to nexcage".to_string() };
-    let fix_missing = if Path::new(PACKAGED_INIT).exists() && lxc.init.is_none() {
+    let fix = if Path::new(PACKAGED_INIT).exists() && lxc.init.is_none() {
         format!("set backends.{name}.init to {PACKAGED_INIT} in {file}")
     } else {
         format!(
             "build it with hack/build-init and install it next to nexcage, or set backends.{name}.init in {file} (the Debian package installs {PACKAGED_INIT})"
         )
     };
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => return Check::fail(check, format!("{} ({how}) is not a file", path.display()), fix_missing),
-        Err(e) => return Check::fail(check, format!("{} ({how}): {e}", path.display()), fix_missing),
+    // The backend's own lookup: `init`, else next to nexcage (or the cargo target layout).
+    let path = match find_init(lxc) {
+        Ok(p) => p,
+        Err(e) => return Check::fail(check, format!("{e:#}"), fix),
     };
-    if meta.mode() & 0o111 == 0 {
-        return Check::fail(
-            check,
-            format!("{} is not executable", path.display()),
-            format!("chmod 0755 {}", path.display()),
-        );
-    }
-    match host::elf_is_static(&path) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Check::fail(
-                check,
-                format!(
-                    "{} is dynamically linked: it cannot run inside containers without its libraries",
-                    path.display()
-                ),
-                "rebuild it statically with hack/build-init (needs libc6-dev)",
-            )
-        }
-        Err(e) => return Check::fail(check, e, "rebuild it with hack/build-init"),
-    }
+    let how = if lxc.init.is_some() { format!("backends.{name}.init") } else { "found next to nexcage".into() };
     if lxc.unprivileged {
-        if let Err(e) = host::reachable_by_others(&path) {
+        if let Err(e) = check_reachable(&path, 0o5, "nexcage-init") {
             return Check::fail(
                 check,
-                format!("{e}: unprivileged containers (uid 100000) cannot run it"),
+                format!("{e:#}"),
                 format!("chmod o+rx {} and o+x on its directories", path.display()),
             );
         }
@@ -460,24 +414,17 @@ mod tests {
     }
 
     #[test]
-    fn template_dir_follows_the_backend_rules() {
+    fn vztmpl_content_is_checked_when_storage_cfg_says() {
         let t = tempfile::tempdir().unwrap();
-        let (d, w) = template_dir(&lxc(t.path(), "local")).unwrap();
-        assert_eq!(d, t.path().join("var/lib/vz/template/cache"));
-        assert!(w.is_none());
-        let e = template_dir(&lxc(t.path(), "tank")).unwrap_err();
-        assert!(e.contains("storage.cfg, which cannot be read"), "{e}");
+        assert!(vztmpl_warning(&lxc(t.path(), "local")).is_none(), "no storage.cfg: nothing to say");
         std::fs::create_dir_all(t.path().join("etc/pve")).unwrap();
         std::fs::write(
             t.path().join("etc/pve/storage.cfg"),
-            "dir: tank\n\tpath /tank\n\tcontent images\n\nzfspool: z\n\tpool rpool\n",
+            "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl\n\ndir: tank\n\tpath /tank\n\tcontent images\n",
         )
         .unwrap();
-        let (d, w) = template_dir(&lxc(t.path(), "tank")).unwrap();
-        assert_eq!(d, t.path().join("tank/template/cache"));
-        assert!(w.unwrap().contains("vztmpl"));
-        assert!(template_dir(&lxc(t.path(), "z")).unwrap_err().contains("type zfspool"));
-        assert!(template_dir(&lxc(t.path(), "other")).unwrap_err().contains("not defined"));
+        assert!(vztmpl_warning(&lxc(t.path(), "local")).is_none());
+        assert!(vztmpl_warning(&lxc(t.path(), "tank")).unwrap().contains("pvesm set tank --content vztmpl"));
     }
 
     #[test]

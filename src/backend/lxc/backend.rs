@@ -1,0 +1,96 @@
+//! The proxmox-lxc implementation of [`Backend`]: each OCI command goes to the module
+//! that does it (create.rs, lifecycle.rs, exec.rs, ps.rs). See docs/proxmox-lxc.md.
+
+use anyhow::{bail, Result};
+
+use super::create::{self, Created, Supervision};
+use super::data::LxcData;
+use super::{exec, lifecycle, ps, supervisor};
+use crate::backend::{Backend, ContainerState, CreateRequest};
+use crate::cli::{ExecArgs, KillArgs, PsArgs};
+use crate::commands::Ctx;
+use crate::config::LxcBackendConfig;
+use crate::state::Record;
+
+pub struct LxcBackend {
+    /// The backend's configuration: only `create` needs it (later commands read the
+    /// record).
+    config: Option<LxcBackendConfig>,
+}
+
+impl LxcBackend {
+    pub fn new(config: LxcBackendConfig) -> LxcBackend {
+        LxcBackend { config: Some(config) }
+    }
+
+    pub fn from_record(_record: &Record) -> LxcBackend {
+        LxcBackend { config: None }
+    }
+}
+
+impl Backend for LxcBackend {
+    fn create(&self, ctx: &Ctx, req: &CreateRequest, record: &mut Record) -> Result<i32> {
+        let Some(cfg) = &self.config else { bail!("internal error: create without the backend configuration") };
+        let supervision = if req.run == Some(false) { Supervision::Inline } else { Supervision::Spawned };
+        let created = create::create(ctx, req, record, cfg, supervision)?;
+        if req.run.is_none() {
+            return Ok(0);
+        }
+        // `run`: start at once.
+        let mut data = LxcData::from_record(record)?;
+        if let Err(e) = lifecycle::start_program(record, &mut data) {
+            lifecycle::remove_after_run(record);
+            return Err(e);
+        }
+        lifecycle::run_poststart(record, &data);
+        match created {
+            Created::Spawned => Ok(0),
+            Created::Inline { conn, program } => {
+                let code = supervisor::supervise(&conn, program);
+                drop(conn);
+                let _ = lifecycle::delete(record, true);
+                code
+            }
+        }
+    }
+    fn start(&self, ctx: &Ctx, record: &Record) -> Result<i32> {
+        lifecycle::start(ctx, record)
+    }
+    fn state(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
+        lifecycle::state(record)
+    }
+    fn kill(&self, _ctx: &Ctx, record: &Record, args: &KillArgs) -> Result<i32> {
+        lifecycle::kill(record, args)
+    }
+    fn delete(&self, _ctx: &Ctx, record: &Record, force: bool) -> Result<i32> {
+        lifecycle::delete(record, force)
+    }
+    fn exec(&self, ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
+        exec::exec(ctx, record, args)
+    }
+    fn ps(&self, _ctx: &Ctx, record: &Record, args: &PsArgs) -> Result<i32> {
+        ps::ps(record, args)
+    }
+    fn pause(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
+        lifecycle::pause(record, true)
+    }
+    fn resume(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
+        lifecycle::pause(record, false)
+    }
+    fn update(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
+        bail!(
+            "container {}: update is not supported by the proxmox-lxc backend yet; change limits with `pct set` on CT {}",
+            record.id,
+            LxcData::from_record(record).map(|d| d.vmid.to_string()).unwrap_or_else(|_| "?".into())
+        )
+    }
+    fn events(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
+        bail!("container {}: events is not supported by the proxmox-lxc backend", record.id)
+    }
+    fn checkpoint(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
+        bail!("container {}: checkpoint/restore is not supported by the proxmox-lxc backend", record.id)
+    }
+    fn states(&self, _ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>> {
+        Ok(records.iter().map(lifecycle::container_state).collect())
+    }
+}

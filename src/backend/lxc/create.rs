@@ -1,0 +1,387 @@
+//! `create` on the proxmox-lxc backend: bundle -> template -> `pct create` -> raw LXC
+//! lines -> `pct start` -> nexcage-init prepares the program -> hooks -> supervisor.
+//!
+//! Two pct calls. Returns once the program is prepared and waiting for `start`, with the
+//! supervisor's pid in the pid file. Any failure after the VMID was allocated destroys
+//! the container again (`pct destroy --force --purge`) and removes the run directory, so
+//! nothing is left: no PVE config, no VMID, no state (the caller drops the record). The
+//! template stays in the shared cache.
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::data::LxcData;
+use super::hooks::{self, Hooks};
+use super::init_conn::InitConn;
+use super::procfs::ProcRef;
+use super::template::{resolve_rootfs, TemplateCache};
+use super::wire::{ProcessSpec, Request};
+use super::{console, process, run_dir, supervisor};
+use super::{pct, pveconf, spec, vmid};
+use crate::backend::CreateRequest;
+use crate::commands::Ctx;
+use crate::config::LxcBackendConfig;
+use crate::state::Record;
+
+/// How long init gets to answer after `pct start` returned.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the bundle's config.json says that the process model needs (the rest is
+/// spec.rs's business).
+pub struct BundleFacts {
+    pub process: ProcessSpec,
+    pub hooks: Hooks,
+    pub rootfs: PathBuf,
+    pub hostname: Option<String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
+    let path = bundle.join(crate::bundle::CONFIG_FILE);
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let proc_v = v.get("process").filter(|p| !p.is_null()).ok_or_else(|| {
+        anyhow!(
+            "{}: process is missing: the proxmox-lxc backend needs process.args to know what to run",
+            path.display()
+        )
+    })?;
+    let oci = process::parse(proc_v, "process").with_context(|| format!("invalid {}", path.display()))?;
+    let (process, warnings) =
+        process::to_spec(&oci, "process").with_context(|| format!("invalid {}", path.display()))?;
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    let hooks = hooks::parse(v.get("hooks")).with_context(|| format!("invalid {}", path.display()))?;
+    let root = v
+        .pointer("/root/path")
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| anyhow!("{}: root.path is missing: it must name the rootfs directory", path.display()))?;
+    let rootfs = resolve_rootfs(bundle, Path::new(root)).map_err(|e| anyhow!("{e}"))?;
+    let hostname = v.get("hostname").and_then(|h| h.as_str()).map(str::to_string);
+    let annotations = v
+        .get("annotations")
+        .and_then(|a| a.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations })
+}
+
+/// The nexcage-init binary: the configured one; else `nexcage-init` next to the nexcage
+/// executable; else, in a cargo target directory (`target/<profile>/nexcage`), the static
+/// build hack/build-init makes (`target/<arch>-unknown-linux-gnu/<profile>/nexcage-init`),
+/// since `cargo build` puts a dynamically linked one next to nexcage.
+pub fn find_init(cfg: &LxcBackendConfig) -> Result<PathBuf> {
+    if let Some(p) = &cfg.init {
+        if !p.is_file() {
+            bail!(
+                "nexcage-init not found at {} (the proxmox-lxc backend's `init`): build it with hack/build-init",
+                p.display()
+            );
+        }
+        run_dir::check_static(p)?;
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe().context("cannot find the nexcage executable")?;
+    let beside = exe.with_file_name("nexcage-init");
+    let mut candidates = vec![beside.clone()];
+    if let (Some(profile_dir), Some(profile)) = (exe.parent(), exe.parent().and_then(|p| p.file_name())) {
+        if let Some(target) = profile_dir.parent() {
+            let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+            candidates.push(target.join(&triple).join(profile).join("nexcage-init"));
+            candidates.push(target.join(&triple).join("release").join("nexcage-init"));
+        }
+    }
+    let mut first_error = None;
+    for c in &candidates {
+        if !c.is_file() {
+            continue;
+        }
+        match run_dir::check_static(c) {
+            Ok(()) => return Ok(c.clone()),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        anyhow!(
+            "nexcage-init not found next to {}: install the static build of hack/build-init there, or set `init` in the proxmox-lxc backend's configuration",
+            exe.display()
+        )
+    }))
+}
+
+/// Where templates of `storage` live on this host.
+pub fn template_dir(cfg: &LxcBackendConfig) -> Result<PathBuf> {
+    let storage = &cfg.template_storage;
+    if storage == "local" {
+        return Ok(cfg.pve_root.join("var/lib/vz/template/cache"));
+    }
+    // A directory storage from storage.cfg: `dir: <id>` followed by an indented `path`.
+    let cfg_path = cfg.pve_root.join("etc/pve/storage.cfg");
+    let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
+    let mut current = false;
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            current = line.trim() == format!("dir: {storage}");
+        } else if current {
+            if let Some(p) = line.trim().strip_prefix("path ") {
+                let p = Path::new(p.trim());
+                return Ok(cfg.pve_root.join(p.strip_prefix("/").unwrap_or(p)).join("template/cache"));
+            }
+        }
+    }
+    bail!(
+        "template_storage {storage:?} is not a directory storage in {}: use a `dir` storage with vztmpl content (e.g. local)",
+        cfg_path.display()
+    )
+}
+
+/// The container root's host uid/gid: from a raw `lxc.idmap` for id 0, else Proxmox's
+/// default map for unprivileged containers (100000), else 0.
+fn root_owner(unprivileged: bool, raw: &[(String, String)]) -> (u32, u32) {
+    let mut uid = if unprivileged { 100000 } else { 0 };
+    let mut gid = uid;
+    for (k, v) in raw.iter().filter(|(k, _)| k == "lxc.idmap") {
+        let _ = k;
+        let f: Vec<&str> = v.split_whitespace().collect();
+        if f.len() == 4 && f[1] == "0" {
+            if let Ok(h) = f[2].parse() {
+                match f[0] {
+                    "u" => uid = h,
+                    "g" => gid = h,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (uid, gid)
+}
+
+/// The OCI state document (`state`'s output, and hooks' stdin).
+pub fn state_json(record: &Record, data: &LxcData, status: &str, pid: i32) -> String {
+    serde_json::to_string(&super::lifecycle::oci_state(record, data, status, pid)).expect("serializable")
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = std::path::absolute(path)?;
+    crate::state::write_atomic(&abs, pid.to_string().as_bytes(), 0o644)
+        .with_context(|| format!("cannot write pid file {}", abs.display()))
+}
+
+/// Who supervises the program once create is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervision {
+    /// A `nexcage lxc-supervise` process (create, run --detach).
+    Spawned,
+    /// This process (run in the foreground).
+    Inline,
+}
+
+/// The result of a successful create.
+pub enum Created {
+    Spawned,
+    /// The connection to init and the program, for the caller to supervise.
+    Inline {
+        conn: OwnedFd,
+        program: ProcRef,
+    },
+}
+
+pub fn create(
+    ctx: &Ctx,
+    req: &CreateRequest,
+    record: &mut Record,
+    cfg: &LxcBackendConfig,
+    supervision: Supervision,
+) -> Result<Created> {
+    let args = req.args;
+    let facts = read_bundle(&req.bundle.dir)?;
+    if facts.process.terminal && args.console_socket.is_none() {
+        bail!("process.terminal is true but no --console-socket was given: the pty master has nowhere to go");
+    }
+    if !facts.process.terminal && args.console_socket.is_some() {
+        bail!("--console-socket was given but process.terminal is false");
+    }
+    let pct_bin = crate::backend::find_binary(&cfg.pct).ok_or_else(|| {
+        anyhow!(
+            "pct binary {:?} not found: install pve-container or set `pct` in the proxmox-lxc backend's configuration",
+            cfg.pct
+        )
+    })?;
+    let init = find_init(cfg)?;
+
+    let description = pveconf::describe_full(&pveconf::Description {
+        oci_id: record.id.clone(),
+        bundle: req.bundle.dir.clone(),
+        state_root: Some(std::path::absolute(ctx.store.root())?),
+    });
+    let opts = spec::MapOptions::new(cfg, &req.bundle.dir, description, spec::HostInfo::probe());
+    let (_spec, mapped) = spec::map_bundle(&opts).map_err(|e| anyhow!("{e}"))?;
+    for w in &mapped.warnings {
+        log::warn!("{w}");
+    }
+    let unprivileged = mapped.option("unprivileged") != Some("0");
+    if unprivileged {
+        run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
+    }
+    let owner = root_owner(unprivileged, &mapped.raw_lxc);
+
+    let cache = TemplateCache::new(template_dir(cfg)?, cfg.pve_root.join("var/lib/nexcage/template-index"));
+    let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
+    let volid = template.volid(&cfg.template_storage);
+
+    let pct = pct::Pct::new(&pct_bin);
+    let vmid = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| pct.create(v, &volid, &mapped.create))
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut data = LxcData {
+        vmid,
+        pct: pct_bin.clone(),
+        pve_root: cfg.pve_root.clone(),
+        template: template.file_name.clone(),
+        run_dir: run_dir::path(&cfg.pve_root, vmid),
+        rootfs: facts.rootfs.clone(),
+        annotations: facts.annotations.clone(),
+        process: facts.process.clone(),
+        hooks: Hooks {
+            poststart: facts.hooks.poststart.clone(),
+            poststop: facts.hooks.poststop.clone(),
+            ..Default::default()
+        },
+        supervisor: None,
+        program: None,
+        init: None,
+        started: false,
+    };
+    data.store(record);
+    // From here on the record names the VMID, so even a crash leaves `delete` able to
+    // clean up.
+    let outcome = ctx.store.save(record).and_then(|()| {
+        let prepared = Prepared { facts: &facts, init: &init, owner, raw: &mapped.raw_lxc, pct: &pct };
+        start_container(ctx, req, record, &mut data, prepared, supervision)
+    });
+    match outcome {
+        Ok(created) => {
+            data.store(record);
+            Ok(created)
+        }
+        Err(e) => {
+            destroy_quietly(&pct, vmid, &data.run_dir);
+            Err(e)
+        }
+    }
+}
+
+/// Remove the container and its run directory after a failed create.
+pub fn destroy_quietly(pct: &pct::Pct, vmid: u32, run_dir: &Path) {
+    match pct.destroy(vmid, true, true) {
+        Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
+        Err(e) => log::error!(
+            "cleanup after the failed create: {e}; remove CT {vmid} by hand (pct destroy {vmid} --force --purge)"
+        ),
+    }
+    let _ = run_dir::remove(run_dir);
+}
+
+/// What start_container needs from the preparation.
+struct Prepared<'a> {
+    facts: &'a BundleFacts,
+    init: &'a Path,
+    owner: (u32, u32),
+    raw: &'a [(String, String)],
+    pct: &'a pct::Pct,
+}
+
+fn start_container(
+    ctx: &Ctx,
+    req: &CreateRequest,
+    record: &Record,
+    data: &mut LxcData,
+    p: Prepared,
+    supervision: Supervision,
+) -> Result<Created> {
+    let Prepared { facts, init, owner, raw, pct } = p;
+    let args = req.args;
+    let vmid = data.vmid;
+    let dir = run_dir::create(&data.pve_root, vmid, owner)?;
+    let mut lines = raw.to_vec();
+    lines.extend(run_dir::lxc_lines(&dir, init));
+    pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
+    pct.start(vmid).map_err(|e| anyhow!("{e}"))?;
+    let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT)?;
+
+    // The caller's stdio (unless a pty is made) and --preserve-fds.
+    let mut fds: Vec<RawFd> = if facts.process.terminal { Vec::new() } else { vec![0, 1, 2] };
+    fds.extend((0..args.preserve_fds as RawFd).map(|i| 3 + i));
+    let request = Request::Spawn {
+        process: Box::new(facts.process.clone()),
+        gated: true,
+        hostname: facts.hostname.clone(),
+        start_hooks: facts.hooks.start_container.clone(),
+        preserved: args.preserve_fds as usize,
+    };
+    let spawned = conn.spawn(&request, &fds)?;
+    for w in &spawned.warnings {
+        log::warn!("{w}");
+    }
+    if let (Some(sock), Some(master)) = (&args.console_socket, &spawned.master) {
+        console::send_master(sock, master)?;
+    }
+    let program =
+        ProcRef::of(spawned.pid).ok_or_else(|| anyhow!("the container's program (pid {}) is gone", spawned.pid))?;
+    data.program = Some(program);
+    data.init = ProcRef::of(conn.init_pid);
+
+    let state = state_json(record, data, "created", program.pid);
+    hooks::run("prestart", &facts.hooks.prestart, &state)?;
+    hooks::run("createRuntime", &facts.hooks.create_runtime, &state)?;
+    hooks::run("createContainer", &facts.hooks.create_container, &state)?;
+
+    let fd = conn.into_fd();
+    if supervision == Supervision::Inline {
+        data.supervisor = ProcRef::of(std::process::id() as i32);
+        if let Some(p) = &args.pid_file {
+            write_pid_file(p, std::process::id() as i32)?;
+        }
+        return Ok(Created::Inline { conn: fd, program });
+    }
+    let child = supervisor::spawn(ctx, &fd, program)?;
+    drop(fd);
+    let sup = ProcRef::of(child.id() as i32).ok_or_else(|| anyhow!("the supervisor exited at once"))?;
+    data.supervisor = Some(sup);
+    if let Some(p) = &args.pid_file {
+        write_pid_file(p, sup.pid)?;
+    }
+    Ok(Created::Spawned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_owner_follows_idmap() {
+        assert_eq!(root_owner(true, &[]), (100000, 100000));
+        assert_eq!(root_owner(false, &[]), (0, 0));
+        let raw = vec![
+            ("lxc.idmap".to_string(), "u 0 200000 65536".to_string()),
+            ("lxc.idmap".to_string(), "g 0 300000 65536".to_string()),
+        ];
+        assert_eq!(root_owner(true, &raw), (200000, 300000));
+    }
+
+    #[test]
+    fn bundle_errors_name_the_problem() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#).unwrap();
+        let e = read_bundle(t.path()).err().unwrap().to_string();
+        assert!(e.contains("process is missing"), "{e}");
+        std::fs::write(t.path().join("config.json"), r#"{"process":{"args":["sh"],"cwd":"/"},"root":{"path":"nope"}}"#)
+            .unwrap();
+        let e = format!("{:#}", read_bundle(t.path()).err().unwrap());
+        assert!(e.contains("nope"), "{e}");
+    }
+}

@@ -1,0 +1,93 @@
+//! `exec` on proxmox-lxc containers: nexcage-init forks the process inside the container
+//! (so it is in every namespace and the cgroup of the container, a child of its init,
+//! under the container's seccomp and AppArmor), with the caller's stdio or a pty, and
+//! reports its exit status. No pct call, no shell.
+//!
+//! The pid-file process is a supervisor (as for create): with `--detach` a new
+//! `nexcage lxc-supervise` that outlives this command; in the foreground this command
+//! itself. Either exits with the process's status; a failure of exec itself exits 255.
+
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::data::LxcData;
+use super::init_conn::InitConn;
+use super::lifecycle::{status, Status};
+use super::procfs::ProcRef;
+use super::wire::Request;
+use super::{console, process, run_dir, supervisor};
+use crate::cli::ExecArgs;
+use crate::commands::Ctx;
+use crate::state::Record;
+
+pub fn exec(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
+    match run(ctx, record, args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            log::error!("{e:#}");
+            Ok(255)
+        }
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = std::path::absolute(path)?;
+    crate::state::write_atomic(&abs, pid.to_string().as_bytes(), 0o644)
+        .map_err(|e| anyhow!("cannot write pid file {}: {e}", abs.display()))
+}
+
+fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
+    let data = LxcData::from_record(record)?;
+    match status(record, Some(&data)).0 {
+        Status::Running | Status::Created => {}
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused to override)"),
+        Status::Stopped | Status::Creating => bail!("cannot exec in a stopped container"),
+    }
+    let (spec, warnings) = process::for_exec(args, &data.process)?;
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    if spec.terminal && args.console_socket.is_none() {
+        bail!("exec --tty needs --console-socket on the proxmox-lxc backend (the pty master is handed to the caller)");
+    }
+    if !spec.terminal && args.console_socket.is_some() {
+        bail!("--console-socket was given but the process has no terminal (use --tty)");
+    }
+    let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5))?;
+    let mut fds: Vec<RawFd> = if spec.terminal { Vec::new() } else { vec![0, 1, 2] };
+    fds.extend((0..args.preserve_fds as RawFd).map(|i| 3 + i));
+    let request = Request::Spawn {
+        process: Box::new(spec),
+        gated: false,
+        hostname: None,
+        start_hooks: Vec::new(),
+        preserved: args.preserve_fds as usize,
+    };
+    let spawned = conn.spawn(&request, &fds)?;
+    for w in &spawned.warnings {
+        log::warn!("{w}");
+    }
+    if let (Some(sock), Some(master)) = (&args.console_socket, &spawned.master) {
+        console::send_master(sock, master)?;
+    }
+    drop(spawned.master);
+    // A quick process may already be gone; its exit is still reported to us.
+    let program = ProcRef::of(spawned.pid).unwrap_or(ProcRef { pid: spawned.pid, start: 0 });
+    let fd = conn.into_fd();
+    if args.detach {
+        let child = supervisor::spawn(ctx, &fd, program)?;
+        drop(fd);
+        if let Some(p) = &args.pid_file {
+            write_pid_file(p, child.id() as i32)?;
+        }
+        return Ok(0);
+    }
+    if let Some(p) = &args.pid_file {
+        write_pid_file(p, std::process::id() as i32)?;
+    }
+    supervisor::supervise(&fd, program)
+}

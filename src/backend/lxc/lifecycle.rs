@@ -1,0 +1,228 @@
+//! `start`, `state`, `kill`, `pause`, `resume`, `delete` of proxmox-lxc containers.
+//!
+//! Status, from the record and the host's process table (no pct call):
+//! - `creating`: the record's phase (create has not finished);
+//! - `created`: the supervisor lives and `start` has not run;
+//! - `running` / `paused`: the supervisor lives, `start` ran; paused when the
+//!   container's cgroup is frozen;
+//! - `stopped`: the supervisor is gone (or a zombie), or the record was rebuilt from
+//!   Proxmox without one.
+//!
+//! The pid reported is the supervisor's, the pid in the pid file.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use nix::sys::signal::{kill as send, Signal};
+use nix::unistd::Pid;
+
+use super::cgroup::Cgroup;
+use super::create::{destroy_quietly, state_json};
+use super::data::LxcData;
+use super::hooks;
+use super::init_conn::InitConn;
+use super::pct;
+use super::run_dir;
+use crate::backend::ContainerState;
+use crate::cli::KillArgs;
+use crate::commands::Ctx;
+use crate::state::{Phase, Record};
+
+/// The OCI runtime-spec version this backend reports.
+pub const OCI_VERSION: &str = "1.2.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// The container's status and the pid to report with it.
+pub fn status(record: &Record, data: Option<&LxcData>) -> (Status, i32) {
+    if record.phase == Phase::Creating {
+        return (Status::Creating, 0);
+    }
+    let Some(d) = data else { return (Status::Stopped, 0) };
+    let Some(sup) = d.supervisor.filter(|s| s.alive()) else { return (Status::Stopped, 0) };
+    if !d.started {
+        return (Status::Created, sup.pid);
+    }
+    let frozen = d.init.filter(|i| i.alive()).and_then(|i| Cgroup::of(i.pid).ok()).is_some_and(|c| c.is_frozen());
+    (if frozen { Status::Paused } else { Status::Running }, sup.pid)
+}
+
+pub fn oci_state(record: &Record, data: &LxcData, status: &str, pid: i32) -> ContainerState {
+    ContainerState {
+        oci_version: OCI_VERSION.into(),
+        id: record.id.clone(),
+        pid,
+        status: status.into(),
+        bundle: record.bundle.clone(),
+        rootfs: data.rootfs.clone(),
+        created: record.created.clone(),
+        owner: String::new(),
+        annotations: data.annotations.clone(),
+    }
+}
+
+/// The state `state` and `list` report.
+pub fn container_state(record: &Record) -> ContainerState {
+    let data = LxcData::from_record(record).ok();
+    let (st, pid) = status(record, data.as_ref());
+    match &data {
+        Some(d) => oci_state(record, d, st.as_str(), pid),
+        None => ContainerState {
+            oci_version: OCI_VERSION.into(),
+            id: record.id.clone(),
+            pid,
+            status: st.as_str().into(),
+            bundle: record.bundle.clone(),
+            rootfs: Default::default(),
+            created: record.created.clone(),
+            owner: String::new(),
+            annotations: Default::default(),
+        },
+    }
+}
+
+pub fn state(record: &Record) -> Result<i32> {
+    println!("{}", serde_json::to_string_pretty(&container_state(record))?);
+    Ok(0)
+}
+
+pub fn start(ctx: &Ctx, record: &Record) -> Result<i32> {
+    let (mut record, _lock) = ctx.store.load_locked(&record.id)?;
+    let mut data = LxcData::from_record(&record)?;
+    match status(&record, Some(&data)).0 {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Running | Status::Paused => bail!("cannot start an already running container"),
+        Status::Creating => bail!("cannot start a container that is still being created"),
+    }
+    start_program(&mut record, &mut data)?;
+    ctx.store.save(&record)?;
+    run_poststart(&record, &data);
+    Ok(0)
+}
+
+/// Let the prepared program run (no status check: `run` calls it inside create).
+pub fn start_program(record: &mut Record, data: &mut LxcData) -> Result<()> {
+    let program = data.program.map(|p| p.pid).unwrap_or(0);
+    let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5))?;
+    conn.start(&state_json(record, data, "created", program))?;
+    data.started = true;
+    data.store(record);
+    Ok(())
+}
+
+pub fn run_poststart(record: &Record, data: &LxcData) {
+    let program = data.program.map(|p| p.pid).unwrap_or(0);
+    hooks::run_warn("poststart", &data.hooks.poststart, &state_json(record, data, "running", program));
+}
+
+pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
+    let sig = crate::signal::parse(args.signal.as_deref())?;
+    let signal = Signal::try_from(sig).ok();
+    let data = LxcData::from_record(record)?;
+    let (st, _) = status(record, Some(&data));
+    if matches!(st, Status::Stopped | Status::Creating) {
+        bail!("container not running");
+    }
+    let deliver = |pid: i32| -> nix::Result<()> {
+        // SAFETY-free: plain kill(2); realtime signals have no nix::Signal, use libc.
+        match signal {
+            Some(s) => send(Pid::from_raw(pid), s),
+            None => {
+                if unsafe { libc::kill(pid, sig) } == 0 {
+                    Ok(())
+                } else {
+                    Err(nix::errno::Errno::last())
+                }
+            }
+        }
+    };
+    if args.all {
+        let init = data.init.map(|i| i.pid).unwrap_or(0);
+        let cg = data.init.filter(|i| i.alive()).map(|i| Cgroup::of(i.pid)).transpose()?;
+        for pid in cg.map(|c| c.pids()).transpose()?.unwrap_or_default().into_iter().filter(|p| *p != init) {
+            let _ = deliver(pid);
+        }
+    } else {
+        match data.program.filter(|p| p.alive()) {
+            Some(p) => deliver(p.pid).map_err(|e| anyhow::anyhow!("cannot signal the container's program: {e}"))?,
+            None => bail!("container not running"),
+        }
+    }
+    // A frozen v1 cgroup holds even SIGKILL back: thaw so the container can die, as runc does.
+    if sig == libc::SIGKILL && st == Status::Paused {
+        if let Some(cg) = data.init.and_then(|i| Cgroup::of(i.pid).ok()) {
+            let _ = cg.set_frozen(false);
+        }
+    }
+    Ok(0)
+}
+
+pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
+    let data = LxcData::from_record(record)?;
+    let (st, _) = status(record, Some(&data));
+    match (freeze, st) {
+        (true, Status::Running) | (false, Status::Paused) => {}
+        (true, Status::Paused) => bail!("container {} is already paused", record.id),
+        (false, Status::Running) => bail!("container {} is not paused", record.id),
+        _ => bail!("container not running"),
+    }
+    let init = data.init.filter(|i| i.alive()).ok_or_else(|| anyhow::anyhow!("container not running"))?;
+    Cgroup::of(init.pid)?.set_frozen(freeze)?;
+    Ok(0)
+}
+
+pub fn delete(record: &Record, force: bool) -> Result<i32> {
+    let Ok(data) = LxcData::from_record(record) else {
+        // A create that never reached `pct create`: only the record exists.
+        return Ok(0);
+    };
+    let (st, _) = status(record, Some(&data));
+    if matches!(st, Status::Running | Status::Paused) && !force {
+        bail!("cannot delete running container {}: stop it first (kill), or use delete --force", record.id);
+    }
+    if st == Status::Paused {
+        if let Some(cg) = data.init.and_then(|i| Cgroup::of(i.pid).ok()) {
+            let _ = cg.set_frozen(false);
+        }
+    }
+    if let Some(p) = data.program.filter(|p| p.alive()) {
+        let _ = send(Pid::from_raw(p.pid), Signal::SIGKILL);
+    }
+    let pct = pct::Pct::new(&data.pct);
+    match pct.destroy(data.vmid, true, true) {
+        Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
+        Err(e) => bail!("cannot destroy CT {} of container {}: {e}", data.vmid, record.id),
+    }
+    run_dir::remove(&data.run_dir)?;
+    if !data.hooks.poststop.is_empty() {
+        hooks::run_warn("poststop", &data.hooks.poststop, &state_json(record, &data, "stopped", 0));
+    }
+    Ok(0)
+}
+
+/// For `run` in the foreground: the container ended; remove it.
+pub fn remove_after_run(record: &Record) {
+    if let Ok(data) = LxcData::from_record(record) {
+        destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
+    }
+}

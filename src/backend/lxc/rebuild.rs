@@ -1,0 +1,100 @@
+//! Rebuilding lost state: `--root` usually lives on a tmpfs (`/run`), so a reboot (or an
+//! operator) can empty it while Proxmox still holds the containers. Every container
+//! nexcage creates carries the `nexcage` tag and a description with its OCI id, bundle
+//! and state root (pveconf.rs). `list` calls [`adopt_lost`] first: each such container
+//! of a configured proxmox-lxc backend that belongs to this `--root` (or names none) and
+//! has no record gets one again, so that `list`, `state` and `delete` know it. Reading
+//! the PVE config files makes no pct call.
+//!
+//! A rebuilt record has no supervisor (that process died with the old state, or with
+//! the reboot), so the container reports `stopped`; `delete` destroys it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::data::LxcData;
+use super::{pveconf, run_dir};
+use crate::commands::Ctx;
+use crate::config::{BackendConfig, Config};
+use crate::state::{now_rfc3339, validate_id, BackendKind, Phase, Record};
+
+/// The rootfs a bundle names (for `state`), best effort.
+fn bundle_rootfs(bundle: &Path) -> PathBuf {
+    let root = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.pointer("/root/path").and_then(|p| p.as_str()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
+    bundle.join(root)
+}
+
+/// Give every lost container of this root a record again; returns the ids adopted.
+pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
+    let mut adopted = Vec::new();
+    let Ok(config) = Config::load() else { return adopted };
+    let Ok(root) = std::path::absolute(ctx.store.root()) else { return adopted };
+    let mut scanned = BTreeSet::new();
+    for (name, backend) in &config.backends {
+        let BackendConfig::ProxmoxLxc(cfg) = backend else { continue };
+        if !scanned.insert(cfg.pve_root.clone()) {
+            continue;
+        }
+        let containers = match pveconf::nexcage_containers(&cfg.pve_root) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("backend {name}: cannot look for lost containers: {e}");
+                continue;
+            }
+        };
+        for c in containers {
+            // Being created right now (its creator holds a record), another root's, or
+            // not a valid id: not ours to adopt.
+            if c.lock.is_some()
+                || c.state_root.as_ref().is_some_and(|r| r != &root)
+                || validate_id(&c.oci_id).is_err()
+                || ctx.store.dir(&c.oci_id).exists()
+            {
+                continue;
+            }
+            let data = LxcData {
+                vmid: c.vmid,
+                pct: crate::backend::find_binary(&cfg.pct).unwrap_or_else(|| PathBuf::from(&cfg.pct)),
+                pve_root: cfg.pve_root.clone(),
+                template: String::new(),
+                run_dir: run_dir::path(&cfg.pve_root, c.vmid),
+                rootfs: bundle_rootfs(&c.bundle),
+                annotations: Default::default(),
+                process: Default::default(),
+                hooks: Default::default(),
+                supervisor: None,
+                program: None,
+                init: None,
+                started: false,
+            };
+            let mut record = Record {
+                id: c.oci_id.clone(),
+                backend: name.clone(),
+                kind: BackendKind::ProxmoxLxc,
+                runtime: None,
+                bundle: c.bundle.clone(),
+                created: now_rfc3339(),
+                phase: Phase::Created,
+                data: Default::default(),
+            };
+            data.store(&mut record);
+            match ctx.store.claim(&record) {
+                Ok(_lock) => {
+                    log::warn!(
+                        "container {} (CT {}) had no state in {}; rebuilt from Proxmox",
+                        c.oci_id,
+                        c.vmid,
+                        root.display()
+                    );
+                    adopted.push(c.oci_id);
+                }
+                Err(e) => log::debug!("not adopting {}: {e:#}", c.oci_id),
+            }
+        }
+    }
+    adopted
+}

@@ -1,0 +1,195 @@
+//! The per-container run directory and the raw LXC lines that put nexcage-init into the
+//! container.
+//!
+//! `<pve_root>/run/nexcage-lxc/<vmid>/` (mode 0700, owned by the container's root as the
+//! host sees it: uid 100000 for a default unprivileged container, 0 for a privileged
+//! one) is bind-mounted at `/dev/.nexcage` in the container; init creates its socket
+//! there. `/dev` is LXC's own tmpfs (autodev), so the mount point can be created even
+//! with a read-only rootfs. nexcage-init itself is bind-mounted read-only at
+//! `/dev/.nexcage-init` from wherever it is installed, and is `lxc.init.cmd`.
+//!
+//! LXC performs these bind mounts inside the container's user namespace: for an
+//! unprivileged container, host uid 100000 must be able to traverse every directory
+//! leading to both sources. `check_reachable` says so before anything is created.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::wire;
+
+/// Where run directories live under the Proxmox root.
+pub fn base(pve_root: &Path) -> PathBuf {
+    pve_root.join("run/nexcage-lxc")
+}
+
+pub fn path(pve_root: &Path, vmid: u32) -> PathBuf {
+    base(pve_root).join(vmid.to_string())
+}
+
+pub fn socket(run_dir: &Path) -> PathBuf {
+    run_dir.join(wire::SOCKET_NAME)
+}
+
+/// Create (or recreate, if a stale one exists) the run directory of `vmid`, owned by
+/// the container's root (`owner` = host uid, gid).
+pub fn create(pve_root: &Path, vmid: u32, owner: (u32, u32)) -> Result<PathBuf> {
+    let base = base(pve_root);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&base)
+        .with_context(|| format!("cannot create {}", base.display()))?;
+    // Traversable by every container root, listable by none.
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("cannot chmod {}", base.display()))?;
+    let dir = base.join(vmid.to_string());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove stale {}", dir.display()))?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::os::unix::fs::chown(&dir, Some(owner.0), Some(owner.1))
+        .with_context(|| format!("cannot chown {} to {}:{}", dir.display(), owner.0, owner.1))?;
+    Ok(dir)
+}
+
+pub fn remove(run_dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(run_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", run_dir.display())),
+    }
+}
+
+/// A path as an fstab field (`lxc.mount.entry` is fstab syntax): octal escapes for
+/// space, tab, newline and backslash.
+pub fn fstab_escape(p: &Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        match c {
+            ' ' => out.push_str("\\040"),
+            '\t' => out.push_str("\\011"),
+            '\n' => out.push_str("\\012"),
+            '\\' => out.push_str("\\134"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Raw LXC lines (appended last, after the bundle's own mounts, so nothing covers them).
+pub fn lxc_lines(run_dir: &Path, init: &Path) -> Vec<(String, String)> {
+    let rel = |p: &str| p.trim_start_matches('/').to_string();
+    vec![
+        (
+            "lxc.mount.entry".into(),
+            format!("{} {} none bind,create=dir 0 0", fstab_escape(run_dir), rel(wire::RUN_DIR_IN_CONTAINER)),
+        ),
+        (
+            "lxc.mount.entry".into(),
+            format!(
+                "{} {} none ro,bind,nosuid,nodev,create=file 0 0",
+                fstab_escape(init),
+                rel(wire::INIT_IN_CONTAINER)
+            ),
+        ),
+        ("lxc.init.cmd".into(), wire::INIT_IN_CONTAINER.into()),
+    ]
+}
+
+/// Can a process with no privileges over `path`'s directories (the container's root
+/// for an unprivileged container) reach it? `need` is the permission needed on the
+/// final component (0o5 = r-x for a binary).
+pub fn check_reachable(path: &Path, need: u32, what: &str) -> Result<()> {
+    let abs = std::path::absolute(path)?;
+    let mut cur = PathBuf::from("/");
+    for comp in abs.components().skip(1) {
+        let md = std::fs::metadata(&cur).with_context(|| format!("cannot stat {}", cur.display()))?;
+        if md.mode() & 0o001 == 0 {
+            bail!(
+                "{what} {} is not reachable by an unprivileged container's root: directory {} lacks o+x \
+                 (chmod o+x it, or install nexcage-init elsewhere and set `init` in the backend's configuration)",
+                path.display(),
+                cur.display()
+            );
+        }
+        cur.push(comp);
+    }
+    let md = std::fs::metadata(&abs).with_context(|| format!("cannot stat {what} {}", abs.display()))?;
+    if md.mode() & need != need {
+        bail!("{what} {} must be readable and executable by others (chmod o+rx)", abs.display());
+    }
+    Ok(())
+}
+
+/// Is this ELF binary statically linked (no program interpreter)? nexcage-init runs in
+/// containers whose rootfs has no (or another) C library.
+pub fn check_static(init: &Path) -> Result<()> {
+    let bytes = std::fs::read(init).with_context(|| format!("cannot read nexcage-init {}", init.display()))?;
+    let bad = || anyhow::anyhow!("nexcage-init {} is not an x86-64 ELF executable", init.display());
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
+        return Err(bad());
+    }
+    let u16at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u64at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64at(0x20), u16at(0x36), u16at(0x38));
+    for i in 0..phnum {
+        let off = phoff + i * phentsize;
+        if off + 4 > bytes.len() {
+            return Err(bad());
+        }
+        if u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) == 3 {
+            bail!(
+                "nexcage-init {} is dynamically linked; it must be static (build it with hack/build-init)",
+                init.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_escapes() {
+        assert_eq!(fstab_escape(Path::new("/a b/c\\d")), "/a\\040b/c\\134d");
+        let lines = lxc_lines(Path::new("/run/x 1"), Path::new("/usr/lib/nexcage-init"));
+        assert_eq!(lines[0].1, "/run/x\\0401 dev/.nexcage none bind,create=dir 0 0");
+        assert_eq!(lines[2], ("lxc.init.cmd".to_string(), "/dev/.nexcage-init".to_string()));
+    }
+
+    #[test]
+    fn run_dir_is_private_and_owned() {
+        let t = tempfile::tempdir().unwrap();
+        let d = create(t.path(), 9000, (0, 0)).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(base(t.path())).unwrap().mode() & 0o777, 0o711);
+        std::fs::write(d.join("stale"), "x").unwrap();
+        let d2 = create(t.path(), 9000, (0, 0)).unwrap();
+        assert!(!d2.join("stale").exists(), "a stale run dir is recreated");
+        remove(&d2).unwrap();
+        remove(&d2).unwrap();
+    }
+
+    #[test]
+    fn reachability() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("bin");
+        std::fs::write(&f, "x").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = check_reachable(&f, 0o5, "nexcage-init").unwrap_err().to_string();
+        assert!(e.contains("lacks o+x"), "{e}");
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        check_reachable(&f, 0o5, "nexcage-init").unwrap();
+    }
+
+    #[test]
+    fn dynamic_binaries_are_refused() {
+        let e = check_static(Path::new("/bin/true")).unwrap_err().to_string();
+        assert!(e.contains("dynamically linked"), "{e}");
+    }
+}

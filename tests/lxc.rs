@@ -1,0 +1,697 @@
+//! The proxmox-lxc backend end to end: real LXC 5 containers through the pct emulator
+//! (hack/pct), each test in its own emulator root with its own VMID range, nexcage-init
+//! built static by hack/build-init. The test process is a child subreaper, as
+//! containerd's shim and conmon are, so supervisors (the pid-file processes) are
+//! reparented to it and their exit statuses can be collected with waitpid.
+
+mod common;
+
+use std::fs::File;
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Tools {
+    emulator: PathBuf,
+    init: PathBuf,
+}
+
+/// Build the pct emulator and the static init once, and make sure the emulator's start
+/// daemon runs before this process becomes a subreaper (a daemon started lazily by a
+/// `pct start` would be adopted by us).
+fn tools() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let out = Command::new(repo().join("hack/build-init")).output().expect("hack/build-init");
+        assert!(out.status.success(), "hack/build-init: {}", text(&out.stderr));
+        let init = PathBuf::from(text(&out.stdout).trim());
+        let st = Command::new(repo().join("hack/pct")).arg("--emulator-daemon").status().expect("hack/pct");
+        assert!(st.success(), "pct emulator daemon");
+        let target = std::env::var_os("PCT_EMULATOR_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target/pct-emulator"));
+        Tools { emulator: target.join("release/pct-emulator"), init }
+    })
+}
+
+/// A World whose default backend is proxmox-lxc on a private emulator root.
+struct Lxc {
+    w: World,
+    pve: PathBuf,
+    log: PathBuf,
+}
+
+impl Lxc {
+    fn new(first_vmid: u32) -> Lxc {
+        Lxc::with(first_vmid, first_vmid + 49, "")
+    }
+
+    /// `extra`: more fields of the lxc backend (JSON, starting with a comma).
+    fn with(first: u32, last: u32, extra: &str) -> Lxc {
+        let t = tools();
+        let w = World::new("lxc");
+        // uid 100000 (an unprivileged container's root) must reach the emulator root.
+        std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let pve = w.dir.path().join("pve");
+        std::fs::create_dir(&pve).unwrap();
+        let log = w.dir.path().join("pct.log");
+        let pct = w.dir.path().join("pct");
+        std::fs::write(
+            &pct,
+            format!(
+                "#!/bin/sh\nPCT_EMULATOR_ROOT='{}' PCT_EMULATOR_LOG='{}' exec '{}' \"$@\"\n",
+                pve.display(),
+                log.display(),
+                t.emulator.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            &w.config,
+            format!(
+                r#"{{"default_backend":"lxc","backends":{{
+                "crun":{{"kind":"oci","path":"crun"}},
+                "lxc":{{"kind":"proxmox-lxc","pct":"{}","pve_root":"{}","vmid_range":[{first},{last}],
+                        "init":"{}"{extra}}}}}}}"#,
+                pct.display(),
+                pve.display(),
+                t.init.display()
+            ),
+        )
+        .unwrap();
+        Lxc { w, pve, log }
+    }
+
+    fn pct_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    fn confs(&self) -> Vec<String> {
+        match std::fs::read_dir(self.pve.join("etc/pve/lxc")) {
+            Ok(d) => d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn run_dirs(&self) -> usize {
+        std::fs::read_dir(self.pve.join("run/nexcage-lxc")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    fn templates(&self) -> Vec<String> {
+        std::fs::read_dir(self.pve.join("var/lib/vz/template/cache"))
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.w.root.join(id).join("record.json")).unwrap()).unwrap()
+    }
+
+    fn vmid(&self, id: &str) -> u64 {
+        self.record(id)["data"]["lxc"]["vmid"].as_u64().unwrap()
+    }
+
+    /// A bundle sharing `base`'s rootfs (so the template is built once per test).
+    fn bundle_like(
+        &self,
+        base: &Path,
+        name: &str,
+        args: &[&str],
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> PathBuf {
+        let b = self.w.dir.path().join(name);
+        std::fs::create_dir_all(&b).unwrap();
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(base.join("config.json")).unwrap()).unwrap();
+        c["root"]["path"] = base.join("rootfs").display().to_string().into();
+        c["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
+        edit(&mut c);
+        std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        b
+    }
+
+    /// Everything a failed create must not leave behind.
+    #[track_caller]
+    fn assert_clean(&self, what: &str) {
+        assert!(self.confs().is_empty(), "{what}: PVE configs left: {:?}", self.confs());
+        assert_eq!(self.run_dirs(), 0, "{what}: run directories left");
+        let reservations = std::fs::read_dir(self.pve.join("run/lock/lxc"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".reserved")).count()
+            })
+            .unwrap_or(0);
+        assert_eq!(reservations, 0, "{what}: VMID reservations left");
+        let ids: Vec<_> = std::fs::read_dir(&self.w.root)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(ids.is_empty(), "{what}: state left in --root: {ids:?}");
+    }
+}
+
+struct Created {
+    pid: i32,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Lxc {
+    fn create_with(&self, id: &str, bundle: &Path, extra: &[&str]) -> (Output, PathBuf, PathBuf) {
+        let stdout = self.w.dir.path().join(format!("{id}.out"));
+        let stderr = self.w.dir.path().join(format!("{id}.err"));
+        let mut args: Vec<String> = vec!["create".into(), "--bundle".into(), bundle.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(id.into());
+        let status = self
+            .w
+            .cmd(&args)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap())
+            .status()
+            .unwrap();
+        let out = Output { status, stdout: std::fs::read(&stdout).unwrap(), stderr: std::fs::read(&stderr).unwrap() };
+        (out, stdout, stderr)
+    }
+
+    fn create(&self, id: &str, bundle: &Path) -> Created {
+        let pf = self.w.dir.path().join(format!("{id}.pid"));
+        let (out, stdout, stderr) = self.create_with(id, bundle, &["--pid-file", pf.to_str().unwrap()]);
+        ok(&out);
+        Created { pid: read_pid_file(&pf), stdout, stderr }
+    }
+
+    fn run_to_end(&self, id: &str, bundle: &Path) -> (Option<i32>, String, String) {
+        let c = self.create(id, bundle);
+        ok(&self.w.nexcage(["start", id]));
+        let (code, sig) = wait_pid(c.pid, WAIT);
+        assert_eq!(sig, None, "supervisors exit, they are not killed");
+        let out = text(&std::fs::read(&c.stdout).unwrap());
+        let err = text(&std::fs::read(&c.stderr).unwrap());
+        ok(&self.w.nexcage(["delete", id]));
+        (code, out, err)
+    }
+}
+
+fn read(p: &Path) -> String {
+    text(&std::fs::read(p).unwrap_or_default())
+}
+
+#[test]
+fn lifecycle_exit_status_stdio_parentage_and_pct_economy() {
+    let l = Lxc::new(9100);
+    let b =
+        l.w.bundle("b", &["sh", "-c", "echo o1; echo e1 >&2; echo o2; echo e2 >&2; echo o3; echo e3 >&2; exit 3"], &[]);
+    let c = l.create("life", &b);
+    let st = l.w.state("life");
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["pid"], c.pid, "state pid is the pid file's");
+    assert_eq!(st["bundle"], b.to_str().unwrap());
+    assert_eq!(ppid(c.pid), std::process::id() as i32, "the supervisor is a descendant of the caller");
+    assert_eq!(read(&c.stdout), "", "the program must not run before start");
+    assert_eq!(l.confs().len(), 1);
+
+    ok(&l.w.nexcage(["start", "life"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (Some(3), None), "exit status of the program");
+    assert_eq!(read(&c.stdout), "o1\no2\no3\n");
+    assert_eq!(read(&c.stderr), "e1\ne2\ne3\n");
+    assert_eq!(l.w.state("life")["status"], "stopped");
+    assert_eq!(l.w.state("life")["pid"], 0);
+    fails_with(&l.w.nexcage(["start", "life"]), "cannot start a container that has stopped");
+    ok(&l.w.nexcage(["delete", "life"]));
+    fails_with(&l.w.nexcage(["state", "life"]), "container does not exist");
+    l.assert_clean("after delete");
+
+    // create/start/state/kill/delete: at most 4 pct calls.
+    let sleeper = l.bundle_like(&b, "sleeper", &["sleep", "1000"], |_| {});
+    std::fs::remove_file(&l.log).unwrap();
+    let c = l.create("eco", &sleeper);
+    ok(&l.w.nexcage(["start", "eco"]));
+    assert_eq!(l.w.state("eco")["status"], "running");
+    ok(&l.w.nexcage(["kill", "eco", "9"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None), "SIGKILL -> 137");
+    ok(&l.w.nexcage(["delete", "eco"]));
+    let calls = l.pct_calls();
+    assert!(calls.len() <= 4, "pct calls: {calls:#?}");
+    assert_eq!(calls.iter().map(|c| c.split(' ').nth(1).unwrap()).collect::<Vec<_>>(), ["create", "start", "destroy"]);
+    l.assert_clean("after kill + delete");
+}
+
+#[test]
+fn signals_reach_the_program_and_delete_needs_force() {
+    let l = Lxc::new(9150);
+    let b = l.w.bundle(
+        "b",
+        &["sh", "-c", "trap 'exit 42' USR1; trap 'exit 43' TERM; echo ready; while :; do sleep 0.05; done"],
+        &[],
+    );
+    for (i, (sig, want)) in [(Some("USR1"), 42), (None, 43), (Some("15"), 43)].into_iter().enumerate() {
+        let id = format!("sig{i}");
+        let c = l.create(&id, &b);
+        ok(&l.w.nexcage(["start", &id]));
+        eventually("ready", WAIT, || read(&c.stdout).contains("ready"));
+        let mut args = vec!["kill", id.as_str()];
+        args.extend(sig);
+        ok(&l.w.nexcage(&args));
+        assert_eq!(wait_pid(c.pid, WAIT), (Some(want), None), "kill {sig:?}");
+        ok(&l.w.nexcage(["delete", &id]));
+    }
+    // A signal sent to the supervisor itself (as an engine may) reaches the program.
+    let c = l.create("direct", &b);
+    ok(&l.w.nexcage(["start", "direct"]));
+    eventually("ready", WAIT, || read(&c.stdout).contains("ready"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    assert_eq!(wait_pid(c.pid, WAIT), (Some(42), None));
+    ok(&l.w.nexcage(["delete", "direct"]));
+
+    // Running: delete refuses without --force; --force kills (137) and removes.
+    let c = l.create("force", &b);
+    ok(&l.w.nexcage(["start", "force"]));
+    fails_with(&l.w.nexcage(["delete", "force"]), "cannot delete running container");
+    assert_eq!(l.w.state("force")["status"], "running");
+    ok(&l.w.nexcage(["delete", "--force", "force"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    // Created (never started): delete removes it; the program never ran.
+    let c = l.create("created", &b);
+    ok(&l.w.nexcage(["delete", "created"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    assert_eq!(read(&c.stdout), "");
+    fails_with(&l.w.nexcage(["kill", "created", "9"]), "container does not exist");
+    l.assert_clean("after deletes");
+}
+
+#[test]
+fn process_settings_hostname_and_memory_limit() {
+    let l = Lxc::new(9200);
+    let b = l.w.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "echo env=$FOO; echo home=$HOME; pwd; id -u; id -g; id -G; ulimit -n; hostname; \
+             grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status; cat /proc/self/oom_score_adj; \
+             cat /proc/self/uid_map; echo nice=$(cut -d' ' -f19 /proc/self/stat); grep Cpus_allowed_list /proc/self/status",
+        ],
+        &[],
+    );
+    edit_config(&b, |c| {
+        c["process"]["env"] = serde_json::json!(["PATH=/bin", "FOO=bar baz"]);
+        c["process"]["cwd"] = "/tmp".into();
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7]});
+        c["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
+        c["process"]["oomScoreAdj"] = 300.into();
+        c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["execCPUAffinity"] = serde_json::json!({"final": "0"});
+        c["hostname"] = "probe-host".into();
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 * 1024 * 1024});
+    });
+    let (code, out, err) = l.run_to_end("probe", &b);
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "env=bar baz");
+    assert_eq!(lines[1], "home=/", "HOME from /etc/passwd (uid 1000 has no entry: /)");
+    assert_eq!(&lines[2..6], ["/tmp", "1000", "1001", "1001 5 7"]);
+    assert_eq!(lines[6], "123", "RLIMIT_NOFILE soft");
+    assert_eq!(lines[7], "probe-host");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    // make-bundle grants CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE: bits 29, 5, 10.
+    let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
+    assert!(out.contains(&format!("CapBnd:\t{want}")), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "non-root without ambient caps: {out}");
+    assert_eq!(lines[lines.len() - 4], "300");
+    assert!(lines[lines.len() - 3].split_whitespace().eq(["0", "100000", "65536"]), "unprivileged: {out}");
+    assert_eq!(lines[lines.len() - 2], "nice=5", "scheduler.nice");
+    assert_eq!(lines[lines.len() - 1].split_whitespace().collect::<Vec<_>>(), ["Cpus_allowed_list:", "0"]);
+
+    // The memory limit is in the container's cgroup.
+    let sleeper = l.bundle_like(&b, "mem", &["sleep", "1000"], |c| {
+        c["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0});
+    });
+    let c = l.create("mem", &sleeper);
+    ok(&l.w.nexcage(["start", "mem"]));
+    let pids: Vec<i32> = serde_json::from_slice(&l.w.nexcage(["ps", "--format", "json", "mem"]).stdout).unwrap();
+    assert_eq!(pids.len(), 1, "ps lists the program (not nexcage-init): {pids:?}");
+    assert_eq!(memory_limit(pids[0]), 64 * 1024 * 1024);
+    ok(&l.w.nexcage(["delete", "--force", "mem"]));
+    wait_pid(c.pid, WAIT);
+    l.assert_clean("end");
+}
+
+/// The memory limit LXC applied to the cgroup of `pid`'s container (the limit sits on
+/// `lxc/<ct>`, the parent of init's `ns` cgroup): v1 memory controller or cgroup v2.
+fn memory_limit(pid: i32) -> u64 {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cg.lines() {
+        let f: Vec<&str> = line.splitn(3, ':').collect();
+        let (file, path) = if f[1].split(',').any(|c| c == "memory") {
+            ("memory.limit_in_bytes", format!("/sys/fs/cgroup/memory{}", f[2]))
+        } else if f[0] == "0" && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            ("memory.max", format!("/sys/fs/cgroup{}", f[2]))
+        } else {
+            continue;
+        };
+        let mut dir = PathBuf::from(path);
+        loop {
+            if let Ok(v) = std::fs::read_to_string(dir.join(file)) {
+                if let Ok(n) = v.trim().parse::<u64>() {
+                    if n < (1 << 60) {
+                        return n;
+                    }
+                }
+            }
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    panic!("no memory limit found for pid {pid}: {cg}");
+}
+
+#[test]
+fn bind_mounts_and_privileged_containers() {
+    let host = tempfile::Builder::new().prefix("nexcage-lxc-mounts-").tempdir().unwrap();
+    std::fs::set_permissions(host.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ro = host.path().join("ro");
+    let rw = host.path().join("rw");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::create_dir(&rw).unwrap();
+    std::fs::write(ro.join("f"), "from-host\n").unwrap();
+    // Writable by an unprivileged container's root.
+    std::os::unix::fs::chown(&rw, Some(100000), Some(100000)).unwrap();
+    let extra = format!(r#","allowed_host_mounts":["{}"]"#, host.path().display());
+    let l = Lxc::with(9250, 9299, &extra);
+    let b = l.w.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "cat /ro/f; grep -E ' /(ro|rw) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1; touch /rw/made; echo done",
+        ],
+        &[],
+    );
+    edit_config(&b, |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(serde_json::json!({"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]}));
+        m.push(serde_json::json!({"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]}));
+    });
+    let (code, out, err) = l.run_to_end("mounts", &b);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "from-host");
+    assert!(lines.contains(&"/ro ro") && lines.contains(&"/rw rw"), "{out}");
+    assert!(rw.join("made").exists(), "write through the rw bind mount");
+    l.assert_clean("unprivileged");
+
+    // A privileged container: root is host root, the run directory belongs to 0.
+    let l = Lxc::with(9250, 9299, r#","unprivileged":false"#);
+    let b = l.w.bundle("p", &["sh", "-c", "cat /proc/self/uid_map; id -u"], &[]);
+    let (code, out, _) = l.run_to_end("priv", &b);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().next().unwrap().split_whitespace().eq(["0", "0", "4294967295"]), "{out}");
+    l.assert_clean("privileged");
+}
+
+/// Receive the pty master a runtime sends to a console socket.
+fn receive_master(l: &UnixListener) -> OwnedFd {
+    let (s, _) = l.accept().unwrap();
+    let mut buf = [0u8; 256];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg =
+        nix::sys::socket::recvmsg::<()>(s.as_raw_fd(), &mut iov, Some(&mut cmsg), nix::sys::socket::MsgFlags::empty())
+            .unwrap();
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v);
+        }
+    }
+    assert_eq!(fds.len(), 1, "exactly one fd on the console socket");
+    unsafe { OwnedFd::from_raw_fd(fds[0]) }
+}
+
+fn read_until(master: &OwnedFd, needle: &str) -> String {
+    let mut f = File::from(master.try_clone().unwrap());
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    let deadline = std::time::Instant::now() + WAIT;
+    while !got.contains(needle) {
+        assert!(std::time::Instant::now() < deadline, "pty output so far: {got:?}");
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    got
+}
+
+#[test]
+fn terminal_exec_and_hooks() {
+    let l = Lxc::new(9300);
+    let hooks_out = l.w.dir.path().join("hooks");
+    std::fs::create_dir(&hooks_out).unwrap();
+    let b = l.w.bundle("b", &["sleep", "1000"], &[]);
+    let sock = l.w.dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+
+    // A terminal program: the pty master arrives on the console socket.
+    let tty = l.bundle_like(&b, "tty", &["sh", "-c", "tty; echo hello-tty; exit 4"], |c| {
+        c["process"]["terminal"] = true.into();
+    });
+    let pf = l.w.dir.path().join("tty.pid");
+    let (out, _, _) =
+        l.create_with("tty", &tty, &["--pid-file", pf.to_str().unwrap(), "--console-socket", sock.to_str().unwrap()]);
+    ok(&out);
+    let master = receive_master(&listener);
+    ok(&l.w.nexcage(["start", "tty"]));
+    let got = read_until(&master, "hello-tty");
+    assert!(got.contains("/dev/pts/") && got.contains("hello-tty"), "{got:?}");
+    assert_eq!(wait_pid(read_pid_file(&pf), WAIT), (Some(4), None));
+    ok(&l.w.nexcage(["delete", "tty"]));
+    // A terminal without a console socket is refused, and leaves nothing.
+    let (out, _, _) = l.create_with("notty", &tty, &[]);
+    fails_with(&out, "--console-socket");
+    l.assert_clean("terminal");
+
+    // Hooks at their lifecycle points, with the state on stdin.
+    let hook = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}", hooks_out.display())]});
+    let hooked = l.bundle_like(&b, "hooked", &["sh", "-c", "cat /tmp/start-hook; sleep 1000"], |c| {
+        c["hooks"] = serde_json::json!({
+            "prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/start-hook"]}],
+            "poststart": [hook("poststart")], "poststop": [hook("poststop")]
+        });
+    });
+    let c = l.create("hooked", &hooked);
+    for h in ["prestart", "createRuntime", "createContainer"] {
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(hooks_out.join(h)).unwrap()).unwrap();
+        assert_eq!((s["id"].as_str(), s["status"].as_str()), (Some("hooked"), Some("created")), "{h}");
+    }
+    assert!(!hooks_out.join("poststart").exists());
+    ok(&l.w.nexcage(["start", "hooked"]));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(hooks_out.join("poststart")).unwrap()).unwrap();
+    assert_eq!(s["status"], "running");
+    eventually("startContainer output", WAIT, || read(&c.stdout).contains("\"id\":\"hooked\""));
+
+    // exec: exit status, stdio, flags, --process, --detach with its own pid file.
+    let out = l.w.nexcage(["exec", "hooked", "sh", "-c", "echo exec-out; echo exec-err >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!((text(&out.stdout).as_str(), text(&out.stderr).as_str()), ("exec-out\n", "exec-err\n"));
+    let out = l.w.nexcage([
+        "exec",
+        "-u",
+        "33:44",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "X=y",
+        "hooked",
+        "sh",
+        "-c",
+        "echo $(id -u):$(id -g) $PWD $X",
+    ]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "33:44 /tmp y\n");
+    let proc_file = l.w.dir.path().join("process.json");
+    std::fs::write(
+        &proc_file,
+        r#"{"args":["sh","-c","exit 9"],"cwd":"/","env":["PATH=/bin"],"user":{"uid":0,"gid":0}}"#,
+    )
+    .unwrap();
+    assert_eq!(l.w.nexcage(["exec", "--process", proc_file.to_str().unwrap(), "hooked"]).status.code(), Some(9));
+    let epf = l.w.dir.path().join("exec.pid");
+    ok(&l.w.nexcage([
+        "exec",
+        "--detach",
+        "--pid-file",
+        epf.to_str().unwrap(),
+        "hooked",
+        "sh",
+        "-c",
+        "sleep 0.2; exit 6",
+    ]));
+    let epid = read_pid_file(&epf);
+    assert_eq!(ppid(epid), std::process::id() as i32, "the exec supervisor is the caller's descendant");
+    assert_eq!(wait_pid(epid, WAIT), (Some(6), None));
+    assert_eq!(l.w.nexcage(["exec", "hooked", "/no/such/program"]).status.code(), Some(255));
+    // exec with a terminal.
+    let out =
+        l.w.cmd(["exec", "--tty", "--console-socket", sock.to_str().unwrap(), "hooked", "sh", "-c", "tty; exit 2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+    let master = receive_master(&listener);
+    assert!(read_until(&master, "/dev/pts/").contains("/dev/pts/"));
+    let st = out.wait_with_output().unwrap();
+    assert_eq!(st.status.code(), Some(2));
+
+    // pause / resume.
+    ok(&l.w.nexcage(["pause", "hooked"]));
+    assert_eq!(l.w.state("hooked")["status"], "paused");
+    fails_with(&l.w.nexcage(["exec", "hooked", "true"]), "paused");
+    ok(&l.w.nexcage(["resume", "hooked"]));
+    assert_eq!(l.w.state("hooked")["status"], "running");
+    ok(&l.w.nexcage(["delete", "--force", "hooked"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(hooks_out.join("poststop")).unwrap()).unwrap();
+    assert_eq!(s["status"], "stopped");
+    l.assert_clean("end");
+}
+
+#[test]
+fn concurrent_creates_share_one_template_and_get_distinct_vmids() {
+    let l = Lxc::new(9400);
+    let base = l.w.bundle("base", &["sleep", "1000"], &[]);
+    // Two creates of one new rootfs at once: one template.
+    let ids: Vec<String> = (0..16).map(|i| format!("c{i:02}")).collect();
+    std::thread::scope(|s| {
+        for id in &ids[..2] {
+            let l = &l;
+            let base = &base;
+            s.spawn(move || l.create(id, base));
+        }
+    });
+    assert_eq!(l.templates().iter().filter(|t| t.ends_with(".tar.zst")).count(), 1, "{:?}", l.templates());
+    // 14 more, all at once: 16 distinct VMIDs.
+    std::thread::scope(|s| {
+        for id in &ids[2..] {
+            let l = &l;
+            let base = &base;
+            s.spawn(move || l.create(id, base));
+        }
+    });
+    let mut vmids: Vec<u64> = ids.iter().map(|id| l.vmid(id)).collect();
+    vmids.sort();
+    vmids.dedup();
+    assert_eq!(vmids.len(), 16, "{vmids:?}");
+    assert_eq!(l.confs().len(), 16);
+    std::thread::scope(|s| {
+        for id in &ids {
+            let l = &l;
+            s.spawn(move || ok(&l.w.nexcage(["delete", id])));
+        }
+    });
+    l.assert_clean("after 16 deletes");
+}
+
+#[test]
+fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
+    let l = Lxc::new(9450);
+    let b = l.w.bundle("b", &["sleep", "1000"], &[]);
+    let a = l.create("keep-a", &b);
+    let bb = l.create("keep-b", &b);
+    std::fs::remove_dir_all(&l.w.root).unwrap();
+    let out = l.w.nexcage(["list", "--format", "json"]);
+    ok(&out);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["keep-a", "keep-b"]);
+    assert_eq!(list[0]["bundle"], b.to_str().unwrap());
+    assert_eq!(l.w.state("keep-a")["status"], "stopped", "no supervisor is known after the wipe");
+    // Another root does not adopt them.
+    let other = l.w.dir.path().join("other-root");
+    let out = Command::new(NEXCAGE)
+        .env("NEXCAGE_CONFIG", &l.w.config)
+        .arg("--root")
+        .arg(&other)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "");
+    ok(&l.w.nexcage(["delete", "keep-a"]));
+    ok(&l.w.nexcage(["delete", "keep-b"]));
+    for c in [a, bb] {
+        assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    }
+    l.assert_clean("after deleting rebuilt containers");
+}
+
+#[test]
+fn bad_inputs_leave_nothing_behind() {
+    let l = Lxc::with(9500, 9500, "");
+    let b = l.w.bundle("b", &["true"], &[]);
+    let missing = l.bundle_like(&b, "missing", &["true"], |c| c["root"]["path"] = "/nonexistent-rootfs".into());
+    let (out, _, _) = l.create_with("x1", &missing, &[]);
+    fails_with(&out, "/nonexistent-rootfs");
+    l.assert_clean("missing rootfs");
+
+    let unsupported =
+        l.bundle_like(&b, "unsupported", &["true"], |c| c["linux"]["intelRdt"] = serde_json::json!({"closID": "x"}));
+    let (out, _, _) = l.create_with("x2", &unsupported, &[]);
+    fails_with(&out, "linux.intelRdt");
+    l.assert_clean("unsupported field");
+
+    let no_args = l.bundle_like(&b, "noargs", &[], |_| {});
+    let (out, _, _) = l.create_with("x3", &no_args, &[]);
+    fails_with(&out, "process.args");
+    l.assert_clean("no args");
+
+    // The only VMID of the range is taken by someone else's guest.
+    let conf_dir = l.pve.join("etc/pve/nodes/x/qemu-server");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("9500.conf"), "").unwrap();
+    let (out, _, _) = l.create_with("x4", &b, &[]);
+    fails_with(&out, "no free VMID");
+    std::fs::remove_file(conf_dir.join("9500.conf")).unwrap();
+    l.assert_clean("range exhausted");
+
+    // A failing createRuntime hook: after pct create and start, so the container must
+    // be destroyed again.
+    let hook = l.bundle_like(&b, "hookfail", &["true"], |c| {
+        c["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    let (out, _, _) = l.create_with("x5", &hook, &[]);
+    fails_with(&out, "createRuntime hook");
+    l.assert_clean("failing hook");
+
+    // pct itself failing (start): nothing left either.
+    let pct = l.w.dir.path().join("pct");
+    let orig = std::fs::read_to_string(&pct).unwrap();
+    let failing = orig.replacen(
+        "#!/bin/sh\n",
+        "#!/bin/sh\n[ \"$1\" = start ] && { echo \"startup for container '$2' failed\" >&2; exit 255; }\n",
+        1,
+    );
+    assert_ne!(failing, orig);
+    std::fs::write(&pct, failing).unwrap();
+    let (out, _, _) = l.create_with("x6", &b, &[]);
+    fails_with(&out, "startup for container");
+    l.assert_clean("pct start failure");
+    std::fs::write(&pct, orig).unwrap();
+
+    // And the backend still works afterwards.
+    let (code, _, _) = l.run_to_end("fine", &b);
+    assert_eq!(code, Some(0));
+    l.assert_clean("end");
+}
