@@ -23,10 +23,6 @@ struct Annotations {
 }
 
 impl Bundle {
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.join(CONFIG_FILE)
-    }
-
     /// Open a bundle directory and read the annotations of its config.json.
     pub fn open(dir: &Path) -> Result<Bundle> {
         let dir = std::path::absolute(dir).with_context(|| format!("invalid bundle path {}", dir.display()))?;

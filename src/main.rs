@@ -47,7 +47,7 @@ fn report(result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            log::error!("{}", format!("{e:#}"));
+            log::error!("{e:#}");
             1
         }
     }

@@ -1,5 +1,7 @@
 //! `version` / `--version`: nexcage's version and each configured backend's.
 
+use std::io::Write;
+
 use anyhow::Result;
 
 use crate::backend::find_binary;
@@ -10,14 +12,20 @@ use crate::config::{BackendConfig, Config};
 pub const OCI_VERSION: &str = "1.2.0";
 
 pub fn version() -> Result<i32> {
-    println!("nexcage version {}", env!("CARGO_PKG_VERSION"));
-    println!("spec: {OCI_VERSION}");
+    let mut out = std::io::stdout().lock();
+    match write_versions(&mut out) {
+        // A reader that stops early (`nexcage --version | head -1`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.map(|()| 0).map_err(Into::into),
+    }
+}
+
+fn write_versions(out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "nexcage version {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "spec: {OCI_VERSION}")?;
     let config = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
-            println!("configuration: {e}");
-            return Ok(0);
-        }
+        Err(e) => return writeln!(out, "configuration: {e}"),
     };
     for (name, backend) in &config.backends {
         let detail = match backend {
@@ -35,7 +43,7 @@ pub fn version() -> Result<i32> {
                 None => format!("{} not found", lxc.pct),
             },
         };
-        println!("backend {name} ({}): {detail}", backend.kind());
+        writeln!(out, "backend {name} ({}): {detail}", backend.kind())?;
     }
-    Ok(0)
+    Ok(())
 }

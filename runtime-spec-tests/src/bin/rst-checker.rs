@@ -496,7 +496,7 @@ fn covering_mount(path: &str) -> Option<MountInfo> {
         let mp = m.mount_point.trim_end_matches('/');
         let covers =
             path == m.mount_point || mp.is_empty() || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/'));
-        if covers && best.as_ref().map_or(true, |b| m.mount_point.len() >= b.mount_point.len()) {
+        if covers && best.as_ref().is_none_or(|b| m.mount_point.len() >= b.mount_point.len()) {
             best = Some(m);
         }
     }
