@@ -194,7 +194,7 @@ impl Lxc {
         let c = self.create(id, bundle);
         ok(&self.w.nexcage(["start", id]));
         let (code, sig) = wait_pid(c.pid, WAIT);
-        assert_eq!(sig, None, "supervisors exit, they are not killed");
+        assert_eq!(sig, None, "the program exited: so does the supervisor");
         let out = text(&std::fs::read(&c.stdout).unwrap());
         let err = text(&std::fs::read(&c.stderr).unwrap());
         ok(&self.w.nexcage(["delete", id]));
@@ -238,7 +238,7 @@ fn lifecycle_exit_status_stdio_parentage_and_pct_economy() {
     ok(&l.w.nexcage(["start", "eco"]));
     assert_eq!(l.w.state("eco")["status"], "running");
     ok(&l.w.nexcage(["kill", "eco", "9"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None), "SIGKILL -> 137");
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)), "SIGKILL: the supervisor dies of it too (engines report 137)");
     ok(&l.w.nexcage(["delete", "eco"]));
     let calls = l.pct_calls();
     assert!(calls.len() <= 4, "pct calls: {calls:#?}");
@@ -265,6 +265,14 @@ fn signals_reach_the_program_and_delete_needs_force() {
         assert_eq!(wait_pid(c.pid, WAIT), (Some(want), None), "kill {sig:?}");
         ok(&l.w.nexcage(["delete", &id]));
     }
+    // A program killed by a signal: the supervisor dies of the same signal, like runc's
+    // container process (engines report 128+N).
+    let sleeper = l.bundle_like(&b, "sleeper", &["sleep", "1000"], |_| {});
+    let c = l.create("term", &sleeper);
+    ok(&l.w.nexcage(["start", "term"]));
+    ok(&l.w.nexcage(["kill", "term", "TERM"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(15)));
+    ok(&l.w.nexcage(["delete", "term"]));
     // A signal sent to the supervisor itself (as an engine may) reaches the program.
     let c = l.create("direct", &b);
     ok(&l.w.nexcage(["start", "direct"]));
@@ -279,11 +287,11 @@ fn signals_reach_the_program_and_delete_needs_force() {
     fails_with(&l.w.nexcage(["delete", "force"]), "cannot delete running container");
     assert_eq!(l.w.state("force")["status"], "running");
     ok(&l.w.nexcage(["delete", "--force", "force"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     // Created (never started): delete removes it; the program never ran.
     let c = l.create("created", &b);
     ok(&l.w.nexcage(["delete", "created"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     assert_eq!(read(&c.stdout), "");
     fails_with(&l.w.nexcage(["kill", "created", "9"]), "container does not exist");
     l.assert_clean("after deletes");
@@ -341,6 +349,13 @@ fn process_settings_hostname_and_memory_limit() {
     let pids: Vec<i32> = serde_json::from_slice(&l.w.nexcage(["ps", "--format", "json", "mem"]).stdout).unwrap();
     assert_eq!(pids.len(), 1, "ps lists the program (not nexcage-init): {pids:?}");
     assert_eq!(memory_limit(pids[0]), 64 * 1024 * 1024);
+    // update: through `pct set` (Proxmox applies it live; the emulator only records it).
+    let mut child = l.w.cmd(["update", "--resources", "-", "mem"]).stdin(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), br#"{"memory":{"limit":134217728}}"#).unwrap();
+    assert!(child.wait().unwrap().success());
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{}.conf", l.vmid("mem")))).unwrap();
+    assert!(conf.lines().any(|x| x == "memory: 128"), "{conf}");
+    fails_with(&l.w.nexcage(["update", "--pids-limit", "5", "mem"]), "--pids-limit");
     ok(&l.w.nexcage(["delete", "--force", "mem"]));
     wait_pid(c.pid, WAIT);
     l.assert_clean("end");
@@ -563,7 +578,7 @@ fn terminal_exec_and_hooks() {
     ok(&l.w.nexcage(["resume", "hooked"]));
     assert_eq!(l.w.state("hooked")["status"], "running");
     ok(&l.w.nexcage(["delete", "--force", "hooked"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(hooks_out.join("poststop")).unwrap()).unwrap();
     assert_eq!(s["status"], "stopped");
     l.assert_clean("end");
@@ -632,14 +647,14 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     ok(&l.w.nexcage(["delete", "keep-a"]));
     ok(&l.w.nexcage(["delete", "keep-b"]));
     for c in [a, bb] {
-        assert_eq!(wait_pid(c.pid, WAIT), (Some(137), None));
+        assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     }
     l.assert_clean("after deleting rebuilt containers");
 }
 
 #[test]
 fn bad_inputs_leave_nothing_behind() {
-    let l = Lxc::with(9500, 9500, "");
+    let l = Lxc::with(9500, 9500, r#","allowed_host_mounts":["/tmp"]"#);
     let b = l.w.bundle("b", &["true"], &[]);
     let missing = l.bundle_like(&b, "missing", &["true"], |c| c["root"]["path"] = "/nonexistent-rootfs".into());
     let (out, _, _) = l.create_with("x1", &missing, &[]);
@@ -656,6 +671,20 @@ fn bad_inputs_leave_nothing_behind() {
     let (out, _, _) = l.create_with("x3", &no_args, &[]);
     fails_with(&out, "process.args");
     l.assert_clean("no args");
+
+    // A bind source an unprivileged container's root cannot reach: said before pct runs.
+    let private = l.w.dir.path().join("private");
+    std::fs::create_dir_all(private.join("src")).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let unreachable = l.bundle_like(&b, "unreachable", &["true"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            serde_json::json!({"destination": "/src", "type": "bind", "source": private.join("src"), "options": ["rbind"]}),
+        );
+    });
+    let (out, _, _) = l.create_with("x7", &unreachable, &[]);
+    fails_with(&out, &format!("directory {} lacks o+x", private.display()));
+    assert!(l.pct_calls().is_empty(), "no pct call for a bundle that cannot work: {:?}", l.pct_calls());
+    l.assert_clean("unreachable bind source");
 
     // The only VMID of the range is taken by someone else's guest.
     let conf_dir = l.pve.join("etc/pve/nodes/x/qemu-server");

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::create::{self, Created, Supervision};
 use super::data::LxcData;
-use super::{exec, lifecycle, ps, supervisor};
+use super::{exec, lifecycle, ps, supervisor, update};
 use crate::backend::{Backend, ContainerState, CreateRequest};
 use crate::cli::{ExecArgs, KillArgs, PsArgs};
 use crate::commands::Ctx;
@@ -46,7 +46,7 @@ impl Backend for LxcBackend {
         match created {
             Created::Spawned => Ok(0),
             Created::Inline { conn, program } => {
-                let code = supervisor::supervise(&conn, program);
+                let code = supervisor::supervise(&conn, program).map(|e| e.code());
                 drop(conn);
                 let _ = lifecycle::delete(record, true);
                 code
@@ -77,12 +77,11 @@ impl Backend for LxcBackend {
     fn resume(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
         lifecycle::pause(record, false)
     }
-    fn update(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
-        bail!(
-            "container {}: update is not supported by the proxmox-lxc backend yet; change limits with `pct set` on CT {}",
-            record.id,
-            LxcData::from_record(record).map(|d| d.vmid.to_string()).unwrap_or_else(|_| "?".into())
-        )
+    fn update(&self, ctx: &Ctx, record: &Record) -> Result<i32> {
+        match crate::cli::parse_command(&ctx.words).map(|c| c.command) {
+            Ok(crate::cli::Command::Update(args)) => update::update(record, &args),
+            _ => bail!("internal error: update without its arguments"),
+        }
     }
     fn events(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
         bail!("container {}: events is not supported by the proxmox-lxc backend", record.id)

@@ -140,6 +140,40 @@ pub fn template_dir(cfg: &LxcBackendConfig) -> Result<PathBuf> {
     )
 }
 
+/// LXC bind-mounts from inside an unprivileged container's user namespace: every
+/// directory above a bind source must be searchable by others, or `pct start` fails with
+/// nothing but "startup failed". Say which one, before creating anything.
+fn check_bind_sources(mapped: &spec::PveContainer) -> Result<()> {
+    let mut sources = Vec::new();
+    for (k, v) in &mapped.create {
+        if k.starts_with("mp") {
+            let vol = v.split(',').next().unwrap_or("");
+            let vol = vol.strip_prefix("volume=").unwrap_or(vol);
+            if vol.starts_with('/') {
+                sources.push(vol.to_string());
+            }
+        }
+    }
+    for (k, v) in mapped.raw_lxc.iter().filter(|(k, _)| k == "lxc.mount.entry") {
+        let _ = k;
+        let f: Vec<&str> = v.split_whitespace().collect();
+        if f.len() >= 4 && f[0].starts_with('/') && f[3].split(',').any(|o| o == "bind" || o == "rbind") {
+            sources.push(run_dir::fstab_unescape(f[0]));
+        }
+    }
+    for s in sources {
+        if let Some(dir) = run_dir::unsearchable_ancestor(Path::new(&s))? {
+            bail!(
+                "mount source {s} is not reachable by the unprivileged container's root (LXC bind-mounts as that user): \
+                 directory {} lacks o+x; chmod o+x it, move the source, or use a privileged container \
+                 (\"unprivileged\": false in the proxmox-lxc backend's configuration)",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The container root's host uid/gid: from a raw `lxc.idmap` for id 0, else Proxmox's
 /// default map for unprivileged containers (100000), else 0.
 fn root_owner(unprivileged: bool, raw: &[(String, String)]) -> (u32, u32) {
@@ -227,11 +261,19 @@ pub fn create(
     let unprivileged = mapped.option("unprivileged") != Some("0");
     if unprivileged {
         run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
+        check_bind_sources(&mapped)?;
     }
     let owner = root_owner(unprivileged, &mapped.raw_lxc);
 
     let cache = TemplateCache::new(template_dir(cfg)?, cfg.pve_root.join("var/lib/nexcage/template-index"));
+    let t0 = std::time::Instant::now();
     let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
+    log::debug!(
+        "template {} {} in {:.2} ms",
+        template.file_name,
+        if template.reused { "reused (cache hit)" } else { "built" },
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
     let volid = template.volid(&cfg.template_storage);
 
     let pct = pct::Pct::new(&pct_bin);

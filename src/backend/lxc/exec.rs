@@ -89,5 +89,6 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     if let Some(p) = &args.pid_file {
         write_pid_file(p, std::process::id() as i32)?;
     }
-    supervisor::supervise(&fd, program)
+    // In the foreground nexcage is a command that reports a status, as `runc exec` does.
+    supervisor::supervise(&fd, program).map(|e| e.code())
 }

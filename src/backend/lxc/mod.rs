@@ -21,4 +21,5 @@ pub mod ps;
 pub mod rebuild;
 pub mod run_dir;
 pub mod supervisor;
+pub mod update;
 pub mod wire;

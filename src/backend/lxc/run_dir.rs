@@ -64,6 +64,22 @@ pub fn remove(run_dir: &Path) -> Result<()> {
 
 /// A path as an fstab field (`lxc.mount.entry` is fstab syntax): octal escapes for
 /// space, tab, newline and backslash.
+pub fn fstab_unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn fstab_escape(p: &Path) -> String {
     let mut out = String::new();
     for c in p.to_string_lossy().chars() {
@@ -98,23 +114,32 @@ pub fn lxc_lines(run_dir: &Path, init: &Path) -> Vec<(String, String)> {
     ]
 }
 
-/// Can a process with no privileges over `path`'s directories (the container's root
-/// for an unprivileged container) reach it? `need` is the permission needed on the
-/// final component (0o5 = r-x for a binary).
-pub fn check_reachable(path: &Path, need: u32, what: &str) -> Result<()> {
+/// The first directory on the way to `path` that others cannot search (no o+x), if any.
+pub fn unsearchable_ancestor(path: &Path) -> Result<Option<PathBuf>> {
     let abs = std::path::absolute(path)?;
     let mut cur = PathBuf::from("/");
     for comp in abs.components().skip(1) {
         let md = std::fs::metadata(&cur).with_context(|| format!("cannot stat {}", cur.display()))?;
         if md.mode() & 0o001 == 0 {
-            bail!(
-                "{what} {} is not reachable by an unprivileged container's root: directory {} lacks o+x \
-                 (chmod o+x it, or install nexcage-init elsewhere and set `init` in the backend's configuration)",
-                path.display(),
-                cur.display()
-            );
+            return Ok(Some(cur));
         }
         cur.push(comp);
+    }
+    Ok(None)
+}
+
+/// Can a process with no privileges over `path`'s directories (the container's root
+/// for an unprivileged container) reach it? `need` is the permission needed on the
+/// final component (0o5 = r-x for a binary).
+pub fn check_reachable(path: &Path, need: u32, what: &str) -> Result<()> {
+    let abs = std::path::absolute(path)?;
+    if let Some(dir) = unsearchable_ancestor(&abs)? {
+        bail!(
+            "{what} {} is not reachable by an unprivileged container's root: directory {} lacks o+x \
+             (chmod o+x it, or install nexcage-init elsewhere and set `init` in the backend's configuration)",
+            path.display(),
+            dir.display()
+        );
     }
     let md = std::fs::metadata(&abs).with_context(|| format!("cannot stat {what} {}", abs.display()))?;
     if md.mode() & need != need {
@@ -156,6 +181,7 @@ mod tests {
     #[test]
     fn fstab_escapes() {
         assert_eq!(fstab_escape(Path::new("/a b/c\\d")), "/a\\040b/c\\134d");
+        assert_eq!(fstab_unescape("/a\\040b/c\\134d"), "/a b/c\\d");
         let lines = lxc_lines(Path::new("/run/x 1"), Path::new("/usr/lib/nexcage-init"));
         assert_eq!(lines[0].1, "/run/x\\0401 dev/.nexcage none bind,create=dir 0 0");
         assert_eq!(lines[2], ("lxc.init.cmd".to_string(), "/dev/.nexcage-init".to_string()));

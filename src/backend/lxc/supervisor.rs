@@ -7,9 +7,10 @@
 //! can never be their descendant. The supervisor is: `create` (and `exec --detach`) start
 //! it as nexcage itself (`nexcage lxc-supervise`, hidden), in its own session, holding
 //! the connection to nexcage-init on fd 3, and exit; it is reparented to the engine. It
-//! waits for init's `Exit` report and exits with the same status (the code, or 128+N for
-//! signal N). If the connection ends without a report (the container was stopped or
-//! destroyed under it) it exits 137, as a SIGKILLed program would. Signals sent to the
+//! waits for init's `Exit` report and ends the same way: it exits with the program's
+//! code, or dies of the signal that killed the program (engines report 128+N for both,
+//! and the raw wait status is runc's). If the connection ends without a report (the
+//! container was stopped or destroyed under it) it dies of SIGKILL, as the program did. Signals sent to the
 //! supervisor are forwarded to the program. If the supervisor dies, init notices the
 //! closed connection and stops the container (or kills the exec'd process): the
 //! supervisor's life and the program's are bound together.
@@ -62,7 +63,7 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the nexcage executable to start the supervisor")?;
     let mut cmd = Command::new(exe);
     if let Some(log) = &ctx.globals.log {
-        cmd.arg("--log").arg(log);
+        cmd.arg("--log").arg(std::path::absolute(log).unwrap_or_else(|_| log.clone()));
     }
     if ctx.globals.log_format == crate::cli::LogFormat::Json {
         cmd.args(["--log-format", "json"]);
@@ -70,9 +71,11 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
     if ctx.globals.debug {
         cmd.arg("--debug");
     }
-    cmd.arg("--root").arg(ctx.store.root());
+    cmd.arg("--root").arg(std::path::absolute(ctx.store.root()).unwrap_or_else(|_| ctx.store.root().to_path_buf()));
     cmd.args(["lxc-supervise", "--pid", &program.pid.to_string(), "--start", &program.start.to_string()]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // Like runc's container process, hold on to nothing of the caller's: no stdio (init
+    // has it), and not its working directory (which it may want to remove or unmount).
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
     let raw = conn.as_raw_fd();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -92,13 +95,33 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
     cmd.spawn().context("cannot start the supervisor process")
 }
 
-/// `nexcage lxc-supervise`: wait for the program's end and exit with its status.
+/// How the supervised process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Killed(i32),
+}
+
+impl Ended {
+    /// As a shell reports it: the code, or 128+N for signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            Ended::Exited(c) => c,
+            Ended::Killed(s) => 128 + s,
+        }
+    }
+}
+
+/// `nexcage lxc-supervise`: wait for the program's end and end the same way: exit with
+/// its code, or die of the signal that killed it (so the engine's waitpid sees exactly
+/// what it would see for runc's container process; engines report 128+N either way).
 pub fn run(args: &SuperviseArgs) -> i32 {
     // SAFETY: fd 3 was set up for us by `spawn`.
     let conn = unsafe { OwnedFd::from_raw_fd(CONN_FD) };
     let program = ProcRef { pid: args.pid, start: args.start };
     match supervise(&conn, program) {
-        Ok(code) => code,
+        Ok(Ended::Exited(code)) => code,
+        Ok(Ended::Killed(sig)) => die_of(sig),
         Err(e) => {
             log::error!("supervisor of pid {}: {e:#}", args.pid);
             255
@@ -106,8 +129,25 @@ pub fn run(args: &SuperviseArgs) -> i32 {
     }
 }
 
-/// Wait for init's `Exit`, forwarding signals; returns the exit status to use.
-pub fn supervise(conn: &OwnedFd, program: ProcRef) -> Result<i32> {
+/// Terminate by signal `sig` (without a core dump); 128+sig if it does not kill us.
+fn die_of(sig: i32) -> i32 {
+    // SAFETY: plain syscalls on this process; no core file, default action, unblocked.
+    unsafe {
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), sig);
+    }
+    128 + sig
+}
+
+/// Wait for init's `Exit`, forwarding signals, and say how the process ended.
+pub fn supervise(conn: &OwnedFd, program: ProcRef) -> Result<Ended> {
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(*s);
@@ -134,13 +174,13 @@ pub fn supervise(conn: &OwnedFd, program: ProcRef) -> Result<i32> {
         }
         if conn_ready {
             match wire::recv::<Reply>(conn.as_fd()) {
-                Ok(r) => {
-                    if let Some(code) = r.message.exit_status() {
-                        return Ok(code);
-                    }
-                }
+                Ok(r) => match r.message {
+                    Reply::Exit { signal: Some(s), .. } => return Ok(Ended::Killed(s)),
+                    Reply::Exit { code, .. } => return Ok(Ended::Exited(code.unwrap_or(255))),
+                    _ => {}
+                },
                 // The container went away without a report: it was killed.
-                Err(WireError::Closed) | Err(WireError::Io(_)) => return Ok(128 + libc::SIGKILL),
+                Err(WireError::Closed) | Err(WireError::Io(_)) => return Ok(Ended::Killed(libc::SIGKILL)),
                 Err(WireError::Invalid(m)) => log::warn!("ignoring a malformed message from nexcage-init: {m}"),
             }
         }
