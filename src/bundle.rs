@@ -14,12 +14,22 @@ pub struct Bundle {
     /// Absolute path of the bundle directory.
     pub dir: PathBuf,
     pub annotations: HashMap<String, String>,
+    /// The rootfs directory (`root.path`, relative paths resolved against `dir`).
+    pub rootfs: PathBuf,
 }
 
 #[derive(Deserialize)]
 struct Annotations {
     #[serde(default)]
     annotations: Option<HashMap<String, String>>,
+    #[serde(default)]
+    root: Option<Root>,
+}
+
+#[derive(Deserialize)]
+struct Root {
+    #[serde(default)]
+    path: Option<PathBuf>,
 }
 
 impl Bundle {
@@ -52,8 +62,43 @@ impl Bundle {
                 anyhow::anyhow!("invalid {}: at {at}: {inner}", path.display())
             }
         })?;
-        Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default() })
+        let root = parsed.root.and_then(|r| r.path).filter(|p| !p.as_os_str().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("invalid {}: root.path is missing: it must name the rootfs directory", path.display())
+        })?;
+        let rootfs = check_rootfs(&dir, &root)?;
+        Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default(), rootfs })
     }
+}
+
+/// The rootfs must be a directory. A relative `root.path` must stay inside the bundle
+/// once symlinks are resolved (a bundle whose `rootfs` is a symlink to `/` or `/etc`
+/// would otherwise make nexcage archive, or a runtime mount, host directories the engine
+/// never chose); an absolute one is the engine's explicit choice (Podman and CRI-O put
+/// rootfs outside the bundle) and is taken as given, as runc does.
+fn check_rootfs(bundle: &Path, root: &Path) -> Result<PathBuf> {
+    let p = if root.is_absolute() { root.to_path_buf() } else { bundle.join(root) };
+    match std::fs::metadata(&p) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!("rootfs {} (root.path) is not a directory", p.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("rootfs {} (root.path) does not exist", p.display())
+        }
+        Err(e) => bail!("cannot access rootfs {} (root.path): {e}", p.display()),
+    }
+    if !root.is_absolute() {
+        let real = std::fs::canonicalize(&p).with_context(|| format!("cannot resolve rootfs {}", p.display()))?;
+        let real_bundle =
+            std::fs::canonicalize(bundle).with_context(|| format!("cannot resolve bundle {}", bundle.display()))?;
+        if !real.starts_with(&real_bundle) {
+            bail!(
+                "rootfs {} (root.path {:?}) resolves to {}, outside the bundle: a relative root.path must stay in the bundle (give an absolute root.path if that directory is really meant)",
+                p.display(),
+                root.display().to_string(),
+                real.display()
+            );
+        }
+    }
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -63,12 +108,13 @@ mod tests {
     fn bundle_with(config: &str) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join(CONFIG_FILE), config).unwrap();
+        std::fs::create_dir(t.path().join("rootfs")).unwrap();
         t
     }
 
     #[test]
     fn reads_annotations() {
-        let t = bundle_with(r#"{"ociVersion":"1.0.2","annotations":{"nexcage.backend":"crun","a":"b"}}"#);
+        let t = bundle_with(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"annotations":{"nexcage.backend":"crun","a":"b"}}"#);
         let b = Bundle::open(t.path()).unwrap();
         assert_eq!(b.annotations["nexcage.backend"], "crun");
         assert!(b.dir.is_absolute());
@@ -76,7 +122,7 @@ mod tests {
 
     #[test]
     fn no_annotations_is_fine() {
-        let t = bundle_with(r#"{"ociVersion":"1.0.2","process":{"args":["sh"]}}"#);
+        let t = bundle_with(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"]}}"#);
         assert!(Bundle::open(t.path()).unwrap().annotations.is_empty());
     }
 
@@ -93,5 +139,25 @@ mod tests {
         let t = bundle_with(r#"{"annotations":{"a":1}}"#);
         let e = Bundle::open(t.path()).unwrap_err().to_string();
         assert!(e.contains("at annotations.a"), "{e}");
+        let t = bundle_with(r#"{"process":{}}"#);
+        assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("root.path is missing"));
+        let t = bundle_with(r#"{"root":{"path":"nope"}}"#);
+        assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("(root.path) does not exist"));
+    }
+
+    #[test]
+    fn relative_rootfs_must_stay_in_the_bundle() {
+        let t = bundle_with(r#"{"root":{"path":"link"}}"#);
+        std::os::unix::fs::symlink("/etc", t.path().join("link")).unwrap();
+        let e = Bundle::open(t.path()).unwrap_err().to_string();
+        assert!(e.contains("resolves to /etc, outside the bundle"), "{e}");
+        let t = bundle_with(r#"{"root":{"path":"../"}}"#);
+        assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("outside the bundle"));
+        // Inside the bundle through a symlink: fine; absolute: the engine's choice.
+        let t = bundle_with(r#"{"root":{"path":"inner"}}"#);
+        std::os::unix::fs::symlink("rootfs", t.path().join("inner")).unwrap();
+        Bundle::open(t.path()).unwrap();
+        let t = bundle_with(r#"{"root":{"path":"/tmp"}}"#);
+        assert_eq!(Bundle::open(t.path()).unwrap().rootfs, Path::new("/tmp"));
     }
 }

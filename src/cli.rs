@@ -20,6 +20,7 @@ const SUBCOMMANDS: &[&str] = &[
     "events",
     "exec",
     "features",
+    "gc",
     "help",
     "kill",
     "list",
@@ -228,6 +229,10 @@ pub enum Command {
     LxcSupervise(SuperviseArgs),
     /// Check this host: config, backends, pct, storage, cgroups, state root, init.
     Doctor(DoctorArgs),
+    /// Remove what crashed or interrupted commands left: records without a container,
+    /// creates that died, Proxmox containers of this --root without a record, stale VMID
+    /// reservations, temp templates.
+    Gc(GcArgs),
     /// Generate shell completions, man pages or the packaged configuration (build time).
     #[command(name = "__generate", hide = true)]
     Generate(GenerateArgs),
@@ -241,6 +246,13 @@ pub struct SuperviseArgs {
     /// Its start time (clock ticks since boot, /proc/<pid>/stat field 22).
     #[arg(long)]
     pub start: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only say what would be removed.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,15 +1,6 @@
 //! nexcage: an OCI runtime for Proxmox VE hosts. Parse, load, dispatch; nothing else.
 
-mod backend;
-mod bundle;
-mod cli;
-mod commands;
-mod config;
-mod doctor;
-mod logging;
-mod route;
-mod signal;
-mod state;
+use nexcage::{cli, commands, logging};
 
 use std::ffi::OsString;
 

@@ -209,6 +209,54 @@ impl Store {
         Ok((self.load(id)?, lock))
     }
 
+    /// Lock and read a record unless another command holds its lock (`Ok(None)`).
+    pub fn try_load_locked(&self, id: &str) -> Result<Option<(Record, Lock)>> {
+        validate_id(id)?;
+        let dir = match File::open(self.dir(id)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(NOT_EXIST),
+            Err(e) => return Err(anyhow!(e).context(format!("cannot lock {}", self.dir(id).display()))),
+        };
+        // SAFETY: flock on an owned, open file descriptor.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Ok(None);
+        }
+        Ok(Some((self.load(id)?, Lock { _dir: dir })))
+    }
+
+    /// Does a command hold this record's lock right now? A record in phase `Creating`
+    /// that nobody holds was left by a create that died (its lock died with it).
+    pub fn is_busy(&self, id: &str) -> bool {
+        let Ok(dir) = File::open(self.dir(id)) else { return false };
+        // SAFETY: flock on an owned, open file descriptor; released when `dir` closes.
+        unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    }
+
+    /// Temporary claim directories (`@new-<pid>-<n>`) whose creator is gone.
+    pub fn stale_claims(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(&self.root) else { return out };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("@new-"))
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: signal 0 only checks for existence.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if !alive {
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Remove a record directory and everything in it (the caller holds its lock).
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);

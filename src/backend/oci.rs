@@ -64,9 +64,25 @@ impl OciBackend {
         Ok(exit_code(status))
     }
 
+    /// `<runtime> --root R delete --force ID` (for gc: a create that died after the runtime
+    /// made the container). Returns the exit status.
+    pub fn force_delete(&self, ctx: &Ctx, id: &str) -> Result<i32> {
+        if !self.has_container(ctx, id) {
+            return Ok(0);
+        }
+        let status = Command::new(&self.runtime)
+            .arg("--root")
+            .arg(self.root_arg(ctx))
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot execute {}", self.runtime.display()))?;
+        Ok(exit_code(status))
+    }
+
     /// Does the runtime still hold state for `id`? (Both crun and runc keep a directory
     /// per container under their root.)
-    fn has_container(&self, ctx: &Ctx, id: &str) -> bool {
+    pub fn has_container(&self, ctx: &Ctx, id: &str) -> bool {
         ctx.store.runtime_root(&self.name).join(id).exists()
     }
 

@@ -51,12 +51,14 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
         data: Default::default(),
     };
     let lock = ctx.store.claim(&record)?;
+    crate::fault::point("create:claimed");
     let run = match &mode {
         Mode::Create => None,
         Mode::Run { detach } => Some(*detach),
     };
     let req = CreateRequest { bundle: &bundle, args, run };
     let outcome = backend.create(ctx, &req, &mut record);
+    crate::fault::point("create:backend-done");
     let keep = match (&outcome, &mode) {
         (Ok(0), Mode::Create) | (Ok(0), Mode::Run { detach: true }) => true,
         // `run` in the foreground: the runtime deleted the container when it exited.
@@ -69,6 +71,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
             drop(lock);
             return Err(e);
         }
+        crate::fault::point("create:saved");
     } else {
         ctx.store.remove(&record.id)?;
     }

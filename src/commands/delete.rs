@@ -16,9 +16,11 @@ pub fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32> {
         Err(e) if args.force && e.to_string() == NOT_EXIST => return Ok(0),
         Err(e) => return Err(e),
     };
+    crate::fault::point("delete:locked");
     let backend = backend::for_record(&record)?;
     let code = backend.delete(ctx, &record, args.force)?;
     if code == 0 {
+        crate::fault::point("delete:backend-done");
         ctx.store.remove(&record.id)?;
     }
     drop(lock);

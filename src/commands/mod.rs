@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod doctor;
 mod features;
+mod gc;
 mod generate;
 mod list;
 mod route;
@@ -62,6 +63,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Route(a) => route::route(&a),
         Command::Version => version::version(),
         Command::Doctor(a) => doctor::doctor(ctx, &a),
+        Command::Gc(a) => gc::gc(ctx, &a),
         Command::Generate(a) => generate::generate(&a.what),
         Command::LxcSupervise(a) => Ok(crate::backend::lxc::supervisor::run(&a)),
     }

@@ -43,6 +43,13 @@ fn run(args: &[String]) -> Result<()> {
     let Some(name) = cli::resolve_command(word) else {
         return Err(cli::unknown_command(word).into());
     };
+    // Test-only failure injection (docs/pct-emulator.md): fail a command before it does
+    // anything, as a real pct failure would look (exit 255, message on stderr).
+    if let Ok(list) = std::env::var("PCT_EMULATOR_FAIL") {
+        if list.split(',').any(|c| c.trim() == name) {
+            return Err(die(format!("pct emulator: injected failure of '{name}' (PCT_EMULATOR_FAIL)")));
+        }
+    }
     let Some(spec) = cli::spec(name) else {
         return Err(die(format!("pct emulator: command '{name}' is not emulated")));
     };

@@ -48,7 +48,8 @@ impl Backend for LxcBackend {
             Created::Inline { conn, program } => {
                 let code = supervisor::supervise(&conn, program).map(|e| e.code());
                 drop(conn);
-                let _ = lifecycle::delete(record, true);
+                let root = std::path::absolute(ctx.store.root()).unwrap_or_else(|_| ctx.store.root().to_path_buf());
+                let _ = lifecycle::delete(record, true, &root);
                 code
             }
         }
@@ -56,14 +57,14 @@ impl Backend for LxcBackend {
     fn start(&self, ctx: &Ctx, record: &Record) -> Result<i32> {
         lifecycle::start(ctx, record)
     }
-    fn state(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
-        lifecycle::state(record)
+    fn state(&self, ctx: &Ctx, record: &Record) -> Result<i32> {
+        lifecycle::state(record, &ctx.store)
     }
     fn kill(&self, _ctx: &Ctx, record: &Record, args: &KillArgs) -> Result<i32> {
         lifecycle::kill(record, args)
     }
-    fn delete(&self, _ctx: &Ctx, record: &Record, force: bool) -> Result<i32> {
-        lifecycle::delete(record, force)
+    fn delete(&self, ctx: &Ctx, record: &Record, force: bool) -> Result<i32> {
+        lifecycle::delete(record, force, &std::path::absolute(ctx.store.root())?)
     }
     fn exec(&self, ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         exec::exec(ctx, record, args)
@@ -89,7 +90,7 @@ impl Backend for LxcBackend {
     fn checkpoint(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
         bail!("container {}: checkpoint/restore is not supported by the proxmox-lxc backend", record.id)
     }
-    fn states(&self, _ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>> {
-        Ok(records.iter().map(lifecycle::container_state).collect())
+    fn states(&self, ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>> {
+        Ok(records.iter().map(|r| lifecycle::container_state(r, &ctx.store)).collect())
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::data::LxcData;
+use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
 use super::procfs::ProcRef;
@@ -265,7 +265,20 @@ pub fn create(
     }
     let owner = root_owner(unprivileged, &mapped.raw_lxc);
 
-    let cache = TemplateCache::new(template_dir(cfg)?, cfg.pve_root.join("var/lib/nexcage/template-index"));
+    let templates = template_dir(cfg)?;
+    // Saved before anything is made on the host: if this process dies from here on,
+    // `delete` and `gc` know where to look (containers tagged with this id and root,
+    // stale VMID reservations, temp templates of dead builders).
+    Pending {
+        pct: pct_bin.clone(),
+        pve_root: cfg.pve_root.clone(),
+        template_dir: templates.clone(),
+        state_root: std::path::absolute(ctx.store.root())?,
+    }
+    .store(record);
+    ctx.store.save(record)?;
+    crate::fault::point("lxc:pending-saved");
+    let cache = TemplateCache::new(templates, cfg.pve_root.join("var/lib/nexcage/template-index"));
     let t0 = std::time::Instant::now();
     let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
     log::debug!(
@@ -277,8 +290,13 @@ pub fn create(
     let volid = template.volid(&cfg.template_storage);
 
     let pct = pct::Pct::new(&pct_bin);
-    let vmid = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| pct.create(v, &volid, &mapped.create))
-        .map_err(|e| anyhow!("{e}"))?;
+    let vmid = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| {
+        crate::fault::point("lxc:vmid-reserved");
+        pct.create(v, &volid, &mapped.create)?;
+        crate::fault::point("lxc:pct-created");
+        Ok(())
+    })
+    .map_err(|e| anyhow!("{e}"))?;
     let mut data = LxcData {
         vmid,
         pct: pct_bin.clone(),
@@ -302,6 +320,7 @@ pub fn create(
     // From here on the record names the VMID, so even a crash leaves `delete` able to
     // clean up.
     let outcome = ctx.store.save(record).and_then(|()| {
+        crate::fault::point("lxc:record-saved");
         let prepared = Prepared { facts: &facts, init: &init, owner, raw: &mapped.raw_lxc, pct: &pct };
         start_container(ctx, req, record, &mut data, prepared, supervision)
     });
@@ -352,7 +371,9 @@ fn start_container(
     let mut lines = raw.to_vec();
     lines.extend(run_dir::lxc_lines(&dir, init));
     pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
+    crate::fault::point("lxc:raw-lines-written");
     pct.start(vmid).map_err(|e| anyhow!("{e}"))?;
+    crate::fault::point("lxc:pct-started");
     let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT)?;
 
     // The caller's stdio (unless a pty is made) and --preserve-fds.
@@ -366,6 +387,7 @@ fn start_container(
         preserved: args.preserve_fds as usize,
     };
     let spawned = conn.spawn(&request, &fds)?;
+    crate::fault::point("lxc:program-spawned");
     for w in &spawned.warnings {
         log::warn!("{w}");
     }
@@ -391,6 +413,7 @@ fn start_container(
         return Ok(Created::Inline { conn: fd, program });
     }
     let child = supervisor::spawn(ctx, &fd, program)?;
+    crate::fault::point("lxc:supervisor-forked");
     drop(fd);
     let sup = ProcRef::of(child.id() as i32).ok_or_else(|| anyhow!("the supervisor exited at once"))?;
     data.supervisor = Some(sup);

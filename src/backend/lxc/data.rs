@@ -61,3 +61,28 @@ impl LxcData {
         r.data.insert(KEY.into(), serde_json::to_value(self).expect("serializable"));
     }
 }
+
+/// `Record.data["lxc-pending"]`: saved by `create` before it makes anything on the host,
+/// so that after a crash (before the VMID is known to the record) `delete` and `gc` can
+/// find what the create may have left: containers tagged `nexcage` whose description
+/// names this id and state root, stale VMID reservations, temp templates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub pct: PathBuf,
+    pub pve_root: PathBuf,
+    pub template_dir: PathBuf,
+    /// Absolute `--root` of the record (as written to the PVE description).
+    pub state_root: PathBuf,
+}
+
+pub const PENDING_KEY: &str = "lxc-pending";
+
+impl Pending {
+    pub fn from_record(r: &Record) -> Option<Pending> {
+        serde_json::from_value(r.data.get(PENDING_KEY)?.clone()).ok()
+    }
+
+    pub fn store(&self, r: &mut Record) {
+        r.data.insert(PENDING_KEY.into(), serde_json::to_value(self).expect("serializable"));
+    }
+}

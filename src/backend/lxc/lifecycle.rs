@@ -10,6 +10,7 @@
 //!
 //! The pid reported is the supervisor's, the pid in the pid file.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -18,7 +19,8 @@ use nix::unistd::Pid;
 
 use super::cgroup::Cgroup;
 use super::create::{destroy_quietly, state_json};
-use super::data::LxcData;
+use super::cleanup;
+use super::data::{LxcData, Pending};
 use super::hooks;
 use super::init_conn::InitConn;
 use super::pct;
@@ -26,7 +28,7 @@ use super::run_dir;
 use crate::backend::ContainerState;
 use crate::cli::KillArgs;
 use crate::commands::Ctx;
-use crate::state::{Phase, Record};
+use crate::state::{Phase, Record, Store};
 
 /// The OCI runtime-spec version this backend reports.
 pub const OCI_VERSION: &str = "1.2.1";
@@ -80,10 +82,15 @@ pub fn oci_state(record: &Record, data: &LxcData, status: &str, pid: i32) -> Con
     }
 }
 
-/// The state `state` and `list` report.
-pub fn container_state(record: &Record) -> ContainerState {
+/// The state `state` and `list` report. A record still `creating` whose lock nobody
+/// holds belongs to a create that died: it reports `stopped` (delete or gc removes it).
+pub fn container_state(record: &Record, store: &Store) -> ContainerState {
     let data = LxcData::from_record(record).ok();
-    let (st, pid) = status(record, data.as_ref());
+    let (st, pid) = if record.phase == Phase::Creating && !store.is_busy(&record.id) {
+        (Status::Stopped, 0)
+    } else {
+        status(record, data.as_ref())
+    };
     match &data {
         Some(d) => oci_state(record, d, st.as_str(), pid),
         None => ContainerState {
@@ -100,8 +107,8 @@ pub fn container_state(record: &Record) -> ContainerState {
     }
 }
 
-pub fn state(record: &Record) -> Result<i32> {
-    println!("{}", serde_json::to_string_pretty(&container_state(record))?);
+pub fn state(record: &Record, store: &Store) -> Result<i32> {
+    println!("{}", serde_json::to_string_pretty(&container_state(record, store))?);
     Ok(0)
 }
 
@@ -191,9 +198,16 @@ pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn delete(record: &Record, force: bool) -> Result<i32> {
+/// Delete a container. `state_root` is the absolute `--root` of the record: the VMID is
+/// destroyed only while its PVE description still names this container (cleanup.rs).
+pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     let Ok(data) = LxcData::from_record(record) else {
-        // A create that never reached `pct create`: only the record exists.
+        // A create that died before its record named a VMID: look for what it may have
+        // made (by the description every container carries), else only the record exists.
+        if let Some(pending) = Pending::from_record(record) {
+            cleanup::after_crashed_create(&pending, &record.id)
+                .map_err(|e| anyhow::anyhow!("cannot remove what the failed create of {} left: {e}", record.id))?;
+        }
         return Ok(0);
     };
     let (st, _) = status(record, Some(&data));
@@ -208,10 +222,33 @@ pub fn delete(record: &Record, force: bool) -> Result<i32> {
     if let Some(p) = data.program.filter(|p| p.alive()) {
         let _ = send(Pid::from_raw(p.pid), Signal::SIGKILL);
     }
-    let pct = pct::Pct::new(&data.pct);
-    match pct.destroy(data.vmid, true, true) {
-        Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
-        Err(e) => bail!("cannot destroy CT {} of container {}: {e}", data.vmid, record.id),
+    crate::fault::point("lxc:delete-killed");
+    match cleanup::owner(&data.pve_root, data.vmid, &record.id, state_root) {
+        cleanup::Owner::Ours => {
+            let pct = pct::Pct::new(&data.pct);
+            match pct.destroy(data.vmid, true, true) {
+                Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
+                Err(e) => bail!("cannot destroy CT {} of container {}: {e}", data.vmid, record.id),
+            }
+            crate::fault::point("lxc:delete-destroyed");
+        }
+        // Already destroyed (a delete that died after `pct destroy`): no pct call.
+        cleanup::Owner::Gone => {}
+        cleanup::Owner::Other(who) => {
+            log::warn!(
+                "container {}: CT {} now belongs to {who}; not destroying it (only the record is removed)",
+                record.id,
+                data.vmid
+            );
+            return Ok(0);
+        }
+    }
+    // A create that died after `pct create`: its reservation may still be on disk.
+    if record.phase == Phase::Creating {
+        if let Some(pending) = Pending::from_record(record) {
+            cleanup::after_crashed_create(&pending, &record.id)
+                .map_err(|e| anyhow::anyhow!("cannot remove what the failed create of {} left: {e}", record.id))?;
+        }
     }
     run_dir::remove(&data.run_dir)?;
     if !data.hooks.poststop.is_empty() {

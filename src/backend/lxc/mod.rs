@@ -6,6 +6,7 @@ pub mod vmid;
 
 // The process model and the Backend implementation (docs/proxmox-lxc.md).
 pub mod backend;
+pub mod cleanup;
 pub mod cgroup;
 pub mod console;
 pub mod create;

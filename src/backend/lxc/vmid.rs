@@ -159,6 +159,45 @@ pub fn reserve(range: [u32; 2], pve_root: &Path, skip: &BTreeSet<u32>) -> Result
     Err(VmidError::Exhausted { lo, hi, count: u64::from(hi - lo) + 1 })
 }
 
+/// Remove reservation markers whose creator is dead (a create killed between reserving
+/// and `pct create` returning), under the host-wide lock as `reserve` does; with
+/// `dry_run` only list them. Returns the VMIDs concerned.
+pub fn reap_stale(pve_root: &Path, dry_run: bool) -> Result<Vec<u32>, VmidError> {
+    let dir = lock_dir(pve_root);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let lock_path = dir.join("nexcage-vmid.lock");
+    let lock = open_lock_file(&lock_path).map_err(|e| VmidError::Lock { path: lock_path.clone(), problem: e.to_string() })?;
+    if !flock_wait(&lock, HOST_LOCK_TIMEOUT) {
+        return Err(VmidError::Lock {
+            path: lock_path,
+            problem: format!("not acquired within {}s", HOST_LOCK_TIMEOUT.as_secs()),
+        });
+    }
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(&dir).map_err(|source| VmidError::Io { path: dir.clone(), source })?;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(v) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("nexcage-vmid-"))
+            .and_then(|n| n.strip_suffix(".reserved"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !reservation_live(&e.path()) {
+            if !dry_run {
+                let _ = std::fs::remove_file(e.path());
+            }
+            out.push(v);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Allocate a VMID from `range` and create the container with `create` (which runs
 /// `pct create <vmid> ...`). On `AlreadyExists` the next free VMID is tried; any other
 /// error is returned as [`VmidError::Create`]. Returns the VMID of the created container.

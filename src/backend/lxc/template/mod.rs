@@ -315,6 +315,7 @@ impl TemplateCache {
         let file_name = format!("{PREFIX}{}{SUFFIX}", &digest[..NAME_DIGEST_LEN]);
         let path = self.dir.join(&file_name);
         let reused = path.exists();
+        crate::fault::point("lxc:template-built");
         if !reused {
             fs::rename(&tmp, &path).map_err(io_err("rename template into place", &path))?;
             guard.0 = None;

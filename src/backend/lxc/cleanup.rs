@@ -1,0 +1,140 @@
+//! Finding and removing what a crashed nexcage left on a Proxmox host: containers tagged
+//! `nexcage` that no record claims, stale VMID reservations, temp templates of dead
+//! builders, run directories without a container. Used by `delete` (for its own
+//! container) and by `gc` (for a whole `--root`).
+//!
+//! Ownership rule: a Proxmox container belongs to a nexcage `--root` when its description
+//! names that root (`nexcage-root:`, written at create). Containers without that line
+//! (made by old versions, or rebuilt ones whose description was edited) are never
+//! destroyed by `gc`; `delete` of a record destroys its VMID only while the VMID's
+//! description still names the record's id (and root, when it names one), so a VMID that
+//! was freed and reused by another container is never destroyed by a stale record.
+
+use std::path::{Path, PathBuf};
+
+use super::pct::{self, Pct, PctError};
+use super::{pveconf, run_dir, vmid};
+
+/// Who a VMID belongs to now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Its description names this id (and this root, or no root).
+    Ours,
+    /// No config: the container is gone.
+    Gone,
+    /// Someone else's (another id, another root, or not a nexcage description).
+    Other(String),
+}
+
+/// Read the PVE config of `vmid` (no pct call) and say whose container it is.
+pub fn owner(pve_root: &Path, vmid: u32, id: &str, state_root: &Path) -> Owner {
+    let conf = match pveconf::read_config(pve_root, vmid) {
+        Ok(c) => c,
+        Err(pveconf::PveConfError::NotFound { .. }) => return Owner::Gone,
+        // Unreadable: do not guess; let pct decide (it reports a missing container).
+        Err(_) => return Owner::Ours,
+    };
+    match pveconf::parse_description(&conf.description()) {
+        Some(d) if d.oci_id == id && d.state_root.as_deref().is_none_or(|r| r == state_root) => Owner::Ours,
+        Some(d) => Owner::Other(format!(
+            "container {:?} of {}",
+            d.oci_id,
+            d.state_root.map_or_else(|| "an unrecorded root".to_string(), |r| r.display().to_string())
+        )),
+        None => Owner::Other("a container without a nexcage description".into()),
+    }
+}
+
+/// Destroy a container (stopping it first) and its run directory; a missing container is
+/// not an error.
+pub fn destroy(pct: &Pct, pve_root: &Path, vmid: u32) -> Result<(), PctError> {
+    match pct.destroy(vmid, true, true) {
+        Ok(()) | Err(PctError::DoesNotExist { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let _ = run_dir::remove(&run_dir::path(pve_root, vmid));
+    Ok(())
+}
+
+/// Tagged containers whose description names `id` (or any id, when `id` is None) and
+/// exactly `state_root`, and that no pct command is creating (no `lock:`).
+pub fn tagged(pve_root: &Path, id: Option<&str>, state_root: &Path) -> Vec<pveconf::TaggedContainer> {
+    match pveconf::nexcage_containers(pve_root) {
+        Ok(all) => all
+            .into_iter()
+            .filter(|c| {
+                c.lock.is_none()
+                    && c.state_root.as_deref() == Some(state_root)
+                    && id.is_none_or(|id| c.oci_id == id)
+            })
+            .collect(),
+        Err(e) => {
+            log::warn!("cannot look for nexcage containers under {}: {e}", pve_root.display());
+            Vec::new()
+        }
+    }
+}
+
+/// Temp files of template builds whose process is gone (`.nexcage-tmp-<pid>-...`).
+pub fn dead_temp_templates(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".nexcage-tmp-")) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if !pid_alive(pid) {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Run directories (`run/nexcage-lxc/<vmid>`) whose container has no PVE config.
+pub fn orphan_run_dirs(pve_root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(run_dir::base(pve_root)) else { return out };
+    for e in rd.flatten() {
+        let Some(v) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if !pveconf::conf_path(pve_root, v).exists() {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// Everything a crashed create of `id` may have left, given what it recorded before it
+/// made anything: its containers (by description), stale reservations, dead temp
+/// templates. Returns the VMIDs destroyed.
+pub fn after_crashed_create(
+    pending: &super::data::Pending,
+    id: &str,
+) -> Result<Vec<u32>, PctError> {
+    let pct = Pct::new(&pending.pct);
+    let mut destroyed = Vec::new();
+    for c in tagged(&pending.pve_root, Some(id), &pending.state_root) {
+        log::warn!("container {id}: destroying CT {} left by a create that did not finish", c.vmid);
+        destroy(&pct, &pending.pve_root, c.vmid)?;
+        destroyed.push(c.vmid);
+    }
+    if let Err(e) = vmid::reap_stale(&pending.pve_root, false) {
+        log::warn!("cannot remove stale VMID reservations: {e}");
+    }
+    for t in dead_temp_templates(&pending.template_dir) {
+        let _ = std::fs::remove_file(t);
+    }
+    Ok(destroyed)
+}
+
+/// For messages: `pct destroy <vmid> --force --purge`.
+pub fn manual_destroy(vmid: u32) -> String {
+    pct::command_line(&["destroy".into(), vmid.to_string(), "--force".into(), "1".into(), "--purge".into(), "1".into()])
+}
