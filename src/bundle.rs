@@ -24,6 +24,57 @@ struct Annotations {
     annotations: Option<HashMap<String, String>>,
     #[serde(default)]
     root: Option<Root>,
+    #[serde(default)]
+    process: Option<Process>,
+}
+
+/// The shape of `process` fields every backend needs (types only; a wrong type is
+/// reported with its JSON path here instead of by each runtime in its own way, or, for
+/// crun, not at all).
+#[derive(Deserialize)]
+struct Process {
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    env: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    cwd: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    terminal: Option<bool>,
+}
+
+/// Linux's limit for one exec argument or environment string (MAX_ARG_STRLEN).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// `process.args` and `process.env` must fit the kernel's exec limits, or the program
+/// cannot start (E2BIG, "Argument list too long"): refused at create, before any state
+/// exists. Values are never quoted in the message (env values may be secrets).
+fn check_exec_size(p: &Process, config: &Path) -> Result<()> {
+    let mut total = 0usize;
+    for (field, list) in [("args", &p.args), ("env", &p.env)] {
+        for (i, s) in list.iter().flatten().enumerate() {
+            if s.len() + 1 > MAX_ARG_STRLEN {
+                bail!(
+                    "invalid {}: process.{field}[{i}] is {} bytes, more than Linux accepts for one exec string ({MAX_ARG_STRLEN})",
+                    config.display(),
+                    s.len()
+                );
+            }
+            total += s.len() + 1 + std::mem::size_of::<usize>();
+        }
+    }
+    // SAFETY: sysconf has no preconditions.
+    let arg_max = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
+    let arg_max = if arg_max > 0 { arg_max as usize } else { 2 << 20 };
+    if total > arg_max {
+        bail!(
+            "invalid {}: process.args and process.env take {total} bytes, more than this host's exec limit (ARG_MAX {arg_max}): the program could not start",
+            config.display()
+        );
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -56,7 +107,9 @@ impl Bundle {
         let parsed: Annotations = serde_path_to_error::deserialize(de).map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner();
-            if at.is_empty() || at == "." {
+            if inner.is_syntax() || inner.is_eof() {
+                anyhow::anyhow!("invalid {}: not valid JSON: {inner}", path.display())
+            } else if at.is_empty() || at == "." || at == "?" {
                 anyhow::anyhow!("invalid {}: {inner}", path.display())
             } else {
                 anyhow::anyhow!("invalid {}: at {at}: {inner}", path.display())
@@ -66,6 +119,9 @@ impl Bundle {
             anyhow::anyhow!("invalid {}: root.path is missing: it must name the rootfs directory", path.display())
         })?;
         let rootfs = check_rootfs(&dir, &root)?;
+        if let Some(p) = &parsed.process {
+            check_exec_size(p, &path)?;
+        }
         Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default(), rootfs })
     }
 }
@@ -143,6 +199,22 @@ mod tests {
         assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("root.path is missing"));
         let t = bundle_with(r#"{"root":{"path":"nope"}}"#);
         assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("(root.path) does not exist"));
+    }
+
+    #[test]
+    fn process_types_and_exec_limits() {
+        let t = bundle_with(r#"{"root":{"path":"rootfs"},"process":"x"}"#);
+        assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("at process: invalid type"));
+        let t = bundle_with(r#"{"root":{"path":"rootfs"},"process":{"env":[1]}}"#);
+        assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("at process.env[0]"));
+        let huge: Vec<String> = (0..30000).map(|i| format!("V{i}={}", "x".repeat(100))).collect();
+        let t = bundle_with(&serde_json::json!({"root":{"path":"rootfs"},"process":{"env":huge}}).to_string());
+        let e = Bundle::open(t.path()).unwrap_err().to_string();
+        assert!(e.contains("more than this host's exec limit") && !e.contains("xxxx"), "{e}");
+        let long = format!("A={}", "y".repeat(200_000));
+        let t = bundle_with(&serde_json::json!({"root":{"path":"rootfs"},"process":{"env":[long]}}).to_string());
+        let e = Bundle::open(t.path()).unwrap_err().to_string();
+        assert!(e.contains("process.env[0] is 200002 bytes") && !e.contains("yyyy"), "{e}");
     }
 
     #[test]

@@ -214,6 +214,8 @@ impl Config {
             let inner = e.into_inner();
             let problem = if inner.is_syntax() || inner.is_eof() {
                 format!("not valid JSON: {inner}")
+            } else if !text.trim_start().starts_with('{') {
+                "must be a JSON object ({\"default_backend\": ..., \"backends\": {...}, \"routes\": [...]})".to_string()
             } else {
                 inner.to_string()
             };

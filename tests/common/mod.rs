@@ -179,3 +179,4 @@ pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+pub mod emu;
