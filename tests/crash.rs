@@ -112,6 +112,10 @@ fn faults_at_every_step_of_create_and_delete() {
             for by_gc in [false, true] {
                 let id = format!("c{n}{}", if by_gc { "g" } else { "d" });
                 let what = format!("{backend}: crash at {step}, then {}", if by_gc { "gc" } else { "delete --force" });
+                if *step == "lxc:template-built" {
+                    // A rootfs no template exists for yet, so that a build happens.
+                    std::fs::write(b.join("rootfs").join(format!("crash-{id}")), &id).unwrap();
+                }
                 killed_at(&create(&e, &b, &id, Some(step)), step);
                 faults += 1;
                 // The truth: a create that died is stopped; one that had finished is created.
