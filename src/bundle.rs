@@ -170,7 +170,9 @@ mod tests {
 
     #[test]
     fn reads_annotations() {
-        let t = bundle_with(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"annotations":{"nexcage.backend":"crun","a":"b"}}"#);
+        let t = bundle_with(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"annotations":{"nexcage.backend":"crun","a":"b"}}"#,
+        );
         let b = Bundle::open(t.path()).unwrap();
         assert_eq!(b.annotations["nexcage.backend"], "crun");
         assert!(b.dir.is_absolute());

@@ -29,10 +29,8 @@ pub fn route(data: &[u8]) {
     let router = Router::new(&c).expect("validated");
     let id = parts.next().unwrap_or("");
     let bundle = parts.next().unwrap_or("/");
-    let annotations: HashMap<String, String> = parts
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let annotations: HashMap<String, String> =
+        parts.filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if let Ok(d) = router.route(&RouteInput { id, annotations: &annotations, bundle: Path::new(bundle) }) {
         assert!(c.backend(&d.backend).is_some(), "routed to an unknown backend {}", d.backend);
     }

@@ -247,8 +247,8 @@ impl Store {
                 continue;
             };
             // SAFETY: signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(pid, 0) } == 0
-                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            let alive =
+                unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
             if !alive {
                 out.push(e.path());
             }

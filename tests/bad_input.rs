@@ -124,7 +124,11 @@ fn bundles() {
         let base = e.w.bundle("base", &["true"], &[]);
         let d = e.w.dir.path();
         let mut cases: Vec<(String, PathBuf, String)> = vec![
-            ("missing bundle".into(), d.join("nope"), "does not exist (--bundle must name the bundle directory)".into()),
+            (
+                "missing bundle".into(),
+                d.join("nope"),
+                "does not exist (--bundle must name the bundle directory)".into(),
+            ),
             ("bundle is a file".into(), base.join("config.json"), "is not a directory (--bundle".into()),
         ];
         let empty = d.join("empty");
@@ -179,13 +183,17 @@ fn bundles() {
             v("no-process", "process is missing", &|c, _| {
                 c.as_object_mut().unwrap().remove("process");
             });
-            v("bad-annotation", "unknown nexcage annotation", &|c, _| c["annotations"]["nexcage.proxmox.x"] = "1".into());
+            v("bad-annotation", "unknown nexcage annotation", &|c, _| {
+                c["annotations"]["nexcage.proxmox.x"] = "1".into()
+            });
             v("net-injection", "is not a PVE network property string", &|c, _| {
                 c["annotations"]["nexcage.proxmox.net0"] = "name=eth0\nlxc.apparmor.profile: unconfined".into()
             });
-            v("mount-dotdot", "mounts[0]", &|c, _| {
-                c["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/etc/../etc", "options": ["rbind"]}])
-            });
+            v(
+                "mount-dotdot",
+                "mounts[0]",
+                &|c, _| c["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/etc/../etc", "options": ["rbind"]}]),
+            );
             v("hostname-injection", "hostname", &|c, _| c["hostname"] = "a\nlxc.init.cmd: /bin/sh".into());
             for (what, bundle, needle) in &lxc_cases {
                 refused(&e, &format!("lxc: {what}"), &[], &create_args(bundle, "c1"), needle);
@@ -209,49 +217,165 @@ fn nexcage_configs() {
         ("array", "[]".into(), "must be a JSON object"),
     ];
     let edits: Vec<(&str, &str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("no default_backend", "missing field `default_backend`", Box::new(|c| {
-            c.as_object_mut().unwrap().remove("default_backend");
-        })),
+        (
+            "no default_backend",
+            "missing field `default_backend`",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("default_backend");
+            }),
+        ),
         ("default_backend number", "at default_backend: invalid type", Box::new(|c| c["default_backend"] = 1.into())),
-        ("default_backend unknown", "at default_backend: unknown backend \"nope\"", Box::new(|c| c["default_backend"] = "nope".into())),
+        (
+            "default_backend unknown",
+            "at default_backend: unknown backend \"nope\"",
+            Box::new(|c| c["default_backend"] = "nope".into()),
+        ),
         ("unknown top field", "unknown field `extra`", Box::new(|c| c["extra"] = 1.into())),
         ("backends not object", "at backends: invalid type", Box::new(|c| c["backends"] = serde_json::json!([]))),
-        ("backends empty", "at backends: no backend defined", Box::new(|c| {
-            c["backends"] = serde_json::json!({});
-        })),
+        (
+            "backends empty",
+            "at backends: no backend defined",
+            Box::new(|c| {
+                c["backends"] = serde_json::json!({});
+            }),
+        ),
         ("backend not object", "at backends.crun: must be an object", Box::new(|c| c["backends"]["crun"] = 1.into())),
-        ("kind missing", "at backends.crun: missing field `kind`", Box::new(|c| {
-            c["backends"]["crun"].as_object_mut().unwrap().remove("kind");
-        })),
-        ("kind number", "at backends.crun.kind: must be a string", Box::new(|c| c["backends"]["crun"]["kind"] = 1.into())),
-        ("kind unknown", "unknown backend kind \"docker\"", Box::new(|c| c["backends"]["crun"]["kind"] = "docker".into())),
-        ("backend name", "backend name \"a b\" must be", Box::new(|c| c["backends"]["a b"] = serde_json::json!({"kind":"oci","path":"crun"}))),
-        ("oci path empty", "at backends.crun.path: must name the runtime binary", Box::new(|c| c["backends"]["crun"]["path"] = "".into())),
-        ("oci path number", "at backends.crun.path: invalid type", Box::new(|c| c["backends"]["crun"]["path"] = 1.into())),
+        (
+            "kind missing",
+            "at backends.crun: missing field `kind`",
+            Box::new(|c| {
+                c["backends"]["crun"].as_object_mut().unwrap().remove("kind");
+            }),
+        ),
+        (
+            "kind number",
+            "at backends.crun.kind: must be a string",
+            Box::new(|c| c["backends"]["crun"]["kind"] = 1.into()),
+        ),
+        (
+            "kind unknown",
+            "unknown backend kind \"docker\"",
+            Box::new(|c| c["backends"]["crun"]["kind"] = "docker".into()),
+        ),
+        (
+            "backend name",
+            "backend name \"a b\" must be",
+            Box::new(|c| c["backends"]["a b"] = serde_json::json!({"kind":"oci","path":"crun"})),
+        ),
+        (
+            "oci path empty",
+            "at backends.crun.path: must name the runtime binary",
+            Box::new(|c| c["backends"]["crun"]["path"] = "".into()),
+        ),
+        (
+            "oci path number",
+            "at backends.crun.path: invalid type",
+            Box::new(|c| c["backends"]["crun"]["path"] = 1.into()),
+        ),
         ("oci unknown field", "unknown field `pth`", Box::new(|c| c["backends"]["crun"]["pth"] = 1.into())),
-        ("pct empty", "at backends.lxc.pct: must name the pct binary", Box::new(|c| c["backends"]["lxc"]["pct"] = "".into())),
+        (
+            "pct empty",
+            "at backends.lxc.pct: must name the pct binary",
+            Box::new(|c| c["backends"]["lxc"]["pct"] = "".into()),
+        ),
         ("pct number", "at backends.lxc.pct: invalid type", Box::new(|c| c["backends"]["lxc"]["pct"] = 1.into())),
-        ("storage bad", "at backends.lxc.storage: \"a b\" is not a Proxmox storage id", Box::new(|c| c["backends"]["lxc"]["storage"] = "a b".into())),
-        ("template_storage bad", "at backends.lxc.template_storage", Box::new(|c| c["backends"]["lxc"]["template_storage"] = "../x".into())),
-        ("vmid_range short", "at backends.lxc.vmid_range", Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([9000]))),
-        ("vmid_range strings", "at backends.lxc.vmid_range[0]: invalid type", Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!(["a", "b"]))),
-        ("vmid_range low", "outside Proxmox's VMID range", Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([1, 2]))),
-        ("vmid_range reversed", "is greater than last VMID", Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([9999, 9000]))),
-        ("vmid_range negative", "at backends.lxc.vmid_range[0]: invalid value", Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([-1, 9000]))),
-        ("unprivileged string", "at backends.lxc.unprivileged: invalid type", Box::new(|c| c["backends"]["lxc"]["unprivileged"] = "yes".into())),
-        ("network number", "at backends.lxc.network: invalid type", Box::new(|c| c["backends"]["lxc"]["network"] = 1.into())),
-        ("pve_root relative", "at backends.lxc.pve_root: must be an absolute path", Box::new(|c| c["backends"]["lxc"]["pve_root"] = "pve".into())),
+        (
+            "storage bad",
+            "at backends.lxc.storage: \"a b\" is not a Proxmox storage id",
+            Box::new(|c| c["backends"]["lxc"]["storage"] = "a b".into()),
+        ),
+        (
+            "template_storage bad",
+            "at backends.lxc.template_storage",
+            Box::new(|c| c["backends"]["lxc"]["template_storage"] = "../x".into()),
+        ),
+        (
+            "vmid_range short",
+            "at backends.lxc.vmid_range",
+            Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([9000])),
+        ),
+        (
+            "vmid_range strings",
+            "at backends.lxc.vmid_range[0]: invalid type",
+            Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!(["a", "b"])),
+        ),
+        (
+            "vmid_range low",
+            "outside Proxmox's VMID range",
+            Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([1, 2])),
+        ),
+        (
+            "vmid_range reversed",
+            "is greater than last VMID",
+            Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([9999, 9000])),
+        ),
+        (
+            "vmid_range negative",
+            "at backends.lxc.vmid_range[0]: invalid value",
+            Box::new(|c| c["backends"]["lxc"]["vmid_range"] = serde_json::json!([-1, 9000])),
+        ),
+        (
+            "unprivileged string",
+            "at backends.lxc.unprivileged: invalid type",
+            Box::new(|c| c["backends"]["lxc"]["unprivileged"] = "yes".into()),
+        ),
+        (
+            "network number",
+            "at backends.lxc.network: invalid type",
+            Box::new(|c| c["backends"]["lxc"]["network"] = 1.into()),
+        ),
+        (
+            "pve_root relative",
+            "at backends.lxc.pve_root: must be an absolute path",
+            Box::new(|c| c["backends"]["lxc"]["pve_root"] = "pve".into()),
+        ),
         ("init number", "at backends.lxc.init: invalid type", Box::new(|c| c["backends"]["lxc"]["init"] = 1.into())),
-        ("allowed_host_mounts relative", "at backends.lxc.allowed_host_mounts[0]: must be an absolute path", Box::new(|c| c["backends"]["lxc"]["allowed_host_mounts"] = serde_json::json!(["tmp"]))),
-        ("allowed_host_mounts string", "at backends.lxc.allowed_host_mounts: invalid type", Box::new(|c| c["backends"]["lxc"]["allowed_host_mounts"] = "/tmp".into())),
+        (
+            "allowed_host_mounts relative",
+            "at backends.lxc.allowed_host_mounts[0]: must be an absolute path",
+            Box::new(|c| c["backends"]["lxc"]["allowed_host_mounts"] = serde_json::json!(["tmp"])),
+        ),
+        (
+            "allowed_host_mounts string",
+            "at backends.lxc.allowed_host_mounts: invalid type",
+            Box::new(|c| c["backends"]["lxc"]["allowed_host_mounts"] = "/tmp".into()),
+        ),
         ("routes object", "at routes: invalid type", Box::new(|c| c["routes"] = serde_json::json!({}))),
-        ("route no condition", "at routes[0]: rule has no condition", Box::new(|c| c["routes"] = serde_json::json!([{"backend":"crun"}]))),
-        ("route unknown backend", "at routes[0].backend: unknown backend \"x\"", Box::new(|c| c["routes"] = serde_json::json!([{"id":"a","backend":"x"}]))),
-        ("route bad glob", "at routes[0].id", Box::new(|c| c["routes"] = serde_json::json!([{"id":"a[","backend":"crun"}]))),
-        ("route bad regex", "at routes[0].id_regex", Box::new(|c| c["routes"] = serde_json::json!([{"id_regex":"(","backend":"crun"}]))),
-        ("route bad bundle glob", "at routes[0].bundle", Box::new(|c| c["routes"] = serde_json::json!([{"bundle":"/a/[","backend":"crun"}]))),
-        ("route annotation number", "at routes[0].annotation.k: invalid type", Box::new(|c| c["routes"] = serde_json::json!([{"annotation":{"k":1},"backend":"crun"}]))),
-        ("route unknown field", "unknown field `ids`", Box::new(|c| c["routes"] = serde_json::json!([{"ids":"a","backend":"crun"}]))),
+        (
+            "route no condition",
+            "at routes[0]: rule has no condition",
+            Box::new(|c| c["routes"] = serde_json::json!([{"backend":"crun"}])),
+        ),
+        (
+            "route unknown backend",
+            "at routes[0].backend: unknown backend \"x\"",
+            Box::new(|c| c["routes"] = serde_json::json!([{"id":"a","backend":"x"}])),
+        ),
+        (
+            "route bad glob",
+            "at routes[0].id",
+            Box::new(|c| c["routes"] = serde_json::json!([{"id":"a[","backend":"crun"}])),
+        ),
+        (
+            "route bad regex",
+            "at routes[0].id_regex",
+            Box::new(|c| c["routes"] = serde_json::json!([{"id_regex":"(","backend":"crun"}])),
+        ),
+        (
+            "route bad bundle glob",
+            "at routes[0].bundle",
+            Box::new(|c| c["routes"] = serde_json::json!([{"bundle":"/a/[","backend":"crun"}])),
+        ),
+        (
+            "route annotation number",
+            "at routes[0].annotation.k: invalid type",
+            Box::new(|c| c["routes"] = serde_json::json!([{"annotation":{"k":1},"backend":"crun"}])),
+        ),
+        (
+            "route unknown field",
+            "unknown field `ids`",
+            Box::new(|c| c["routes"] = serde_json::json!([{"ids":"a","backend":"crun"}])),
+        ),
     ];
     let texts: Vec<(&str, String, &str)> = edits
         .iter()
@@ -266,10 +390,22 @@ fn nexcage_configs() {
         std::fs::write(&cfg, text).unwrap();
         let env = [("NEXCAGE_CONFIG", cfg.to_str().unwrap())];
         refused(&e, &format!("config: {what}"), &env, &create_args(&b, "c1"), needle);
-        refused(&e, &format!("config: {what} (route)"), &env, &os(&["route", "--bundle", b.to_str().unwrap(), "c1"]), needle);
+        refused(
+            &e,
+            &format!("config: {what} (route)"),
+            &env,
+            &os(&["route", "--bundle", b.to_str().unwrap(), "c1"]),
+            needle,
+        );
         assert!(text::config_error_names_the_file(&cfg, &e, &b), "{what}");
     }
-    refused(&e, "config: missing file", &[("NEXCAGE_CONFIG", "/nonexistent/nexcage.json")], &create_args(&b, "c1"), "cannot read file");
+    refused(
+        &e,
+        "config: missing file",
+        &[("NEXCAGE_CONFIG", "/nonexistent/nexcage.json")],
+        &create_args(&b, "c1"),
+        "cannot read file",
+    );
     // A valid configuration whose binaries are missing.
     let mut c = good.clone();
     c["default_backend"] = "lxc".into();
@@ -281,11 +417,23 @@ fn nexcage_configs() {
     c["default_backend"] = "lxc".into();
     c["backends"]["lxc"]["init"] = "/nonexistent/nexcage-init".into();
     std::fs::write(&cfg, c.to_string()).unwrap();
-    refused(&e, "config: init missing", &env, &create_args(&b, "c1"), "nexcage-init not found at /nonexistent/nexcage-init");
+    refused(
+        &e,
+        "config: init missing",
+        &env,
+        &create_args(&b, "c1"),
+        "nexcage-init not found at /nonexistent/nexcage-init",
+    );
     let mut c = good.clone();
     c["backends"]["crun"]["path"] = "/nonexistent/crun".into();
     std::fs::write(&cfg, c.to_string()).unwrap();
-    refused(&e, "config: runtime missing", &env, &create_args(&b, "c1"), "runtime binary \"/nonexistent/crun\" not found");
+    refused(
+        &e,
+        "config: runtime missing",
+        &env,
+        &create_args(&b, "c1"),
+        "runtime binary \"/nonexistent/crun\" not found",
+    );
     report("configs");
 }
 
@@ -305,7 +453,10 @@ fn signals() {
         let e = Emu::new(backend, 7080 + i as u32 * 10, 7089 + i as u32 * 10, "");
         let b = e.w.bundle("b", &["sleep", "1000"], &[]);
         let pid_file = e.w.dir.path().join("pid");
-        let out = e.w.run_detached(&["create", "--bundle", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), "s"], &[]);
+        let out = e.w.run_detached(
+            &["create", "--bundle", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), "s"],
+            &[],
+        );
         ok(&out);
         let pid = read_pid_file(&pid_file);
         ok(&e.w.nexcage(["start", "s"]));
@@ -354,7 +505,8 @@ fn pct_failures() {
     }
     // start fails and so does the cleanup's destroy: create says how to clean up by hand,
     // the container is left, and gc removes it.
-    let out = e.w.run_detached(&["create", "--bundle", b.to_str().unwrap(), "p2"], &[("PCT_EMULATOR_FAIL", "start,destroy")]);
+    let out =
+        e.w.run_detached(&["create", "--bundle", b.to_str().unwrap(), "p2"], &[("PCT_EMULATOR_FAIL", "start,destroy")]);
     fails_with(&out, "injected failure of 'start'");
     assert!(text(&out.stderr).contains("--force --purge"), "{}", text(&out.stderr));
     assert!(!e.leaks().is_empty(), "the failed cleanup leaves the container");
@@ -382,7 +534,11 @@ fn pct_failures() {
     ok(&e.w.run_detached(&["create", "--bundle", b.to_str().unwrap(), "p4"], &[]));
     let res = e.w.dir.path().join("res.json");
     std::fs::write(&res, r#"{"memory":{"limit":134217728}}"#).unwrap();
-    let out = e.w.cmd(["update", "--resources", res.to_str().unwrap(), "p4"]).env("PCT_EMULATOR_FAIL", "set").output().unwrap();
+    let out =
+        e.w.cmd(["update", "--resources", res.to_str().unwrap(), "p4"])
+            .env("PCT_EMULATOR_FAIL", "set")
+            .output()
+            .unwrap();
     fails_with(&out, "injected failure of 'set'");
     ok(&e.w.nexcage(["delete", "--force", "p4"]));
     e.assert_clean("update with a failing pct set");

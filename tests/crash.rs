@@ -33,7 +33,8 @@ const CREATE_STEPS_LXC: &[&str] = &[
     "create:saved",
 ];
 const DELETE_STEPS_ALL: &[&str] = &["delete:locked", "delete:backend-done"];
-const DELETE_STEPS_LXC: &[&str] = &["delete:locked", "lxc:delete-killed", "lxc:delete-destroyed", "delete:backend-done"];
+const DELETE_STEPS_LXC: &[&str] =
+    &["delete:locked", "lxc:delete-killed", "lxc:delete-destroyed", "delete:backend-done"];
 
 /// Reap every exited child (orphans reparented to this subreaper), until none is left
 /// or `timeout`; returns the number of children still alive.
@@ -129,7 +130,11 @@ fn faults_at_every_step_of_create_and_delete() {
                     let out = e.w.nexcage(["gc"]);
                     ok(&out);
                     if want == "stopped" {
-                        assert!(text(&out.stdout).contains(&format!("delete container {id}")), "{what}: {}", text(&out.stdout));
+                        assert!(
+                            text(&out.stdout).contains(&format!("delete container {id}")),
+                            "{what}: {}",
+                            text(&out.stdout)
+                        );
                         assert_eq!(listed_status(&e, &id), None, "{what}: gc left the record");
                     }
                 }
@@ -151,10 +156,7 @@ fn faults_at_every_step_of_create_and_delete() {
             killed_at(&out, step);
             faults += 1;
             let status = listed_status(&e, &id);
-            assert!(
-                matches!(status.as_deref(), Some("running" | "stopped")),
-                "{what}: list says {status:?}"
-            );
+            assert!(matches!(status.as_deref(), Some("running" | "stopped")), "{what}: list says {status:?}");
             ok(&e.w.nexcage(["delete", "--force", &id]));
             assert_eq!(listed_status(&e, &id), None, "{what}: still listed");
             clean(&e, &what);
@@ -181,7 +183,11 @@ fn gc_respects_roots_and_stale_records_respect_reused_vmids() {
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
             .unwrap();
-        Output { status, stdout: std::fs::read(e.w.dir.path().join("other.out")).unwrap(), stderr: std::fs::read(&err).unwrap() }
+        Output {
+            status,
+            stdout: std::fs::read(e.w.dir.path().join("other.out")).unwrap(),
+            stderr: std::fs::read(&err).unwrap(),
+        }
     };
     // A container of the other root, and an orphan of ours (record lost).
     ok(&other(&["create", "--bundle", b.to_str().unwrap(), "theirs"]));

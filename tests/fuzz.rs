@@ -144,12 +144,29 @@ fn spec_input() -> impl Strategy<Value = Vec<u8>> {
 
 fn config_input() -> impl Strategy<Value = Vec<u8>> {
     const KEYS: &[&str] = &[
-        "default_backend", "backends", "routes", "kind", "path", "pct", "storage", "template_storage",
-        "vmid_range", "unprivileged", "network", "pve_root", "init", "allowed_host_mounts", "id", "id_regex",
-        "annotation", "bundle", "backend", "name",
+        "default_backend",
+        "backends",
+        "routes",
+        "kind",
+        "path",
+        "pct",
+        "storage",
+        "template_storage",
+        "vmid_range",
+        "unprivileged",
+        "network",
+        "pve_root",
+        "init",
+        "allowed_host_mounts",
+        "id",
+        "id_regex",
+        "annotation",
+        "bundle",
+        "backend",
+        "name",
     ];
-    let structured = prop::collection::vec((prop::sample::select(KEYS), json_value(), 0u8..3), 1..5).prop_map(
-        |edits| {
+    let structured =
+        prop::collection::vec((prop::sample::select(KEYS), json_value(), 0u8..3), 1..5).prop_map(|edits| {
             let mut v: serde_json::Value = serde_json::from_str(BUILTIN).unwrap();
             for (k, value, at) in edits {
                 let target = match at {
@@ -162,8 +179,7 @@ fn config_input() -> impl Strategy<Value = Vec<u8>> {
                 }
             }
             serde_json::to_vec(&v).unwrap()
-        },
-    );
+        });
     prop_oneof![3 => structured, 1 => mutated(&[BUILTIN])]
 }
 

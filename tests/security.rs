@@ -30,7 +30,15 @@ fn runtime_sources() -> Vec<(PathBuf, String)> {
 
 #[test]
 fn no_user_data_through_a_shell() {
-    let patterns = ["Command::new(\"sh\")", "Command::new(\"/bin/sh\")", "Command::new(\"bash\")", "\"-c\"", "sh -c", "libc::system", "popen"];
+    let patterns = [
+        "Command::new(\"sh\")",
+        "Command::new(\"/bin/sh\")",
+        "Command::new(\"bash\")",
+        "\"-c\"",
+        "sh -c",
+        "libc::system",
+        "popen",
+    ];
     let mut found = Vec::new();
     for (p, code) in runtime_sources() {
         for pat in patterns {
@@ -65,7 +73,13 @@ fn hostile_annotations_and_bundle_paths_are_inert() {
         assert!(!line.contains("apparmor") && line != "lxc.init.cmd: /bin/sh,ro=1", "injected line {line:?}:\n{conf}");
     }
     let raw: Vec<&str> = conf.lines().filter(|l| l.starts_with("lxc.")).collect();
-    assert!(raw.iter().all(|l| l.starts_with("lxc.mount.entry") || l.starts_with("lxc.init.cmd: /dev/.nexcage-init") || l.starts_with("lxc.cgroup2") || l.starts_with("lxc.environment")), "{raw:?}");
+    assert!(
+        raw.iter().all(|l| l.starts_with("lxc.mount.entry")
+            || l.starts_with("lxc.init.cmd: /dev/.nexcage-init")
+            || l.starts_with("lxc.cgroup2")
+            || l.starts_with("lxc.environment")),
+        "{raw:?}"
+    );
     // pct got the description as one argument (the emulator logs one line per call).
     let calls = e.pct_calls();
     let create = calls.iter().find(|c| c.starts_with("pct create")).unwrap();
@@ -149,7 +163,11 @@ fn symlink_and_dotdot_tricks() {
     let d = with_mount("allowed", bind(&allowed.path().display().to_string(), "/data"));
     ok(&e.w.run_detached(&["create", "--bundle", d.to_str().unwrap(), "ok"], &[]));
     // The template holds the symlink itself, not the host's /etc/shadow.
-    let tpl = std::fs::read_dir(e.template_dir()).unwrap().flatten().find(|t| t.file_name().to_string_lossy().ends_with(".tar.zst")).unwrap();
+    let tpl = std::fs::read_dir(e.template_dir())
+        .unwrap()
+        .flatten()
+        .find(|t| t.file_name().to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
     let out = std::process::Command::new("tar").args(["-I", "zstd", "-tvf"]).arg(tpl.path()).output().unwrap();
     let listing = text(&out.stdout);
     assert!(listing.lines().any(|l| l.starts_with('l') && l.contains("evil -> /etc/shadow")), "{listing}");
@@ -182,7 +200,9 @@ fn env_values_are_never_logged() {
         }
         // A failing create, whose error must not quote the environment either.
         let huge = e.w.bundle(&format!("h-{backend}"), &["true"], &[("nexcage.backend", backend)]);
-        edit_config(&huge, |c| c["process"]["env"] = serde_json::json!([format!("TOKEN={secret}{}", "x".repeat(140_000))]));
+        edit_config(&huge, |c| {
+            c["process"]["env"] = serde_json::json!([format!("TOKEN={secret}{}", "x".repeat(140_000))])
+        });
         let out = e.w.run_detached(&["--debug", "--log", l, "create", "--bundle", huge.to_str().unwrap(), "bad"], &[]);
         assert!(!out.status.success());
         stderr.push_str(&text(&out.stderr));

@@ -42,14 +42,13 @@ fn bounded(e: &Emu, args: &[&str], n: &str) -> Output {
     let dir = e.w.dir.path().join("io");
     std::fs::create_dir_all(&dir).unwrap();
     let (o, er) = (dir.join(format!("{n}.out")), dir.join(format!("{n}.err")));
-    let mut child = e
-        .w
-        .cmd(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&er).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child =
+        e.w.cmd(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&er).unwrap())
+            .spawn()
+            .unwrap();
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -63,9 +63,7 @@ pub fn tagged(pve_root: &Path, id: Option<&str>, state_root: &Path) -> Vec<pveco
         Ok(all) => all
             .into_iter()
             .filter(|c| {
-                c.lock.is_none()
-                    && c.state_root.as_deref() == Some(state_root)
-                    && id.is_none_or(|id| c.oci_id == id)
+                c.lock.is_none() && c.state_root.as_deref() == Some(state_root) && id.is_none_or(|id| c.oci_id == id)
             })
             .collect(),
         Err(e) => {
@@ -114,10 +112,7 @@ pub fn pid_alive(pid: i32) -> bool {
 /// Everything a crashed create of `id` may have left, given what it recorded before it
 /// made anything: its containers (by description), stale reservations, dead temp
 /// templates. Returns the VMIDs destroyed.
-pub fn after_crashed_create(
-    pending: &super::data::Pending,
-    id: &str,
-) -> Result<Vec<u32>, PctError> {
+pub fn after_crashed_create(pending: &super::data::Pending, id: &str) -> Result<Vec<u32>, PctError> {
     let pct = Pct::new(&pending.pct);
     let mut destroyed = Vec::new();
     for c in tagged(&pending.pve_root, Some(id), &pending.state_root) {

@@ -18,8 +18,8 @@ use nix::sys::signal::{kill as send, Signal};
 use nix::unistd::Pid;
 
 use super::cgroup::Cgroup;
-use super::create::{destroy_quietly, state_json};
 use super::cleanup;
+use super::create::{destroy_quietly, state_json};
 use super::data::{LxcData, Pending};
 use super::hooks;
 use super::init_conn::InitConn;

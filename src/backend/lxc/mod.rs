@@ -6,8 +6,8 @@ pub mod vmid;
 
 // The process model and the Backend implementation (docs/proxmox-lxc.md).
 pub mod backend;
-pub mod cleanup;
 pub mod cgroup;
+pub mod cleanup;
 pub mod console;
 pub mod create;
 pub mod data;

@@ -168,7 +168,8 @@ pub fn reap_stale(pve_root: &Path, dry_run: bool) -> Result<Vec<u32>, VmidError>
         return Ok(Vec::new());
     }
     let lock_path = dir.join("nexcage-vmid.lock");
-    let lock = open_lock_file(&lock_path).map_err(|e| VmidError::Lock { path: lock_path.clone(), problem: e.to_string() })?;
+    let lock =
+        open_lock_file(&lock_path).map_err(|e| VmidError::Lock { path: lock_path.clone(), problem: e.to_string() })?;
     if !flock_wait(&lock, HOST_LOCK_TIMEOUT) {
         return Err(VmidError::Lock {
             path: lock_path,
