@@ -269,10 +269,15 @@ pub fn create(
     let t0 = std::time::Instant::now();
     let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
     log::debug!(
-        "template {} {} in {:.2} ms",
+        "template {} {} in {:.2} ms ({} bytes of file contents read)",
         template.file_name,
-        if template.reused { "reused (cache hit)" } else { "built" },
-        t0.elapsed().as_secs_f64() * 1000.0
+        match (template.reused, template.contents_read) {
+            (true, 0) => "cache hit (metadata only)",
+            (true, _) => "re-read, existing template reused",
+            (false, _) => "built",
+        },
+        t0.elapsed().as_secs_f64() * 1000.0,
+        template.contents_read
     );
     let volid = template.volid(&cfg.template_storage);
 
