@@ -90,5 +90,6 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         write_pid_file(p, std::process::id() as i32)?;
     }
     // In the foreground nexcage is a command that reports a status, as `runc exec` does.
-    supervisor::supervise(&fd, program).map(|e| e.code())
+    let signals = supervisor::forwarded_signals()?;
+    supervisor::supervise(&fd, program, &signals).map(|e| e.code())
 }

@@ -157,9 +157,7 @@ pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
         }
     };
     if args.all {
-        let init = data.init.map(|i| i.pid).unwrap_or(0);
-        let cg = data.init.filter(|i| i.alive()).map(|i| Cgroup::of(i.pid)).transpose()?;
-        for pid in cg.map(|c| c.pids()).transpose()?.unwrap_or_default().into_iter().filter(|p| *p != init) {
+        for pid in super::ps::pids(record)? {
             let _ = deliver(pid);
         }
     } else {
@@ -207,6 +205,14 @@ pub fn delete(record: &Record, force: bool) -> Result<i32> {
     }
     if let Some(p) = data.program.filter(|p| p.alive()) {
         let _ = send(Pid::from_raw(p.pid), Signal::SIGKILL);
+        // Let the supervisor take the exit (as runc's delete waits for the container
+        // process) before the container is destroyed.
+        if let Some(sup) = data.supervisor {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while sup.alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
     let pct = pct::Pct::new(&data.pct);
     match pct.destroy(data.vmid, true, true) {

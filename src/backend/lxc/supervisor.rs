@@ -77,10 +77,19 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
     // has it), and not its working directory (which it may want to remove or unmount).
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
     let raw = conn.as_raw_fd();
+    // The forwarded signals are blocked from the start (the mask survives exec), so that a
+    // signal sent the moment create returns waits for the supervisor to forward it.
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(*s);
+    }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::pthread_sigmask(libc::SIG_BLOCK, mask.as_ref(), std::ptr::null_mut()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if raw == CONN_FD {
@@ -119,7 +128,17 @@ pub fn run(args: &SuperviseArgs) -> i32 {
     // SAFETY: fd 3 was set up for us by `spawn`.
     let conn = unsafe { OwnedFd::from_raw_fd(CONN_FD) };
     let program = ProcRef { pid: args.pid, start: args.start };
-    match supervise(&conn, program) {
+    // Signals first: an engine may signal the pid-file process as soon as it exists.
+    let signals = match forwarded_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("supervisor of pid {}: {e:#}", args.pid);
+            return 255;
+        }
+    };
+    let ended = supervise(&conn, program, &signals);
+    drop(conn);
+    match ended {
         Ok(Ended::Exited(code)) => code,
         Ok(Ended::Killed(sig)) => die_of(sig),
         Err(e) => {
@@ -146,14 +165,18 @@ fn die_of(sig: i32) -> i32 {
     128 + sig
 }
 
-/// Wait for init's `Exit`, forwarding signals, and say how the process ended.
-pub fn supervise(conn: &OwnedFd, program: ProcRef) -> Result<Ended> {
+/// Block the signals a supervisor forwards and read them from a signalfd instead.
+pub fn forwarded_signals() -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(*s);
     }
     mask.thread_block().context("sigprocmask")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
+}
+
+/// Wait for init's `Exit`, forwarding signals, and say how the process ended.
+pub fn supervise(conn: &OwnedFd, program: ProcRef, signals: &SignalFd) -> Result<Ended> {
     loop {
         let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
