@@ -626,6 +626,7 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let b = l.w.bundle("b", &["sleep", "1000"], &[]);
     let a = l.create("keep-a", &b);
     let bb = l.create("keep-b", &b);
+    ok(&l.w.nexcage(["start", "keep-b"]));
     std::fs::remove_dir_all(&l.w.root).unwrap();
     let out = l.w.nexcage(["list", "--format", "json"]);
     ok(&out);
@@ -633,7 +634,17 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let ids: Vec<&str> = list.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["keep-a", "keep-b"]);
     assert_eq!(list[0]["bundle"], b.to_str().unwrap());
-    assert_eq!(l.w.state("keep-a")["status"], "stopped", "no supervisor is known after the wipe");
+    // The supervisors still run: found again, with the program and its state.
+    assert_eq!(
+        (l.w.state("keep-a")["status"].as_str(), l.w.state("keep-a")["pid"].as_i64()),
+        (Some("created"), Some(a.pid as i64))
+    );
+    assert_eq!(
+        (l.w.state("keep-b")["status"].as_str(), l.w.state("keep-b")["pid"].as_i64()),
+        (Some("running"), Some(bb.pid as i64))
+    );
+    let out = l.w.nexcage(["exec", "keep-b", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "exec works in a rebuilt container");
     // Another root does not adopt them.
     let other = l.w.dir.path().join("other-root");
     let out = Command::new(NEXCAGE)
@@ -644,12 +655,23 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
         .output()
         .unwrap();
     assert_eq!(text(&out.stdout), "");
+    fails_with(&l.w.nexcage(["delete", "keep-b"]), "cannot delete running container");
     ok(&l.w.nexcage(["delete", "keep-a"]));
-    ok(&l.w.nexcage(["delete", "keep-b"]));
+    ok(&l.w.nexcage(["delete", "--force", "keep-b"]));
     for c in [a, bb] {
         assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     }
     l.assert_clean("after deleting rebuilt containers");
+
+    // After a "reboot" (supervisors gone too) the containers come back as stopped.
+    let c = l.create("reboot", &b);
+    std::fs::remove_dir_all(&l.w.root).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    ok(&l.w.nexcage(["list"]));
+    assert_eq!(l.w.state("reboot")["status"], "stopped");
+    ok(&l.w.nexcage(["delete", "reboot"]));
+    l.assert_clean("after a lost supervisor");
 }
 
 #[test]

@@ -395,7 +395,7 @@ fn start_container(
         }
         return Ok(Created::Inline { conn: fd, program });
     }
-    let child = supervisor::spawn(ctx, &fd, program)?;
+    let child = supervisor::spawn(ctx, &fd, program, Some(&data.run_dir))?;
     drop(fd);
     let sup = ProcRef::of(child.id() as i32).ok_or_else(|| anyhow!("the supervisor exited at once"))?;
     data.supervisor = Some(sup);
