@@ -92,6 +92,15 @@ pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
                 init: None,
                 started: false,
             };
+            // The bundle usually still exists: its process (exec's defaults), hooks and
+            // annotations come back from it.
+            if let Ok(facts) = super::create::read_bundle(&c.bundle) {
+                data.rootfs = facts.rootfs;
+                data.annotations = facts.annotations;
+                data.process = facts.process;
+                data.hooks.poststart = facts.hooks.poststart;
+                data.hooks.poststop = facts.hooks.poststop;
+            }
             recover_runtime(&mut data);
             let mut record = Record {
                 id: c.oci_id.clone(),
