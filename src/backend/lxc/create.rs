@@ -19,7 +19,7 @@ use super::init_conn::InitConn;
 use super::procfs::ProcRef;
 use super::template::{resolve_rootfs, TemplateCache};
 use super::wire::{ProcessSpec, Request};
-use super::{console, process, run_dir, supervisor};
+use super::{console, host_limits, process, run_dir, supervisor};
 use super::{pct, pveconf, spec, vmid};
 use crate::backend::CreateRequest;
 use crate::commands::Ctx;
@@ -374,6 +374,7 @@ fn start_container(
     for w in &spawned.warnings {
         log::warn!("{w}");
     }
+    host_limits::apply(spawned.pid, &facts.process, &spawned.deferred)?;
     if let (Some(sock), Some(master)) = (&args.console_socket, &spawned.master) {
         console::send_master(sock, master)?;
     }
