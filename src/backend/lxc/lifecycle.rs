@@ -143,17 +143,12 @@ pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
     if matches!(st, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
+    // Realtime signals have no nix::Signal: those go through libc.
     let deliver = |pid: i32| -> nix::Result<()> {
-        // SAFETY-free: plain kill(2); realtime signals have no nix::Signal, use libc.
         match signal {
             Some(s) => send(Pid::from_raw(pid), s),
-            None => {
-                if unsafe { libc::kill(pid, sig) } == 0 {
-                    Ok(())
-                } else {
-                    Err(nix::errno::Errno::last())
-                }
-            }
+            // SAFETY: kill(2) with plain integers.
+            None => nix::errno::Errno::result(unsafe { libc::kill(pid, sig) }).map(drop),
         }
     };
     if args.all {
