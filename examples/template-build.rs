@@ -19,10 +19,7 @@ fn main() {
     }
     let rootfs = PathBuf::from(&args[0]);
     let out = PathBuf::from(&args[1]);
-    let index = args
-        .get(2)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| out.join(".nexcage-index"));
+    let index = args.get(2).map(PathBuf::from).unwrap_or_else(|| out.join(".nexcage-index"));
     let cache = template::TemplateCache::new(out, index);
     let t0 = Instant::now();
     match cache.ensure(&rootfs) {
