@@ -424,7 +424,7 @@ impl TemplateCache {
                     let stale = fs::read(&p)
                         .ok()
                         .and_then(|d| serde_json::from_slice::<IndexEntry>(&d).ok())
-                        .map_or(true, |e| !self.dir.join(&e.file_name).exists());
+                        .is_none_or(|e| !self.dir.join(&e.file_name).exists());
                     if stale {
                         let _ = fs::remove_file(&p);
                     }

@@ -342,7 +342,7 @@ impl Walker<'_> {
         } else {
             Some(lstat_at(dirfd, name).map_err(|e| io_err(self.root, &self.path, "lstat", e))?)
         };
-        if st.as_ref().map_or(true, |st| st.kind == Kind::Dir) {
+        if st.as_ref().is_none_or(|st| st.kind == Kind::Dir) {
             let child = open_at(dirfd, name, libc::O_RDONLY | libc::O_DIRECTORY)
                 .map_err(|e| io_err(self.root, &self.path, "open directory", e))?;
             // Use the facts of what we actually opened (it may have been swapped).
