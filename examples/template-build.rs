@@ -4,9 +4,7 @@
 //! Prints `<file_name> reused=<bool> bytes=<n> contents_read=<n> ms=<t>`.
 //! Used by hack/bench-template.
 
-#[allow(dead_code)]
-#[path = "../src/backend/lxc/template/mod.rs"]
-mod template;
+use nexcage::backend::lxc::template;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,10 +17,7 @@ fn main() {
     }
     let rootfs = PathBuf::from(&args[0]);
     let out = PathBuf::from(&args[1]);
-    let index = args
-        .get(2)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| out.join(".nexcage-index"));
+    let index = args.get(2).map(PathBuf::from).unwrap_or_else(|| out.join(".nexcage-index"));
     let cache = template::TemplateCache::new(out, index);
     let t0 = Instant::now();
     match cache.ensure(&rootfs) {

@@ -246,6 +246,10 @@ pub struct SuperviseArgs {
     /// Its start time (clock ticks since boot, /proc/<pid>/stat field 22).
     #[arg(long)]
     pub start: u64,
+    /// The container's run directory (a label: lets `list` find the supervisor of a
+    /// container whose record was lost).
+    #[arg(long)]
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

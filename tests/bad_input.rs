@@ -216,7 +216,8 @@ fn nexcage_configs() {
         ("not JSON", "{".into(), "not valid JSON"),
         ("array", "[]".into(), "must be a JSON object"),
     ];
-    let edits: Vec<(&str, &str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<(&str, &str, Edit)> = vec![
         (
             "no default_backend",
             "missing field `default_backend`",

@@ -307,7 +307,7 @@ fn process_settings_hostname_and_memory_limit() {
             "-c",
             "echo env=$FOO; echo home=$HOME; pwd; id -u; id -g; id -G; ulimit -n; hostname; \
              grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status; cat /proc/self/oom_score_adj; \
-             cat /proc/self/uid_map; echo nice=$(cut -d' ' -f19 /proc/self/stat); grep Cpus_allowed_list /proc/self/status",
+             cat /proc/self/uid_map; echo nice=$(cut -d' ' -f19 /proc/self/stat); grep Cpus_allowed_list /proc/self/status; ulimit -Hn",
         ],
         &[],
     );
@@ -315,13 +315,27 @@ fn process_settings_hostname_and_memory_limit() {
         c["process"]["env"] = serde_json::json!(["PATH=/bin", "FOO=bar baz"]);
         c["process"]["cwd"] = "/tmp".into();
         c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7]});
-        c["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
-        c["process"]["oomScoreAdj"] = 300.into();
+        c["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 65536}]);
+        // Raising the hard limit above the container's (20000 here) and lowering the
+        // OOM score need host privileges: nexcage applies them from the host.
+        c["process"]["oomScoreAdj"] = (-500).into();
         c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH", "nice": 5});
         c["process"]["execCPUAffinity"] = serde_json::json!({"final": "0"});
         c["hostname"] = "probe-host".into();
         c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 * 1024 * 1024});
     });
+    if !has_cap_sys_resource() {
+        // Raising the hard limit and lowering the OOM score of an unprivileged container's
+        // process needs CAP_SYS_RESOURCE on the host (a Proxmox host's root has it; some
+        // sandboxes drop it): then create must say so and leave nothing behind.
+        let (out, _, _) = l.create_with("probe-nocap", &b, &[]);
+        fails_with(&out, "needs CAP_SYS_RESOURCE");
+        l.assert_clean("no CAP_SYS_RESOURCE");
+        edit_config(&b, |c| {
+            c["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
+            c["process"]["oomScoreAdj"] = 300.into();
+        });
+    }
     let (code, out, err) = l.run_to_end("probe", &b);
     assert_eq!(code, Some(0), "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -335,10 +349,12 @@ fn process_settings_hostname_and_memory_limit() {
     let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
     assert!(out.contains(&format!("CapBnd:\t{want}")), "{out}");
     assert!(out.contains("CapEff:\t0000000000000000"), "non-root without ambient caps: {out}");
-    assert_eq!(lines[lines.len() - 4], "300");
-    assert!(lines[lines.len() - 3].split_whitespace().eq(["0", "100000", "65536"]), "unprivileged: {out}");
-    assert_eq!(lines[lines.len() - 2], "nice=5", "scheduler.nice");
-    assert_eq!(lines[lines.len() - 1].split_whitespace().collect::<Vec<_>>(), ["Cpus_allowed_list:", "0"]);
+    let (adj, hard) = if has_cap_sys_resource() { ("-500", "65536") } else { ("300", "456") };
+    assert_eq!(lines[lines.len() - 5], adj, "oomScoreAdj (lowered from the host when it can)");
+    assert!(lines[lines.len() - 4].split_whitespace().eq(["0", "100000", "65536"]), "unprivileged: {out}");
+    assert_eq!(lines[lines.len() - 3], "nice=5", "scheduler.nice");
+    assert_eq!(lines[lines.len() - 2].split_whitespace().collect::<Vec<_>>(), ["Cpus_allowed_list:", "0"]);
+    assert_eq!(lines[lines.len() - 1], hard, "RLIMIT_NOFILE hard (raised from the host when it can)");
 
     // The memory limit is in the container's cgroup.
     let sleeper = l.bundle_like(&b, "mem", &["sleep", "1000"], |c| {
@@ -359,6 +375,14 @@ fn process_settings_hostname_and_memory_limit() {
     ok(&l.w.nexcage(["delete", "--force", "mem"]));
     wait_pid(c.pid, WAIT);
     l.assert_clean("end");
+}
+
+/// Does this (root) process have CAP_SYS_RESOURCE? (Some sandboxes drop it.)
+fn has_cap_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    u64::from_str_radix(eff, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0
 }
 
 /// The memory limit LXC applied to the cgroup of `pid`'s container (the limit sits on
@@ -626,6 +650,7 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let b = l.w.bundle("b", &["sleep", "1000"], &[]);
     let a = l.create("keep-a", &b);
     let bb = l.create("keep-b", &b);
+    ok(&l.w.nexcage(["start", "keep-b"]));
     std::fs::remove_dir_all(&l.w.root).unwrap();
     let out = l.w.nexcage(["list", "--format", "json"]);
     ok(&out);
@@ -633,7 +658,17 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let ids: Vec<&str> = list.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["keep-a", "keep-b"]);
     assert_eq!(list[0]["bundle"], b.to_str().unwrap());
-    assert_eq!(l.w.state("keep-a")["status"], "stopped", "no supervisor is known after the wipe");
+    // The supervisors still run: found again, with the program and its state.
+    assert_eq!(
+        (l.w.state("keep-a")["status"].as_str(), l.w.state("keep-a")["pid"].as_i64()),
+        (Some("created"), Some(a.pid as i64))
+    );
+    assert_eq!(
+        (l.w.state("keep-b")["status"].as_str(), l.w.state("keep-b")["pid"].as_i64()),
+        (Some("running"), Some(bb.pid as i64))
+    );
+    let out = l.w.nexcage(["exec", "keep-b", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "exec works in a rebuilt container");
     // Another root does not adopt them.
     let other = l.w.dir.path().join("other-root");
     let out = Command::new(NEXCAGE)
@@ -644,12 +679,23 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
         .output()
         .unwrap();
     assert_eq!(text(&out.stdout), "");
+    fails_with(&l.w.nexcage(["delete", "keep-b"]), "cannot delete running container");
     ok(&l.w.nexcage(["delete", "keep-a"]));
-    ok(&l.w.nexcage(["delete", "keep-b"]));
+    ok(&l.w.nexcage(["delete", "--force", "keep-b"]));
     for c in [a, bb] {
         assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     }
     l.assert_clean("after deleting rebuilt containers");
+
+    // After a "reboot" (supervisors gone too) the containers come back as stopped.
+    let c = l.create("reboot", &b);
+    std::fs::remove_dir_all(&l.w.root).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    ok(&l.w.nexcage(["list"]));
+    assert_eq!(l.w.state("reboot")["status"], "stopped");
+    ok(&l.w.nexcage(["delete", "reboot"]));
+    l.assert_clean("after a lost supervisor");
 }
 
 #[test]

@@ -29,12 +29,15 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// The tests of this file run one at a time (they reap orphans with waitpid(-1)).
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Who held a VMID, from when until when.
+type Spans = Vec<(Instant, Instant, String)>;
+
 struct Stats {
     ops: AtomicUsize,
     duplicates: AtomicUsize,
     cycles: AtomicUsize,
     /// vmid -> [(held from, held until)] as seen by the loop that owned it.
-    vmids: Mutex<BTreeMap<u64, Vec<(Instant, Instant, String)>>>,
+    vmids: Mutex<BTreeMap<u64, Spans>>,
 }
 
 /// Run one nexcage command with stdio to files, killing it (and failing) after the timeout.
@@ -178,7 +181,7 @@ fn check_end(e: &Emu, s: &Stats, what: &str) {
             let d = d.ok()?;
             let stat = std::fs::read_to_string(d.path().join("stat")).ok()?;
             let after = &stat[stat.rfind(')')? + 2..];
-            (after.split(' ').nth(1)? == me).then(|| stat)
+            (after.split(' ').nth(1)? == me).then_some(stat)
         })
         .collect();
     assert!(strays.is_empty(), "{what}: processes left: {strays:?}");

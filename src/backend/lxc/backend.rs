@@ -46,7 +46,9 @@ impl Backend for LxcBackend {
         match created {
             Created::Spawned => Ok(0),
             Created::Inline { conn, program } => {
-                let code = supervisor::supervise(&conn, program).map(|e| e.code());
+                let code = supervisor::forwarded_signals()
+                    .and_then(|signals| supervisor::supervise(&conn, program, &signals))
+                    .map(|e| e.code());
                 drop(conn);
                 let root = std::path::absolute(ctx.store.root()).unwrap_or_else(|_| ctx.store.root().to_path_buf());
                 let _ = lifecycle::delete(record, true, &root);

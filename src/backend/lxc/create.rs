@@ -19,7 +19,7 @@ use super::init_conn::InitConn;
 use super::procfs::ProcRef;
 use super::template::{resolve_rootfs, TemplateCache};
 use super::wire::{ProcessSpec, Request};
-use super::{console, process, run_dir, supervisor};
+use super::{console, host_limits, process, run_dir, supervisor};
 use super::{pct, pveconf, spec, vmid};
 use crate::backend::CreateRequest;
 use crate::commands::Ctx;
@@ -282,10 +282,15 @@ pub fn create(
     let t0 = std::time::Instant::now();
     let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
     log::debug!(
-        "template {} {} in {:.2} ms",
+        "template {} {} in {:.2} ms ({} bytes of file contents read)",
         template.file_name,
-        if template.reused { "reused (cache hit)" } else { "built" },
-        t0.elapsed().as_secs_f64() * 1000.0
+        match (template.reused, template.contents_read) {
+            (true, 0) => "cache hit (metadata only)",
+            (true, _) => "re-read, existing template reused",
+            (false, _) => "built",
+        },
+        t0.elapsed().as_secs_f64() * 1000.0,
+        template.contents_read
     );
     let volid = template.volid(&cfg.template_storage);
 
@@ -391,6 +396,7 @@ fn start_container(
     for w in &spawned.warnings {
         log::warn!("{w}");
     }
+    host_limits::apply(spawned.pid, &facts.process, &spawned.deferred)?;
     if let (Some(sock), Some(master)) = (&args.console_socket, &spawned.master) {
         console::send_master(sock, master)?;
     }
@@ -412,7 +418,7 @@ fn start_container(
         }
         return Ok(Created::Inline { conn: fd, program });
     }
-    let child = supervisor::spawn(ctx, &fd, program)?;
+    let child = supervisor::spawn(ctx, &fd, program, Some(&data.run_dir))?;
     crate::fault::point("lxc:supervisor-forked");
     drop(fd);
     let sup = ProcRef::of(child.id() as i32).ok_or_else(|| anyhow!("the supervisor exited at once"))?;

@@ -18,7 +18,7 @@ use super::init_conn::InitConn;
 use super::lifecycle::{status, Status};
 use super::procfs::ProcRef;
 use super::wire::Request;
-use super::{console, process, run_dir, supervisor};
+use super::{console, host_limits, process, run_dir, supervisor};
 use crate::cli::ExecArgs;
 use crate::commands::Ctx;
 use crate::state::Record;
@@ -61,7 +61,7 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     let mut fds: Vec<RawFd> = if spec.terminal { Vec::new() } else { vec![0, 1, 2] };
     fds.extend((0..args.preserve_fds as RawFd).map(|i| 3 + i));
     let request = Request::Spawn {
-        process: Box::new(spec),
+        process: Box::new(spec.clone()),
         gated: false,
         hostname: None,
         start_hooks: Vec::new(),
@@ -71,6 +71,13 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     for w in &spawned.warnings {
         log::warn!("{w}");
     }
+    // Already running: a process that exited at once needs no limits.
+    if let Err(e) = host_limits::apply(spawned.pid, &spec, &spawned.deferred) {
+        if super::procfs::ProcRef::of(spawned.pid).is_some() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawned.pid), nix::sys::signal::Signal::SIGKILL);
+            return Err(e);
+        }
+    }
     if let (Some(sock), Some(master)) = (&args.console_socket, &spawned.master) {
         console::send_master(sock, master)?;
     }
@@ -79,7 +86,7 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     let program = ProcRef::of(spawned.pid).unwrap_or(ProcRef { pid: spawned.pid, start: 0 });
     let fd = conn.into_fd();
     if args.detach {
-        let child = supervisor::spawn(ctx, &fd, program)?;
+        let child = supervisor::spawn(ctx, &fd, program, None)?;
         drop(fd);
         if let Some(p) = &args.pid_file {
             write_pid_file(p, child.id() as i32)?;
@@ -90,5 +97,6 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         write_pid_file(p, std::process::id() as i32)?;
     }
     // In the foreground nexcage is a command that reports a status, as `runc exec` does.
-    supervisor::supervise(&fd, program).map(|e| e.code())
+    let signals = supervisor::forwarded_signals()?;
+    supervisor::supervise(&fd, program, &signals).map(|e| e.code())
 }

@@ -29,6 +29,8 @@ pub struct Spawned {
     pub pid: i32,
     pub master: Option<OwnedFd>,
     pub warnings: Vec<String>,
+    /// Settings init left to the host (host_limits.rs).
+    pub deferred: Vec<String>,
 }
 
 impl InitConn {
@@ -86,10 +88,10 @@ impl InitConn {
         self.send(request, fds)?;
         let r = self.recv()?;
         match r.message {
-            Reply::Ready { warnings } => {
+            Reply::Ready { warnings, deferred } => {
                 let pid =
                     r.pid.filter(|p| *p > 0).ok_or_else(|| anyhow!("nexcage-init did not report the process id"))?;
-                Ok(Spawned { pid, master: r.fds.into_iter().next(), warnings })
+                Ok(Spawned { pid, master: r.fds.into_iter().next(), warnings, deferred })
             }
             Reply::Error { message } => Err(anyhow!(message)),
             other => bail!("unexpected answer from nexcage-init: {other:?}"),

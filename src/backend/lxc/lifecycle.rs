@@ -150,23 +150,16 @@ pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
     if matches!(st, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
+    // Realtime signals have no nix::Signal: those go through libc.
     let deliver = |pid: i32| -> nix::Result<()> {
-        // SAFETY-free: plain kill(2); realtime signals have no nix::Signal, use libc.
         match signal {
             Some(s) => send(Pid::from_raw(pid), s),
-            None => {
-                if unsafe { libc::kill(pid, sig) } == 0 {
-                    Ok(())
-                } else {
-                    Err(nix::errno::Errno::last())
-                }
-            }
+            // SAFETY: kill(2) with plain integers.
+            None => nix::errno::Errno::result(unsafe { libc::kill(pid, sig) }).map(drop),
         }
     };
     if args.all {
-        let init = data.init.map(|i| i.pid).unwrap_or(0);
-        let cg = data.init.filter(|i| i.alive()).map(|i| Cgroup::of(i.pid)).transpose()?;
-        for pid in cg.map(|c| c.pids()).transpose()?.unwrap_or_default().into_iter().filter(|p| *p != init) {
+        for pid in super::ps::pids(record)? {
             let _ = deliver(pid);
         }
     } else {
@@ -221,6 +214,14 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     }
     if let Some(p) = data.program.filter(|p| p.alive()) {
         let _ = send(Pid::from_raw(p.pid), Signal::SIGKILL);
+        // Let the supervisor take the exit (as runc's delete waits for the container
+        // process) before the container is destroyed.
+        if let Some(sup) = data.supervisor {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while sup.alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
     crate::fault::point("lxc:delete-killed");
     match cleanup::owner(&data.pve_root, data.vmid, &record.id, state_root) {

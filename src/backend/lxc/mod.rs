@@ -14,6 +14,7 @@ pub mod data;
 pub mod exec;
 pub mod features;
 pub mod hooks;
+pub mod host_limits;
 pub mod init_conn;
 pub mod lifecycle;
 pub mod process;

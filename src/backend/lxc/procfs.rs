@@ -41,6 +41,16 @@ impl ProcRef {
     }
 }
 
+/// Parent pid and command name of a process.
+pub fn ppid_and_comm(pid: i32) -> Option<(i32, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let ppid = text[close + 2..].split(' ').nth(1)?.parse().ok()?;
+    Some((ppid, comm))
+}
+
 /// The pids of `pid` in each pid namespace it belongs to, outermost first (`NSpid`).
 pub fn ns_pids(pid: i32) -> Option<Vec<i32>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -6,8 +6,10 @@
 //! has no record gets one again, so that `list`, `state` and `delete` know it. Reading
 //! the PVE config files makes no pct call.
 //!
-//! A rebuilt record has no supervisor (that process died with the old state, or with
-//! the reboot), so the container reports `stopped`; `delete` destroys it.
+//! After a reboot the supervisor is gone, so the container reports `stopped`; `delete`
+//! destroys it. If only `--root` was wiped, the supervisor still runs and is found again
+//! by its command line (it names the container's run directory), with the program and
+//! nexcage-init, so status, pid, `kill` and `exec` work as before.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,25 @@ fn bundle_rootfs(bundle: &Path) -> PathBuf {
         .and_then(|v| v.pointer("/root/path").and_then(|p| p.as_str()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("rootfs"));
     bundle.join(root)
+}
+
+/// If the container's supervisor still runs (the state was wiped, the host was not
+/// rebooted), find it and the program again: the program's parent is nexcage-init, and a
+/// program still waiting at the gate is a fork of nexcage-init (same command name), so
+/// `started` can be told too.
+fn recover_runtime(data: &mut LxcData) {
+    let Some((sup, program)) = super::supervisor::find_container_supervisor(&data.run_dir) else { return };
+    data.supervisor = Some(sup);
+    if !program.alive() {
+        data.started = true;
+        return;
+    }
+    data.program = Some(program);
+    if let Some((init_pid, comm)) = super::procfs::ppid_and_comm(program.pid) {
+        data.init = super::procfs::ProcRef::of(init_pid).filter(|_| super::procfs::is_namespace_init(init_pid));
+        let init_comm = super::procfs::ppid_and_comm(init_pid).map(|(_, c)| c);
+        data.started = init_comm.as_deref() != Some(comm.as_str());
+    }
 }
 
 /// Give every lost container of this root a record again; returns the ids adopted.
@@ -56,7 +77,7 @@ pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
             {
                 continue;
             }
-            let data = LxcData {
+            let mut data = LxcData {
                 vmid: c.vmid,
                 pct: crate::backend::find_binary(&cfg.pct).unwrap_or_else(|| PathBuf::from(&cfg.pct)),
                 pve_root: cfg.pve_root.clone(),
@@ -71,6 +92,16 @@ pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
                 init: None,
                 started: false,
             };
+            // The bundle usually still exists: its process (exec's defaults), hooks and
+            // annotations come back from it.
+            if let Ok(facts) = super::create::read_bundle(&c.bundle) {
+                data.rootfs = facts.rootfs;
+                data.annotations = facts.annotations;
+                data.process = facts.process;
+                data.hooks.poststart = facts.hooks.poststart;
+                data.hooks.poststop = facts.hooks.poststop;
+            }
+            recover_runtime(&mut data);
             let mut record = Record {
                 id: c.oci_id.clone(),
                 backend: name.clone(),

@@ -17,6 +17,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
@@ -59,7 +60,8 @@ const FORWARDED: &[Signal] = &[
 /// Start a supervisor for `program` that takes over `conn`. It is our child until we
 /// exit; the caller either returns (create: the supervisor is reparented to the engine)
 /// or waits for it (foreground `run`).
-pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
+/// `run_dir` labels a container's supervisor (not an exec's), see [`find_container_supervisor`].
+pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef, run_dir: Option<&Path>) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the nexcage executable to start the supervisor")?;
     let mut cmd = Command::new(exe);
     if let Some(log) = &ctx.globals.log {
@@ -73,14 +75,26 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
     }
     cmd.arg("--root").arg(std::path::absolute(ctx.store.root()).unwrap_or_else(|_| ctx.store.root().to_path_buf()));
     cmd.args(["lxc-supervise", "--pid", &program.pid.to_string(), "--start", &program.start.to_string()]);
+    if let Some(d) = run_dir {
+        cmd.arg("--run-dir").arg(d);
+    }
     // Like runc's container process, hold on to nothing of the caller's: no stdio (init
     // has it), and not its working directory (which it may want to remove or unmount).
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
     let raw = conn.as_raw_fd();
+    // The forwarded signals are blocked from the start (the mask survives exec), so that a
+    // signal sent the moment create returns waits for the supervisor to forward it.
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(*s);
+    }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::pthread_sigmask(libc::SIG_BLOCK, mask.as_ref(), std::ptr::null_mut()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if raw == CONN_FD {
@@ -93,6 +107,30 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef) -> Result<Child> {
         });
     }
     cmd.spawn().context("cannot start the supervisor process")
+}
+
+/// The live supervisor of the container whose run directory is `run_dir`, and its
+/// program, found by their command lines (for state rebuilt after `--root` was lost).
+pub fn find_container_supervisor(run_dir: &Path) -> Option<(ProcRef, ProcRef)> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+        let Some(at) = args.iter().position(|a| *a == b"lxc-supervise") else { continue };
+        let value = |flag: &[u8]| {
+            args[at..].iter().position(|a| *a == flag).and_then(|i| args.get(at + i + 1)).map(|v| v.to_vec())
+        };
+        if value(b"--run-dir").as_deref() != Some(run_dir.as_os_str().as_encoded_bytes()) {
+            continue;
+        }
+        let num = |flag: &[u8]| value(flag).and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse::<u64>().ok());
+        let (Some(p), Some(s)) = (num(b"--pid"), num(b"--start")) else { continue };
+        let program = ProcRef { pid: p as i32, start: s };
+        if let Some(sup) = ProcRef::of(pid) {
+            return Some((sup, program));
+        }
+    }
+    None
 }
 
 /// How the supervised process ended.
@@ -119,7 +157,17 @@ pub fn run(args: &SuperviseArgs) -> i32 {
     // SAFETY: fd 3 was set up for us by `spawn`.
     let conn = unsafe { OwnedFd::from_raw_fd(CONN_FD) };
     let program = ProcRef { pid: args.pid, start: args.start };
-    match supervise(&conn, program) {
+    // Signals first: an engine may signal the pid-file process as soon as it exists.
+    let signals = match forwarded_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("supervisor of pid {}: {e:#}", args.pid);
+            return 255;
+        }
+    };
+    let ended = supervise(&conn, program, &signals);
+    drop(conn);
+    match ended {
         Ok(Ended::Exited(code)) => code,
         Ok(Ended::Killed(sig)) => die_of(sig),
         Err(e) => {
@@ -146,14 +194,18 @@ fn die_of(sig: i32) -> i32 {
     128 + sig
 }
 
-/// Wait for init's `Exit`, forwarding signals, and say how the process ended.
-pub fn supervise(conn: &OwnedFd, program: ProcRef) -> Result<Ended> {
+/// Block the signals a supervisor forwards and read them from a signalfd instead.
+pub fn forwarded_signals() -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(*s);
     }
     mask.thread_block().context("sigprocmask")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
+}
+
+/// Wait for init's `Exit`, forwarding signals, and say how the process ended.
+pub fn supervise(conn: &OwnedFd, program: ProcRef, signals: &SignalFd) -> Result<Ended> {
     loop {
         let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {

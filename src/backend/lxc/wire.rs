@@ -153,6 +153,10 @@ pub enum Reply {
     Ready {
         #[serde(default)]
         warnings: Vec<String>,
+        /// Settings the container could not apply for lack of host privileges
+        /// (`oomScoreAdj`, or an rlimit's OCI name), left to nexcage on the host.
+        #[serde(default)]
+        deferred: Vec<String>,
     },
     Started,
     Error {

@@ -5,7 +5,10 @@
 //! access), HOME, and the executable's path (looked up in the process's own PATH).
 //!
 //! Errors name the OCI field concerned; capabilities the container lacks (LXC drops some
-//! for privileged containers) become warnings and are not granted.
+//! for privileged containers) become warnings and are not granted. Rlimits and
+//! oomScoreAdj that need privileges over the host (raising a hard limit, lowering the
+//! score) are left to nexcage, which applies them from the host once the process is
+//! ready (see host_limits.rs).
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -69,20 +72,41 @@ fn plan_caps(c: &Capabilities, warnings: &mut Vec<String>) -> Result<CapPlan, St
     Ok(plan)
 }
 
-/// Apply everything; returns warnings, or an error naming the field.
-pub fn apply(spec: &ProcessSpec) -> Result<(CString, Vec<String>), String> {
+/// What applying a process produced besides errors.
+pub struct Applied {
+    pub exe: CString,
+    pub warnings: Vec<String>,
+    /// Settings that need host privileges (see the module docs).
+    pub deferred: Vec<String>,
+}
+
+/// Apply everything; or an error naming the field.
+pub fn apply(spec: &ProcessSpec) -> Result<Applied, String> {
     let mut warnings = Vec::new();
+    let mut deferred = Vec::new();
 
     for r in &spec.rlimits {
         let lim = libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard };
         // SAFETY: plain syscall with a valid pointer.
         if unsafe { libc::setrlimit(r.resource as _, &lim) } != 0 {
-            return Err(format!("process.rlimits {}: cannot set soft {} hard {}: {}", r.name, r.soft, r.hard, errno()));
+            let e = errno();
+            // Raising a hard limit needs CAP_SYS_RESOURCE over the host, which an
+            // unprivileged container's root lacks: nexcage sets it from the host
+            // (prlimit) right after this process reports ready.
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(format!("process.rlimits {}: cannot set soft {} hard {}: {e}", r.name, r.soft, r.hard));
+            }
+            deferred.push(r.name.clone());
         }
     }
     if let Some(adj) = spec.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| format!("process.oomScoreAdj {adj}: cannot write /proc/self/oom_score_adj: {e}"))?;
+        // Likewise lowering it: nexcage writes it from the host as well.
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            if e.raw_os_error() != Some(libc::EACCES) && e.raw_os_error() != Some(libc::EPERM) {
+                return Err(format!("process.oomScoreAdj {adj}: cannot write /proc/self/oom_score_adj: {e}"));
+            }
+            deferred.push("oomScoreAdj".into());
+        }
     }
     if let Some((class, prio)) = spec.io_priority {
         // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, self, value).
@@ -180,7 +204,7 @@ pub fn apply(spec: &ProcessSpec) -> Result<(CString, Vec<String>), String> {
     let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
     std::env::set_current_dir(cwd).map_err(|e| format!("process.cwd {cwd}: {e}"))?;
     let exe = find_executable(spec)?;
-    Ok((exe, warnings))
+    Ok(Applied { exe, warnings, deferred })
 }
 
 fn set_user(spec: &ProcessSpec) -> Result<(), String> {

@@ -3,8 +3,9 @@
 //! exec'ing at once (exec).
 //!
 //! Child -> init status pipe (close-on-exec, so exec success reads as end of file), one
-//! line per item: `W<text>` warning, `R` prepared and waiting at the gate, `E<text>`
-//! error (the child then exits 127). init -> child gate pipe: one byte `G` = go.
+//! line per item: `W<text>` warning, `D<field>` a setting left to the host (see
+//! apply.rs), `R` prepared and waiting at the gate, `E<text>` error (the child then
+//! exits 127). init -> child gate pipe: one byte `G` = go.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -27,6 +28,7 @@ pub struct Spawned {
     /// The pty master, for the host (terminal processes only).
     pub master: Option<OwnedFd>,
     pub warnings: Vec<String>,
+    pub deferred: Vec<String>,
 }
 
 /// What the child needs besides the spec.
@@ -88,12 +90,13 @@ fn spawn_with(input: SpawnInput, targets: Vec<RawFd>, master: Option<OwnedFd>) -
             });
             let mut status = std::fs::File::from(status_r);
             match read_status(&mut status, input.gated) {
-                Ok(warnings) => Ok(Spawned {
+                Ok(Report { warnings, deferred }) => Ok(Spawned {
                     pid: child,
                     gate: gate_w,
                     status: input.gated.then(|| OwnedFd::from(status)),
                     master,
                     warnings,
+                    deferred,
                 }),
                 Err(e) => {
                     // It exits (127) by itself after an error; reaped by the main loop.
@@ -105,9 +108,16 @@ fn spawn_with(input: SpawnInput, targets: Vec<RawFd>, master: Option<OwnedFd>) -
     }
 }
 
+/// What the child reported besides success.
+#[derive(Default)]
+pub struct Report {
+    pub warnings: Vec<String>,
+    pub deferred: Vec<String>,
+}
+
 /// Read status lines: until `R` (when `until_ready`) or end of file (exec done).
-pub fn read_status(f: &mut std::fs::File, until_ready: bool) -> Result<Vec<String>, String> {
-    let mut warnings = Vec::new();
+pub fn read_status(f: &mut std::fs::File, until_ready: bool) -> Result<Report, String> {
+    let mut report = Report::default();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -115,15 +125,16 @@ pub fn read_status(f: &mut std::fs::File, until_ready: bool) -> Result<Vec<Strin
             let line: Vec<u8> = buf.drain(..=nl).collect();
             let text = String::from_utf8_lossy(&line[1..line.len() - 1]).into_owned();
             match line[0] {
-                b'W' => warnings.push(text),
+                b'W' => report.warnings.push(text),
+                b'D' => report.deferred.push(text),
                 b'E' => return Err(text),
-                b'R' if until_ready => return Ok(warnings),
+                b'R' if until_ready => return Ok(report),
                 _ => {}
             }
         }
         match f.read(&mut chunk) {
             Ok(0) => {
-                return if until_ready { Err("the process exited while being prepared".into()) } else { Ok(warnings) };
+                return if until_ready { Err("the process exited while being prepared".into()) } else { Ok(report) };
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -199,7 +210,7 @@ fn child_main(input: &SpawnInput, targets: &[RawFd], status_w: RawFd, gate_r: Op
         }
     }
 
-    let (exe, warnings) = match apply::apply(input.spec) {
+    let apply::Applied { exe, warnings, deferred } = match apply::apply(input.spec) {
         Ok(x) => x,
         Err(e) => return e,
     };
@@ -208,6 +219,9 @@ fn child_main(input: &SpawnInput, targets: &[RawFd], status_w: RawFd, gate_r: Op
     let mut report = String::new();
     for w in &warnings {
         report.push_str(&format!("W{}\n", w.replace('\n', " ")));
+    }
+    for d in &deferred {
+        report.push_str(&format!("D{d}\n"));
     }
     if let Some(g) = gate_r {
         report.push_str("R\n");

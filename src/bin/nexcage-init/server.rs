@@ -200,7 +200,12 @@ impl Server {
                         match child::spawn(input) {
                             Ok(s) => {
                                 let master: Vec<RawFd> = s.master.iter().map(|m| m.as_raw_fd()).collect();
-                                self.reply(id, &Reply::Ready { warnings: s.warnings }, &master, Some(s.pid.as_raw()));
+                                self.reply(
+                                    id,
+                                    &Reply::Ready { warnings: s.warnings, deferred: s.deferred },
+                                    &master,
+                                    Some(s.pid.as_raw()),
+                                );
                                 if gated {
                                     self.program =
                                         Some(Program { pid: s.pid, conn: id, gate: s.gate, status: s.status });

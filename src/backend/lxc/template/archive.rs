@@ -60,15 +60,7 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn new(total_bytes: u64, total_entries: u64) -> Progress {
-        Progress {
-            total_bytes,
-            total_entries,
-            bytes: 0,
-            entries: 0,
-            started: Instant::now(),
-            last: None,
-            shown: false,
-        }
+        Progress { total_bytes, total_entries, bytes: 0, entries: 0, started: Instant::now(), last: None, shown: false }
     }
 
     fn tick(&mut self, bytes: u64, entries: u64) {
@@ -87,9 +79,7 @@ impl Progress {
         self.last = Some(now);
         self.shown = true;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let pct = (self.bytes.min(self.total_bytes) * 100)
-            .checked_div(self.total_bytes)
-            .unwrap_or(100);
+        let pct = (self.bytes.min(self.total_bytes) * 100).checked_div(self.total_bytes).unwrap_or(100);
         let mut err = io::stderr().lock();
         let _ = write!(
             err,
@@ -120,24 +110,13 @@ impl Progress {
 
 /// Archives `root` into `out` (a fresh, empty file). Returns the digest and the file
 /// (flushed and fsync'd).
-pub(crate) fn build(
-    root: &Path,
-    out: File,
-    workers: u32,
-    progress: Option<Progress>,
-) -> Result<Built, TemplateError> {
+pub(crate) fn build(root: &Path, out: File, workers: u32, progress: Option<Progress>) -> Result<Built, TemplateError> {
     let out_err = |op: &'static str| {
-        move |e: io::Error| TemplateError::Io {
-            op,
-            path: Path::new("<template temp file>").to_path_buf(),
-            source: e,
-        }
+        move |e: io::Error| TemplateError::Io { op, path: Path::new("<template temp file>").to_path_buf(), source: e }
     };
-    let mut enc =
-        zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(out_err("init zstd"))?;
+    let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(out_err("init zstd"))?;
     if workers > 1 {
-        enc.multithread(workers)
-            .map_err(out_err("enable zstd workers"))?;
+        enc.multithread(workers).map_err(out_err("enable zstd workers"))?;
     }
     enc.include_checksum(true).map_err(out_err("init zstd"))?;
     let mut ar = Archiver {
@@ -154,22 +133,14 @@ pub(crate) fn build(
     ar.digest.update(DIGEST_TAG);
     let summary = walk::walk(root, &mut |e: &Entry<'_>| ar.entry(e))?;
     // End of archive: two zero blocks.
-    ar.w.write_all(&[0u8; 2 * BLOCK])
-        .map_err(out_err("write template"))?;
-    let enc =
-        ar.w.into_inner()
-            .map_err(|e| out_err("write template")(e.into_error()))?;
+    ar.w.write_all(&[0u8; 2 * BLOCK]).map_err(out_err("write template"))?;
+    let enc = ar.w.into_inner().map_err(|e| out_err("write template")(e.into_error()))?;
     let file = enc.finish().map_err(out_err("finish zstd stream"))?;
     file.sync_all().map_err(out_err("fsync template"))?;
     if let Some(p) = ar.progress.as_mut() {
         p.done();
     }
-    Ok(Built {
-        digest: ar.digest.finalize().into(),
-        walk: summary,
-        content_read: ar.content_read,
-        file,
-    })
+    Ok(Built { digest: ar.digest.finalize().into(), walk: summary, content_read: ar.content_read, file })
 }
 
 struct Archiver<'r, W: Write> {
@@ -188,11 +159,7 @@ struct Archiver<'r, W: Write> {
 /// Lists the xattrs of an entry, sorted by name: through the open descriptor when there is
 /// one (`flistxattr`), else through `/proc/self/fd/<parent>/<name>` with the
 /// non-following `llistxattr`, so a symlink's own xattrs are read, never its target's.
-fn read_xattrs(
-    fd: Option<RawFd>,
-    parent: Option<RawFd>,
-    name: &CStr,
-) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn read_xattrs(fd: Option<RawFd>, parent: Option<RawFd>, name: &CStr) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let target = match (fd, parent) {
         (Some(fd), _) => XattrTarget::Fd(fd),
         (None, Some(parent)) => {
@@ -207,12 +174,8 @@ fn read_xattrs(
     let n = loop {
         let n = match &target {
             // SAFETY: list is writable for list.len() bytes; names are NUL-terminated.
-            XattrTarget::Fd(fd) => unsafe {
-                libc::flistxattr(*fd, list.as_mut_ptr().cast(), list.len())
-            },
-            XattrTarget::Path(p) => unsafe {
-                libc::llistxattr(p.as_ptr(), list.as_mut_ptr().cast(), list.len())
-            },
+            XattrTarget::Fd(fd) => unsafe { libc::flistxattr(*fd, list.as_mut_ptr().cast(), list.len()) },
+            XattrTarget::Path(p) => unsafe { libc::llistxattr(p.as_ptr(), list.as_mut_ptr().cast(), list.len()) },
         };
         if n >= 0 {
             break n as usize;
@@ -234,12 +197,7 @@ fn read_xattrs(
                     libc::fgetxattr(*fd, ckey.as_ptr(), value.as_mut_ptr().cast(), value.len())
                 },
                 XattrTarget::Path(p) => unsafe {
-                    libc::lgetxattr(
-                        p.as_ptr(),
-                        ckey.as_ptr(),
-                        value.as_mut_ptr().cast(),
-                        value.len(),
-                    )
+                    libc::lgetxattr(p.as_ptr(), ckey.as_ptr(), value.as_mut_ptr().cast(), value.len())
                 },
             };
             if r >= 0 {
@@ -341,14 +299,9 @@ impl<W: Write> Archiver<'_, W> {
         let mut file: Option<File> = None;
         if st.kind == Kind::File && link_to.is_none() {
             let parent = e.parent.expect("regular file has a parent");
-            let fd = walk::open_at(
-                parent,
-                e.name,
-                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
-            )
-            .map_err(|err| io_err(self.root, rel, "open", err))?;
-            let now =
-                walk::fstat(fd.as_raw_fd()).map_err(|err| io_err(self.root, rel, "stat", err))?;
+            let fd = walk::open_at(parent, e.name, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)
+                .map_err(|err| io_err(self.root, rel, "open", err))?;
+            let now = walk::fstat(fd.as_raw_fd()).map_err(|err| io_err(self.root, rel, "stat", err))?;
             if now.ino != st.ino || now.dev != st.dev || now.kind != Kind::File {
                 return Err(TemplateError::Changed {
                     path: walk::host_path(self.root, rel),
@@ -361,15 +314,11 @@ impl<W: Write> Archiver<'_, W> {
         let xattrs = if link_to.is_some() {
             Vec::new() // a hardlink shares the xattrs of the first entry
         } else {
-            read_xattrs(xattr_fd, e.parent, e.name)
-                .map_err(|err| io_err(self.root, rel, "read xattrs of", err))?
+            read_xattrs(xattr_fd, e.parent, e.name).map_err(|err| io_err(self.root, rel, "read xattrs of", err))?
         };
         let target = if st.kind == Kind::Symlink && link_to.is_none() {
             let parent = e.parent.expect("symlink has a parent");
-            Some(
-                readlink_at(parent, e.name)
-                    .map_err(|err| io_err(self.root, rel, "readlink", err))?,
-            )
+            Some(readlink_at(parent, e.name).map_err(|err| io_err(self.root, rel, "readlink", err))?)
         } else {
             None
         };
@@ -383,27 +332,12 @@ impl<W: Write> Archiver<'_, W> {
         let name = std::mem::take(&mut self.name_buf);
 
         // Digest record.
-        let size = if st.kind == Kind::File && link_to.is_none() {
-            st.size
-        } else {
-            0
-        };
+        let size = if st.kind == Kind::File && link_to.is_none() { st.size } else { 0 };
         {
             let h = &mut self.digest;
-            h.update([if link_to.is_some() {
-                b'h'
-            } else {
-                st.kind.code()
-            }]);
+            h.update([if link_to.is_some() { b'h' } else { st.kind.code() }]);
             hash_bytes(h, rel);
-            for v in [
-                st.perm() as u64,
-                st.uid as u64,
-                st.gid as u64,
-                st.mtime as u64,
-                st.mtime_ns as u64,
-                size,
-            ] {
+            for v in [st.perm() as u64, st.uid as u64, st.gid as u64, st.mtime as u64, st.mtime_ns as u64, size] {
                 h.update(v.to_le_bytes());
             }
             if let Some(t) = link_to.as_deref().or(target.as_deref()) {
@@ -547,8 +481,7 @@ fn readlink_at(dirfd: RawFd, name: &CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 256];
     loop {
         // SAFETY: buf is writable for buf.len() bytes.
-        let n =
-            unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -573,10 +506,8 @@ mod tests {
         let mut v = Vec::new();
         let val = vec![b'x'; 95];
         pax_record(&mut v, b"path", &val);
-        let len: usize = std::str::from_utf8(&v[..v.iter().position(|&c| c == b' ').unwrap()])
-            .unwrap()
-            .parse()
-            .unwrap();
+        let len: usize =
+            std::str::from_utf8(&v[..v.iter().position(|&c| c == b' ').unwrap()]).unwrap().parse().unwrap();
         assert_eq!(len, v.len());
     }
 

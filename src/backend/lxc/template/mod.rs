@@ -87,11 +87,7 @@ pub enum TemplateError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
-    move |source| TemplateError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TemplateError::Io { op, path: path.to_path_buf(), source }
 }
 
 /// A template ready for `pct create`.
@@ -147,11 +143,7 @@ struct IndexEntry {
 /// are, as runc does) and checks that it is a directory. Symlinks on the way to the rootfs
 /// are allowed; symlinks *inside* the tree are never followed by the archiver.
 pub fn resolve_rootfs(bundle: &Path, root_path: &Path) -> Result<PathBuf, TemplateError> {
-    let p = if root_path.is_absolute() {
-        root_path.to_path_buf()
-    } else {
-        bundle.join(root_path)
-    };
+    let p = if root_path.is_absolute() { root_path.to_path_buf() } else { bundle.join(root_path) };
     let md = fs::metadata(&p).map_err(io_err("rootfs (root.path)", &p))?;
     if !md.is_dir() {
         return Err(TemplateError::NotADirectory(p));
@@ -170,10 +162,7 @@ pub struct TemplateCache {
 }
 
 fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -231,9 +220,7 @@ impl TemplateCache {
     /// Templates go to `dir`; the metadata index and lock files to `index_dir` (e.g.
     /// `/var/lib/nexcage/template-index`). Both are created on first use.
     pub fn new(dir: impl Into<PathBuf>, index_dir: impl Into<PathBuf>) -> TemplateCache {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1);
+        let workers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         TemplateCache {
             dir: dir.into(),
             index_dir: index_dir.into(),
@@ -282,11 +269,7 @@ impl TemplateCache {
         }
 
         // Build under a temp name.
-        let tmp = self.dir.join(format!(
-            "{TMP_PREFIX}{}-{:016x}{SUFFIX}",
-            std::process::id(),
-            rand_u64()
-        ));
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}-{:016x}{SUFFIX}", std::process::id(), rand_u64()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -294,18 +277,10 @@ impl TemplateCache {
             .open(&tmp)
             .map_err(io_err("create template temp file", &tmp))?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
-        let progress = self
-            .progress
-            .then(|| archive::Progress::new(pre.file_bytes, pre.entries));
+        let progress = self.progress.then(|| archive::Progress::new(pre.file_bytes, pre.entries));
         let built = archive::build(rootfs, file, self.workers, progress).map_err(|e| match e {
-            TemplateError::Io { op, path, source }
-                if path.as_os_str() == "<template temp file>" =>
-            {
-                TemplateError::Io {
-                    op,
-                    path: tmp.clone(),
-                    source,
-                }
+            TemplateError::Io { op, path, source } if path.as_os_str() == "<template temp file>" => {
+                TemplateError::Io { op, path: tmp.clone(), source }
             }
             e => e,
         })?;
@@ -322,11 +297,7 @@ impl TemplateCache {
             sync_dir(&self.dir)?;
         }
         drop(guard);
-        let bytes = if reused {
-            fs::metadata(&path).map(|m| m.len()).unwrap_or(bytes)
-        } else {
-            bytes
-        };
+        let bytes = if reused { fs::metadata(&path).map(|m| m.len()).unwrap_or(bytes) } else { bytes };
 
         // Record the fingerprint only if the tree did not change while we read it.
         if built.walk.fingerprint == pre.fingerprint {
@@ -340,14 +311,7 @@ impl TemplateCache {
             };
             self.write_index(&index_path, entry)?;
         }
-        Ok(Template {
-            file_name,
-            path,
-            digest,
-            reused,
-            bytes,
-            contents_read: built.content_read,
-        })
+        Ok(Template { file_name, path, digest, reused, bytes, contents_read: built.content_read })
     }
 
     fn lookup(&self, index_path: &Path, started: i128) -> Result<Option<Template>, TemplateError> {
@@ -360,15 +324,12 @@ impl TemplateCache {
         let Ok(entry) = serde_json::from_slice::<IndexEntry>(&data) else {
             return Ok(None);
         };
-        let racy =
-            entry.max_ctime_ns >= entry.walk_started_ns - self.racy_window.as_nanos() as i128;
+        let racy = entry.max_ctime_ns >= entry.walk_started_ns - self.racy_window.as_nanos() as i128;
         if racy && started >= entry.written_ns {
             return Ok(None);
         }
         if parse_template_name(&entry.file_name).is_none()
-            || !entry
-                .digest
-                .starts_with(&entry.file_name[PREFIX.len()..PREFIX.len() + NAME_DIGEST_LEN])
+            || !entry.digest.starts_with(&entry.file_name[PREFIX.len()..PREFIX.len() + NAME_DIGEST_LEN])
         {
             return Ok(None);
         }
@@ -394,8 +355,7 @@ impl TemplateCache {
         let guard = RemoveOnDrop(Some(tmp.clone()));
         let data = serde_json::to_vec(&entry).expect("index entry serialises");
         let mut f = File::create(&tmp).map_err(io_err("create template index", &tmp))?;
-        f.write_all(&data)
-            .map_err(io_err("write template index", &tmp))?;
+        f.write_all(&data).map_err(io_err("write template index", &tmp))?;
         drop(f);
         fs::rename(&tmp, index_path).map_err(io_err("rename template index", index_path))?;
         std::mem::forget(guard);
@@ -445,10 +405,7 @@ impl TemplateCache {
     /// The caller must make sure no create is between `ensure` and `pct create` for a
     /// template it does not list as in use (e.g. hold the host-wide create lock).
     pub fn prune(&self, in_use: &HashSet<String>) -> Result<Vec<String>, TemplateError> {
-        let used: HashSet<&str> = in_use
-            .iter()
-            .map(|s| s.rsplit('/').next().unwrap_or(s))
-            .collect();
+        let used: HashSet<&str> = in_use.iter().map(|s| s.rsplit('/').next().unwrap_or(s)).collect();
         let mut removed = Vec::new();
         for t in self.list()? {
             if used.contains(t.file_name.as_str()) {
@@ -468,7 +425,7 @@ impl TemplateCache {
                     let stale = fs::read(&p)
                         .ok()
                         .and_then(|d| serde_json::from_slice::<IndexEntry>(&d).ok())
-                        .map_or(true, |e| !self.dir.join(&e.file_name).exists());
+                        .is_none_or(|e| !self.dir.join(&e.file_name).exists());
                     if stale {
                         let _ = fs::remove_file(&p);
                     }
@@ -498,9 +455,7 @@ impl TemplateCache {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), TemplateError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err("fsync template directory", dir))
+    File::open(dir).and_then(|f| f.sync_all()).map_err(io_err("fsync template directory", dir))
 }
 
 fn rand_u64() -> u64 {

@@ -23,15 +23,7 @@ fn cpath(p: &Path) -> CString {
 fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let n = CString::new(name).unwrap();
     // SAFETY: valid C strings and value buffer.
-    let r = unsafe {
-        libc::lsetxattr(
-            cpath(p).as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
+    let r = unsafe { libc::lsetxattr(cpath(p).as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     if r == 0 {
         Ok(())
     } else {
@@ -47,10 +39,7 @@ fn get_xattrs(p: &Path) -> BTreeMap<String, Vec<u8>> {
     if n <= 0 {
         return out;
     }
-    for k in buf[..n as usize]
-        .split(|&c| c == 0)
-        .filter(|k| !k.is_empty())
-    {
+    for k in buf[..n as usize].split(|&c| c == 0).filter(|k| !k.is_empty()) {
         let name = String::from_utf8_lossy(k).into_owned();
         if !name.starts_with("user.") {
             continue; // security.* / system.* depend on the host (selinux, acls)
@@ -58,14 +47,7 @@ fn get_xattrs(p: &Path) -> BTreeMap<String, Vec<u8>> {
         let ck = CString::new(k).unwrap();
         let mut v = vec![0u8; 4096];
         // SAFETY: as above.
-        let m = unsafe {
-            libc::lgetxattr(
-                cpath(p).as_ptr(),
-                ck.as_ptr(),
-                v.as_mut_ptr().cast(),
-                v.len(),
-            )
-        };
+        let m = unsafe { libc::lgetxattr(cpath(p).as_ptr(), ck.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
         assert!(m >= 0);
         v.truncate(m as usize);
         out.insert(name, v);
@@ -74,25 +56,9 @@ fn get_xattrs(p: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn set_mtime(p: &Path, secs: i64, nsec: i64) {
-    let ts = [
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nsec,
-        },
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nsec,
-        },
-    ];
+    let ts = [libc::timespec { tv_sec: secs, tv_nsec: nsec }, libc::timespec { tv_sec: secs, tv_nsec: nsec }];
     // SAFETY: valid path and two timespecs.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            cpath(p).as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, cpath(p).as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
     assert_eq!(r, 0, "utimensat {}", p.display());
 }
 
@@ -106,10 +72,7 @@ fn xattrs_supported(dir: &Path) -> bool {
     let ok = set_xattr(&probe, "user.probe", b"1").is_ok();
     fs::remove_file(&probe).unwrap();
     if !ok {
-        eprintln!(
-            "note: {} does not support user xattrs; xattr checks skipped",
-            dir.display()
-        );
+        eprintln!("note: {} does not support user xattrs; xattr checks skipped", dir.display());
     }
     ok
 }
@@ -122,15 +85,9 @@ fn make_tree(root: &Path) -> bool {
     fs::write(root.join("etc/shadow"), b"root:*:1::::::\n").unwrap();
     fs::set_permissions(root.join("etc/shadow"), fs::Permissions::from_mode(0o640)).unwrap();
     lchown(&root.join("etc/shadow"), 0, 42);
-    let big: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
-        .collect();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect();
     fs::write(root.join("usr/bin/busybox"), &big).unwrap();
-    fs::set_permissions(
-        root.join("usr/bin/busybox"),
-        fs::Permissions::from_mode(0o4755),
-    )
-    .unwrap();
+    fs::set_permissions(root.join("usr/bin/busybox"), fs::Permissions::from_mode(0o4755)).unwrap();
     fs::hard_link(root.join("usr/bin/busybox"), root.join("usr/bin/sh")).unwrap();
     symlink("busybox", root.join("usr/bin/ls")).unwrap();
     symlink("../../etc/passwd", root.join("etc/escape")).unwrap();
@@ -147,18 +104,10 @@ fn make_tree(root: &Path) -> bool {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     let dev = cpath(&root.join("null"));
     // SAFETY: valid path.
-    assert_eq!(
-        unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) },
-        0
-    );
+    assert_eq!(unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) }, 0);
     let xattrs = xattrs_supported(root);
     if xattrs {
-        set_xattr(
-            &root.join("etc/hostname"),
-            "user.note",
-            b"hello\0binary\xff",
-        )
-        .unwrap();
+        set_xattr(&root.join("etc/hostname"), "user.note", b"hello\0binary\xff").unwrap();
         set_xattr(&root.join("etc/sub"), "user.dir", b"d").unwrap();
     }
     set_mtime(&root.join("etc/hostname"), 1_600_000_000, 123_456_789);
@@ -182,12 +131,7 @@ struct Facts {
 
 /// Every entry of a tree by relative path (without following symlinks).
 fn manifest(root: &Path) -> BTreeMap<PathBuf, Facts> {
-    fn rec(
-        root: &Path,
-        rel: &Path,
-        out: &mut BTreeMap<PathBuf, Facts>,
-        inodes: &mut HashMap<u64, PathBuf>,
-    ) {
+    fn rec(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Facts>, inodes: &mut HashMap<u64, PathBuf>) {
         let p = root.join(rel);
         let md = fs::symlink_metadata(&p).unwrap();
         let ft = md.file_type();
@@ -227,10 +171,7 @@ fn manifest(root: &Path) -> BTreeMap<PathBuf, Facts> {
             },
         );
         if ft.is_dir() {
-            let mut names: Vec<_> = fs::read_dir(&p)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
+            let mut names: Vec<_> = fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name()).collect();
             names.sort();
             for n in names {
                 rec(root, &rel.join(n), out, inodes);
@@ -263,12 +204,7 @@ fn fixture() -> Fixture {
     let root = base.join("bundle/rootfs");
     fs::create_dir_all(&root).unwrap();
     let cache = TemplateCache::new(base.join("cache"), base.join("index")).with_progress(false);
-    Fixture {
-        _tmp: tmp,
-        root,
-        cache,
-        base,
-    }
+    Fixture { _tmp: tmp, root, cache, base }
 }
 
 fn digest_of(root: &Path) -> String {
@@ -304,16 +240,8 @@ fn archive_extracts_identically_with_gnu_tar() {
     assert!(leftovers(f.cache.dir()).is_empty());
 
     // Entry names are ./relative, root first, as in Proxmox templates.
-    let list = Command::new("tar")
-        .args(["--zstd", "-tf"])
-        .arg(&t.path)
-        .output()
-        .unwrap();
-    assert!(
-        list.status.success(),
-        "{}",
-        String::from_utf8_lossy(&list.stderr)
-    );
+    let list = Command::new("tar").args(["--zstd", "-tf"]).arg(&t.path).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     let names = String::from_utf8(list.stdout).unwrap();
     assert_eq!(names.lines().next(), Some("./"));
     assert!(names.lines().all(|l| l.starts_with("./")), "{names}");
@@ -333,25 +261,17 @@ fn archive_extracts_identically_with_gnu_tar() {
     let got = manifest(&out);
     assert_eq!(want.len(), got.len());
     for (path, w) in &want {
-        let g = got
-            .get(path)
-            .unwrap_or_else(|| panic!("{} missing after extraction", path.display()));
+        let g = got.get(path).unwrap_or_else(|| panic!("{} missing after extraction", path.display()));
         assert_eq!(w, g, "{}", path.display());
     }
     // The escaping symlink stayed a link; nothing of the host's /etc/passwd was archived.
-    assert_eq!(
-        fs::read_link(out.join("etc/escape")).unwrap(),
-        Path::new("../../etc/passwd")
-    );
+    assert_eq!(fs::read_link(out.join("etc/escape")).unwrap(), Path::new("../../etc/passwd"));
     assert_eq!(
         fs::metadata(out.join("usr/bin/sh")).unwrap().ino(),
         fs::metadata(out.join("usr/bin/busybox")).unwrap().ino()
     );
     if xattrs {
-        assert_eq!(
-            get_xattrs(&out.join("etc/hostname"))["user.note"],
-            b"hello\0binary\xff"
-        );
+        assert_eq!(get_xattrs(&out.join("etc/hostname"))["user.note"], b"hello\0binary\xff");
     }
 }
 
@@ -411,10 +331,7 @@ fn cache_hit_reads_no_contents_and_ctime_catches_hidden_edits() {
     assert!(!first.reused);
     assert_eq!(first.contents_read, 100_004);
     let racy = f.cache.ensure(&f.root).unwrap();
-    assert!(
-        racy.contents_read > 0,
-        "a racily-clean tree must be re-read"
-    );
+    assert!(racy.contents_read > 0, "a racily-clean tree must be re-read");
     assert_eq!(racy.file_name, first.file_name);
 
     // Once the tree is older than the window, a repeat create reads nothing.
@@ -424,10 +341,7 @@ fn cache_hit_reads_no_contents_and_ctime_catches_hidden_edits() {
     assert_eq!(built.file_name, first.file_name);
     let hit = cache.ensure(&f.root).unwrap();
     assert!(hit.reused);
-    assert_eq!(
-        hit.contents_read, 0,
-        "cache hit must not read file contents"
-    );
+    assert_eq!(hit.contents_read, 0, "cache hit must not read file contents");
     assert_eq!(hit.file_name, first.file_name);
     assert_eq!(hit.digest, first.digest);
 
@@ -458,9 +372,7 @@ fn concurrent_creates_of_a_new_rootfs_build_once() {
     for i in 0..40 {
         let d = f.root.join(format!("d{}", i % 4));
         fs::create_dir_all(&d).unwrap();
-        let v: Vec<u8> = (0..500_000u32)
-            .map(|x| (x.wrapping_mul(2654435761) >> 13) as u8 ^ i as u8)
-            .collect();
+        let v: Vec<u8> = (0..500_000u32).map(|x| (x.wrapping_mul(2654435761) >> 13) as u8 ^ i as u8).collect();
         fs::write(d.join(format!("f{i}")), v).unwrap();
     }
     let barrier = Arc::new(Barrier::new(2));
@@ -486,11 +398,8 @@ fn concurrent_creates_of_a_new_rootfs_build_once() {
 
 /// Mounts a tmpfs of `size` on `dir`; None (with a printed reason) when not permitted.
 fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .status()
-        .ok()?;
+    let st =
+        Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status().ok()?;
     if !st.success() {
         eprintln!("skipped: cannot mount tmpfs on {}", dir.display());
         return None;
@@ -511,10 +420,7 @@ fn failure_mid_archive_leaves_no_temp_file() {
     let f = fixture();
     // Output side: the cache directory fills up half-way (ENOSPC).
     let mut v = vec![0u8; 4_000_000];
-    File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut v)
-        .unwrap();
+    File::open("/dev/urandom").unwrap().read_exact(&mut v).unwrap();
     fs::write(f.root.join("random"), v).unwrap();
     let cache_dir = f.cache.dir().to_path_buf();
     fs::create_dir_all(&cache_dir).unwrap();
@@ -526,10 +432,7 @@ fn failure_mid_archive_leaves_no_temp_file() {
     let listed = f.cache.list().unwrap();
     umount(&cache_dir);
     let err = err.expect_err("a full template directory must fail the build");
-    assert!(
-        err.to_string().contains(".nexcage-tmp-"),
-        "error names the temp file: {err}"
-    );
+    assert!(err.to_string().contains(".nexcage-tmp-"), "error names the temp file: {err}");
     assert!(left.is_empty(), "temp files left: {left:?}");
     assert!(listed.is_empty());
 
@@ -540,12 +443,7 @@ fn failure_mid_archive_leaves_no_temp_file() {
         return;
     }
     fs::write(f.root.join("zz-short"), b"").unwrap();
-    let st = Command::new("mount")
-        .arg("--bind")
-        .arg(src)
-        .arg(f.root.join("zz-short"))
-        .status()
-        .unwrap();
+    let st = Command::new("mount").arg("--bind").arg(src).arg(f.root.join("zz-short")).status().unwrap();
     if !st.success() {
         eprintln!("skipped input-side check: bind mount refused");
         return;
@@ -564,10 +462,7 @@ fn rootfs_resolution_and_errors() {
     let f = fixture();
     let bundle = f.root.parent().unwrap();
     assert_eq!(resolve_rootfs(bundle, Path::new("rootfs")).unwrap(), f.root);
-    assert_eq!(
-        resolve_rootfs(Path::new("/nonexistent"), &f.root).unwrap(),
-        f.root
-    );
+    assert_eq!(resolve_rootfs(Path::new("/nonexistent"), &f.root).unwrap(), f.root);
     fs::write(bundle.join("file"), b"").unwrap();
     let e = resolve_rootfs(bundle, Path::new("file")).unwrap_err();
     assert!(matches!(e, TemplateError::NotADirectory(_)), "{e}");
@@ -579,10 +474,7 @@ fn rootfs_resolution_and_errors() {
     // The rootfs itself may be reached through a symlink (root.path anywhere, as in runc).
     fs::write(f.root.join("x"), b"1").unwrap();
     symlink(&f.root, bundle.join("link")).unwrap();
-    let via_link = f
-        .cache
-        .ensure(&resolve_rootfs(bundle, Path::new("link")).unwrap())
-        .unwrap();
+    let via_link = f.cache.ensure(&resolve_rootfs(bundle, Path::new("link")).unwrap()).unwrap();
     assert_eq!(via_link.digest, f.cache.ensure(&f.root).unwrap().digest);
 }
 
@@ -595,11 +487,7 @@ fn symlinked_directory_inside_the_tree_is_not_followed() {
     symlink(&outside, f.root.join("dir-link")).unwrap();
     let t = f.cache.ensure(&f.root).unwrap();
     assert_eq!(t.contents_read, 0);
-    let list = Command::new("tar")
-        .args(["--zstd", "-tvf"])
-        .arg(&t.path)
-        .output()
-        .unwrap();
+    let list = Command::new("tar").args(["--zstd", "-tvf"]).arg(&t.path).output().unwrap();
     let s = String::from_utf8(list.stdout).unwrap();
     assert!(s.contains("./dir-link -> "), "{s}");
     assert!(!s.contains("secret"), "{s}");
@@ -617,10 +505,7 @@ fn list_and_prune() {
     assert_ne!(ta.file_name, tb.file_name);
     // Foreign files and a stale temp file of a dead build.
     fs::write(f.cache.dir().join("debian-12-standard.tar.zst"), b"").unwrap();
-    let stale = f
-        .cache
-        .dir()
-        .join(format!("{TMP_PREFIX}999999999-0000000000000000{SUFFIX}"));
+    let stale = f.cache.dir().join(format!("{TMP_PREFIX}999999999-0000000000000000{SUFFIX}"));
     fs::write(&stale, b"half").unwrap();
 
     let list = f.cache.list().unwrap();
@@ -629,13 +514,7 @@ fn list_and_prune() {
     want.sort();
     assert_eq!(names, want);
     assert_eq!(list[0].bytes, fs::metadata(&list[0].path).unwrap().len());
-    assert_eq!(
-        list.iter()
-            .find(|t| t.file_name == ta.file_name)
-            .unwrap()
-            .digest,
-        ta.digest[..32]
-    );
+    assert_eq!(list.iter().find(|t| t.file_name == ta.file_name).unwrap().digest, ta.digest[..32]);
 
     let in_use = HashSet::from([ta.volid("local")]);
     assert_eq!(ta.volid("local"), format!("local:vztmpl/{}", ta.file_name));
@@ -647,22 +526,10 @@ fn list_and_prune() {
     assert!(f.cache.dir().join("debian-12-standard.tar.zst").exists());
     let index_records = fs::read_dir(f.base.join("index"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
         .count();
-    assert_eq!(
-        index_records, 1,
-        "the pruned template's index record is gone"
-    );
-    assert_eq!(
-        f.cache.prune(&HashSet::new()).unwrap(),
-        vec![ta.file_name.clone()]
-    );
+    assert_eq!(index_records, 1, "the pruned template's index record is gone");
+    assert_eq!(f.cache.prune(&HashSet::new()).unwrap(), vec![ta.file_name.clone()]);
     assert!(f.cache.list().unwrap().is_empty());
 }
 

@@ -146,17 +146,8 @@ pub(crate) fn host_path(root: &Path, rel: &[u8]) -> PathBuf {
     }
 }
 
-pub(crate) fn io_err(
-    root: &Path,
-    rel: &[u8],
-    op: &'static str,
-    source: io::Error,
-) -> TemplateError {
-    TemplateError::Io {
-        op,
-        path: host_path(root, rel),
-        source,
-    }
+pub(crate) fn io_err(root: &Path, rel: &[u8], op: &'static str, source: io::Error) -> TemplateError {
+    TemplateError::Io { op, path: host_path(root, rel), source }
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -171,14 +162,7 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 pub(crate) fn lstat_at(dirfd: RawFd, name: &CStr) -> io::Result<Stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: valid NUL-terminated name and a writable stat buffer.
-    cvt(unsafe {
-        libc::fstatat(
-            dirfd,
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    cvt(unsafe { libc::fstatat(dirfd, name.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
     // SAFETY: fstatat succeeded and filled the buffer.
     Ok(Stat::from_libc(unsafe { &st.assume_init() }))
 }
@@ -195,13 +179,7 @@ pub(crate) fn fstat(fd: RawFd) -> io::Result<Stat> {
 /// `openat(dirfd, name, flags|O_CLOEXEC|O_NOFOLLOW)`.
 pub(crate) fn open_at(dirfd: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: valid NUL-terminated name; the returned descriptor is owned by us.
-    let fd = cvt(unsafe {
-        libc::openat(
-            dirfd,
-            name.as_ptr(),
-            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        )
-    })?;
+    let fd = cvt(unsafe { libc::openat(dirfd, name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) })?;
     // SAFETY: fd is a fresh descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -218,14 +196,7 @@ fn read_names(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<Vec<(CString, u8)>>
     let mut names = Vec::new();
     loop {
         // SAFETY: buf is writable for buf.len() bytes; fd is an open directory.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                fd.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -242,16 +213,10 @@ fn read_names(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<Vec<(CString, u8)>>
             let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
             let d_type = rec[18];
             let name_bytes = &rec[NAME_OFF..reclen];
-            let len = name_bytes
-                .iter()
-                .position(|&c| c == 0)
-                .unwrap_or(name_bytes.len());
+            let len = name_bytes.iter().position(|&c| c == 0).unwrap_or(name_bytes.len());
             let name = &name_bytes[..len];
             if name != b"." && name != b".." {
-                names.push((
-                    CString::new(name).expect("NUL-free by construction"),
-                    d_type,
-                ));
+                names.push((CString::new(name).expect("NUL-free by construction"), d_type));
             }
             off += reclen;
         }
@@ -292,22 +257,13 @@ pub(crate) fn open_root(root: &Path) -> Result<(OwnedFd, Stat), TemplateError> {
         source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
     })?;
     // SAFETY: valid path; we own the returned descriptor.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY,
-        )
-    };
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY) };
     if fd < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ENOTDIR) {
             return Err(TemplateError::NotADirectory(root.to_path_buf()));
         }
-        return Err(TemplateError::Io {
-            op: "open rootfs",
-            path: root.to_path_buf(),
-            source: e,
-        });
+        return Err(TemplateError::Io { op: "open rootfs", path: root.to_path_buf(), source: e });
     }
     // SAFETY: fresh descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -331,13 +287,7 @@ pub(crate) fn walk(root: &Path, visit: &mut Visitor<'_>) -> Result<WalkSummary, 
     w.hasher.update(FINGERPRINT_TAG);
     w.account(&st);
     let dot = c".";
-    visit(&Entry {
-        path: b".",
-        parent: None,
-        name: dot,
-        dir_fd: Some(fd.as_raw_fd()),
-        st: &st,
-    })?;
+    visit(&Entry { path: b".", parent: None, name: dot, dir_fd: Some(fd.as_raw_fd()), st: &st })?;
     w.dir(&fd, visit)?;
     Ok(WalkSummary {
         fingerprint: w.hasher.finalize().into(),
@@ -384,13 +334,7 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn entry(
-        &mut self,
-        dirfd: RawFd,
-        name: &CStr,
-        d_type: u8,
-        visit: &mut Visitor<'_>,
-    ) -> Result<(), TemplateError> {
+    fn entry(&mut self, dirfd: RawFd, name: &CStr, d_type: u8, visit: &mut Visitor<'_>) -> Result<(), TemplateError> {
         // Directories (by d_type) are opened directly (O_NOFOLLOW|O_DIRECTORY: a symlink or
         // anything else swapped in makes the open fail) and fstat'ed: one stat per directory.
         let st = if d_type == libc::DT_DIR {
@@ -398,31 +342,18 @@ impl Walker<'_> {
         } else {
             Some(lstat_at(dirfd, name).map_err(|e| io_err(self.root, &self.path, "lstat", e))?)
         };
-        if st.as_ref().map_or(true, |st| st.kind == Kind::Dir) {
+        if st.as_ref().is_none_or(|st| st.kind == Kind::Dir) {
             let child = open_at(dirfd, name, libc::O_RDONLY | libc::O_DIRECTORY)
                 .map_err(|e| io_err(self.root, &self.path, "open directory", e))?;
             // Use the facts of what we actually opened (it may have been swapped).
-            let st =
-                fstat(child.as_raw_fd()).map_err(|e| io_err(self.root, &self.path, "stat", e))?;
+            let st = fstat(child.as_raw_fd()).map_err(|e| io_err(self.root, &self.path, "stat", e))?;
             self.account(&st);
-            visit(&Entry {
-                path: &self.path,
-                parent: Some(dirfd),
-                name,
-                dir_fd: Some(child.as_raw_fd()),
-                st: &st,
-            })?;
+            visit(&Entry { path: &self.path, parent: Some(dirfd), name, dir_fd: Some(child.as_raw_fd()), st: &st })?;
             self.dir(&child, visit)
         } else {
             let st = st.expect("non-directory was stat'ed");
             self.account(&st);
-            visit(&Entry {
-                path: &self.path,
-                parent: Some(dirfd),
-                name,
-                dir_fd: None,
-                st: &st,
-            })
+            visit(&Entry { path: &self.path, parent: Some(dirfd), name, dir_fd: None, st: &st })
         }
     }
 }
