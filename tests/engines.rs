@@ -9,8 +9,8 @@
 //! also when a test panics. Images are built offline by `hack/engine-images`. Every engine
 //! command has a time limit.
 //!
-//! Backend columns: crun and runc. The proxmox-lxc column (`lxc`, through the pct emulator)
-//! is wired but off by default; `NEXCAGE_ENGINE_BACKENDS=crun,runc,lxc` turns it on.
+//! Backend columns: crun, runc and lxc (proxmox-lxc through the pct emulator, privileged,
+//! see `nexcage_config`); `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
 
 mod common;
 
