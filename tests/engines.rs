@@ -9,8 +9,8 @@
 //! also when a test panics. Images are built offline by `hack/engine-images`. Every engine
 //! command has a time limit.
 //!
-//! Backend columns: crun and runc. The proxmox-lxc column (`lxc`, through the pct emulator)
-//! is wired but off by default; `NEXCAGE_ENGINE_BACKENDS=crun,runc,lxc` turns it on.
+//! Backend columns: crun, runc and lxc (proxmox-lxc through the pct emulator, privileged,
+//! see `nexcage_config`); `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
 
 mod common;
 
@@ -34,18 +34,49 @@ const WAIT: Duration = Duration::from_secs(30);
 /// nexcage's state root when Podman calls it: Podman passes no `--root`.
 const PODMAN_NEXCAGE_ROOT: &str = "/run/nexcage";
 
-/// The backend columns. `lxc` is the proxmox-lxc backend (pct emulator); it joins the
-/// default list once `nexcage create` works on it.
+/// The backend columns: crun, runc and `lxc`, the proxmox-lxc backend through the pct
+/// emulator (hack/pct). `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
 fn backends() -> Vec<String> {
     match std::env::var("NEXCAGE_ENGINE_BACKENDS") {
         Ok(list) if !list.trim().is_empty() => list.split(',').map(|s| s.trim().to_string()).collect(),
-        _ => vec!["crun".into(), "runc".into()],
+        _ => vec!["crun".into(), "runc".into(), "lxc".into()],
     }
+}
+
+/// The static nexcage-init (hack/build-init), built once per test process, and the pct
+/// emulator's start daemon running before any engine (a child subreaper) calls `pct
+/// start`: a daemon started lazily there would be adopted by conmon or the shim.
+fn lxc_init() -> &'static Path {
+    static INIT: OnceLock<PathBuf> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let out = Command::new(repo().join("hack/build-init")).output().expect("hack/build-init");
+        assert!(out.status.success(), "hack/build-init: {}", text(&out.stderr));
+        let st = Command::new(repo().join("hack/pct")).arg("--emulator-daemon").status().expect("hack/pct");
+        assert!(st.success(), "pct emulator daemon");
+        PathBuf::from(text(&out.stdout).trim())
+    })
+}
+
+/// A VMID range of its own for every engine world of this process (LXC's cgroups are
+/// named after the VMID, whatever the emulator root): 20 VMIDs each, from 20000 on,
+/// offset by the process id so that two suites running at once rarely meet.
+fn vmid_range() -> [u32; 2] {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
+    let first = 20000 + (std::process::id() % 1000) * 1000 + n * 20;
+    [first, first + 19]
 }
 
 /// nexcage's configuration for engine tests: default crun; one rule per backend on the
 /// container id (`<backend>-by-name-*`, the name given to `ctr run`) and one on a plain
 /// annotation (`org.example.engine=<backend>`, which Podman can set).
+///
+/// The lxc backend (docs/engines.md, "proxmox-lxc under an engine"): the pct emulator
+/// with a private PVE root; privileged containers (an unprivileged container's root,
+/// uid 100000, cannot reach the engines' private storage below a 0700 temp dir); the
+/// engine's own directory (`dir`: Podman's storage and run dirs, containerd's root and
+/// state) allowed as bind-mount source, since the bundles bind /etc/hosts, /dev/shm, ...
+/// from there; no network (Podman runs with `netns = "none"`).
 fn nexcage_config(dir: &Path) -> serde_json::Value {
     let names = ["crun", "runc", "lxc"];
     let mut routes = Vec::new();
@@ -55,14 +86,20 @@ fn nexcage_config(dir: &Path) -> serde_json::Value {
         routes.push(serde_json::json!({
             "name": format!("org.example.engine={b}"), "annotation": { "org.example.engine": b }, "backend": b }));
     }
+    let mut lxc = serde_json::json!({
+        "kind": "proxmox-lxc", "pct": repo().join("hack/pct"), "pve_root": dir.join("pve"),
+        "network": null, "unprivileged": false, "vmid_range": vmid_range(),
+        "allowed_host_mounts": [dir],
+    });
+    if backends().iter().any(|b| b == "lxc") {
+        lxc["init"] = lxc_init().display().to_string().into();
+    }
     serde_json::json!({
         "default_backend": "crun",
         "backends": {
             "crun": { "kind": "oci", "path": "crun" },
             "runc": { "kind": "oci", "path": "runc" },
-            // proxmox-lxc through the pct emulator, with a private PVE root.
-            "lxc": { "kind": "proxmox-lxc", "pct": repo().join("hack/pct"), "pve_root": dir.join("pve"),
-                     "network": null }
+            "lxc": lxc,
         },
         "routes": routes,
     })
@@ -365,6 +402,10 @@ nexcage = [{nexcage:?}]
         c.env("CONTAINERS_CONF", d.join("containers.conf"))
             .env_remove("CONTAINERS_STORAGE_CONF")
             .env_remove("NEXCAGE_CONFIG")
+            // Podman runs `kill`, `delete` (and `start`) itself, with its own environment:
+            // nexcage then calls pct (the emulator) for `delete`, which needs its root.
+            // Podman's environment, not conmon's: the config is found through the record.
+            .env("PCT_EMULATOR_ROOT", d.join("pve"))
             .arg("--root")
             .arg(d.join("storage"))
             .arg("--runroot")
@@ -538,6 +579,18 @@ fn podman_exec_status_env_and_tty() {
     }
 }
 
+/// The terminal of `run -it`: the first pty of the container's devpts with crun and
+/// runc. On proxmox-lxc, LXC allocates the container's /dev/console (pts 0) and Proxmox's
+/// default two ttys (`tty: 2`, pts 1 and 2) in that devpts before the program runs, so
+/// the program's terminal is pts 3 (docs/engines.md, "proxmox-lxc under an engine").
+fn first_pty(backend: &str) -> &'static str {
+    if backend == "lxc" {
+        "/dev/pts/3"
+    } else {
+        "/dev/pts/0"
+    }
+}
+
 #[test]
 fn podman_run_interactive_through_a_pty() {
     let p = Podman::new();
@@ -548,7 +601,7 @@ fn podman_run_interactive_through_a_pty() {
         // The typed line does not contain the answer; only the shell's output does.
         s.send("echo \"answer=$((6*7))\"; tty\n");
         s.expect("answer=42");
-        s.expect("/dev/pts/0");
+        s.expect(&format!("{}\r\n", first_pty(&backend)));
         s.send("exit 7\n");
         let (code, seen) = s.finish();
         assert_eq!(code, 7, "{backend}: terminal:\n{seen}");
@@ -597,10 +650,45 @@ fn podman_shows_nexcage_create_errors() {
         let r = p.run(&["run", "--rm", "--annotation", &ann, IMAGE, "/no/such/program"]).code_is(127);
         assert!(r.stderr.contains("/no/such/program"), "{backend}: {}", r.show());
     }
+    // proxmox-lxc refuses what it cannot map, naming the field: a bind mount of a host
+    // directory outside `allowed_host_mounts`. Podman shows nexcage's message (both ways
+    // of naming the runtime), and no Proxmox container is left.
+    if backends().iter().any(|b| b == "lxc") {
+        for via in [Via::Conf, Via::Path] {
+            let r = p.run_via(
+                via,
+                &["run", "--rm", "--annotation", "nexcage.backend=lxc", "-v", "/etc:/host-etc:ro", IMAGE, "true"],
+            );
+            assert!(r.code != 0, "{via:?}: {}", r.show());
+            assert_refused_mount(&r);
+        }
+        assert_no_pve_containers(p.dir.path());
+    }
     // The same through `podman start` of a created container.
     p.run(&["create", "--name", "bad", "--annotation", "nexcage.backend=nope", IMAGE, "true"]).ok();
     let r = p.run(&["start", "bad"]);
     assert!(r.code != 0 && r.stderr.contains(r#"unknown backend "nope""#), "{}", r.show());
+}
+
+/// nexcage's proxmox-lxc message for a bind mount of /etc (not in `allowed_host_mounts`),
+/// as an engine shows it.
+#[track_caller]
+fn assert_refused_mount(r: &Ran) {
+    let msg = "host path /etc (resolved: /etc) is not allowed";
+    assert!(
+        r.stderr.contains(msg) && r.stderr.contains("allowed_host_mounts"),
+        "nexcage's message missing: {}",
+        r.show()
+    );
+}
+
+/// No Proxmox container is left in the world's emulator root (failed creates clean up).
+#[track_caller]
+fn assert_no_pve_containers(dir: &Path) {
+    let confs: Vec<_> = std::fs::read_dir(dir.join("pve/etc/pve/lxc"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(confs.is_empty(), "PVE configs left: {confs:?}");
 }
 
 // ---- containerd ---------------------------------------------------------------------
@@ -834,6 +922,15 @@ fn ctr_shows_nexcage_create_errors() {
         let ann = format!("nexcage.backend={backend}");
         let r = c.ctr_run(&["--rm", "--annotation", &ann], &format!("noprog-{backend}"), &["/no/such/program"]);
         assert!(r.code != 0 && r.stderr.contains("/no/such/program"), "{backend}: {}", r.show());
+    }
+    // proxmox-lxc's refusal of a host bind mount, in ctr's error output; nothing left.
+    if backends().iter().any(|b| b == "lxc") {
+        let mount = "type=bind,src=/etc,dst=/host-etc,options=rbind:ro";
+        let r = c.ctr_run(&["--rm", "--annotation", "nexcage.backend=lxc", "--mount", mount], "badmount", &["true"]);
+        assert!(r.code != 0, "{}", r.show());
+        assert_refused_mount(&r);
+        assert_eq!(recorded_backend(&c.nexcage_root(), "badmount"), None);
+        assert_no_pve_containers(c.dir.path());
     }
 }
 

@@ -243,11 +243,23 @@ fn home_of(uid: u32) -> Option<String> {
 }
 
 /// args[0] as execve wants it: a path as given, or looked up in the process's PATH.
+/// Checked before the gate, as runc does (Go's `exec.LookPath`), so a missing or
+/// non-executable program fails `create` with runc's message, which engines recognise
+/// (Podman answers 127 for "no such file or directory", 126 for "permission denied").
 fn find_executable(spec: &ProcessSpec) -> Result<CString, String> {
     let arg0 = spec.args.first().ok_or("process.args is empty")?;
     let cstr = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| "NUL in path".to_string());
     if arg0.contains('/') {
-        return cstr(std::path::Path::new(arg0));
+        let c = cstr(std::path::Path::new(arg0))?;
+        let meta = std::fs::metadata(arg0).map_err(|e| format!("exec: {arg0:?}: stat {arg0}: {}", go_errno(&e)))?;
+        if meta.is_dir() {
+            return Err(format!("exec: {arg0:?}: is a directory"));
+        }
+        // SAFETY: valid C string.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+            return Err(format!("exec: {arg0:?}: permission denied"));
+        }
+        return Ok(c);
     }
     let path = spec.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
     for dir in path.split(':') {
@@ -261,4 +273,17 @@ fn find_executable(spec: &ProcessSpec) -> Result<CString, String> {
         }
     }
     Err(format!("exec: {arg0:?}: executable file not found in $PATH"))
+}
+
+/// An OS error as Go prints it (lower case, no "(os error N)").
+fn go_errno(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            // SAFETY: strerror returns a static, NUL-terminated string.
+            let s = unsafe { std::ffi::CStr::from_ptr(libc::strerror(n)) }.to_string_lossy().into_owned();
+            let mut c = s.chars();
+            c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or(s)
+        }
+        None => e.to_string(),
+    }
 }
