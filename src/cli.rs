@@ -250,6 +250,9 @@ pub struct SuperviseArgs {
     /// container whose record was lost).
     #[arg(long)]
     pub run_dir: Option<std::path::PathBuf>,
+    /// Inherited descriptors of the caller's output pipes, to let drain before exiting.
+    #[arg(long = "drain")]
+    pub drain: Vec<i32>,
 }
 
 #[derive(Debug, Args)]

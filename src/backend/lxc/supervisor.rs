@@ -15,7 +15,7 @@
 //! closed connection and stops the container (or kills the exec'd process): the
 //! supervisor's life and the program's are bound together.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -78,6 +78,28 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef, run_dir: Option<&Path>
     if let Some(d) = run_dir {
         cmd.arg("--run-dir").arg(d);
     }
+    // The caller's stdout/stderr when they are pipes: the supervisor keeps a copy and,
+    // before it exits, waits until the engine has read what the program wrote. The
+    // engine learns of the exit from the supervisor; without this, containerd can
+    // tear down the pipe copy while the program's last bytes are still in the pipe.
+    // With a terminal the program writes to the pty, and the caller's pipes carry only
+    // the runtime's own messages: holding them would delay the caller's EOF.
+    let terminal = ctx.words.iter().any(|w| w.to_str().is_some_and(|w| w.starts_with("--console-socket")));
+    let drains: Vec<(OwnedFd, RawFd)> = [1, 2]
+        .into_iter()
+        .filter(|_| !terminal)
+        .zip(DRAIN_FDS)
+        .filter(|(fd, _)| is_pipe(*fd))
+        .filter_map(|(fd, target)| {
+            // SAFETY: fd 1/2 are open (is_pipe checked); the dup is owned here.
+            let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+            (d >= 0).then(|| (unsafe { OwnedFd::from_raw_fd(d) }, target))
+        })
+        .collect();
+    for (_, target) in &drains {
+        cmd.arg("--drain").arg(target.to_string());
+    }
+    let drain_raw: Vec<(RawFd, RawFd)> = drains.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect();
     // Like runc's container process, hold on to nothing of the caller's: no stdio (init
     // has it), and not its working directory (which it may want to remove or unmount).
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
@@ -102,6 +124,11 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef, run_dir: Option<&Path>
                 libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
             } else if libc::dup2(raw, CONN_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            for (from, to) in &drain_raw {
+                if libc::dup2(*from, *to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -167,6 +194,7 @@ pub fn run(args: &SuperviseArgs) -> i32 {
     };
     let ended = supervise(&conn, program, &signals);
     drop(conn);
+    drain_outputs(&args.drain, DRAIN_TIMEOUT);
     match ended {
         Ok(Ended::Exited(code)) => code,
         Ok(Ended::Killed(sig)) => die_of(sig),
@@ -174,6 +202,38 @@ pub fn run(args: &SuperviseArgs) -> i32 {
             log::error!("supervisor of pid {}: {e:#}", args.pid);
             255
         }
+    }
+}
+
+/// Where the supervisor finds its copies of the caller's stdout and stderr.
+const DRAIN_FDS: [RawFd; 2] = [4, 5];
+/// How long the supervisor waits for the engine to read the program's last output.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn is_pipe(fd: RawFd) -> bool {
+    // SAFETY: fstat into a zeroed struct; fd may be closed (then it is not a pipe).
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+    }
+}
+
+/// Wait (bounded) until nothing the program wrote is left unread in these pipes, then
+/// close them. FIONREAD on a pipe counts the bytes in its buffer, from either end.
+pub fn drain_outputs(fds: &[RawFd], timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    for &fd in fds.iter().filter(|fd| is_pipe(**fd)) {
+        loop {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int.
+            let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) };
+            if rc != 0 || unread == 0 || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // SAFETY: the descriptor was handed to us for this and is not used elsewhere.
+        unsafe { libc::close(fd) };
     }
 }
 
