@@ -377,7 +377,15 @@ fn start_container(
     lines.extend(run_dir::lxc_lines(&dir, init));
     pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
     crate::fault::point("lxc:raw-lines-written");
-    pct.start(vmid).map_err(|e| anyhow!("{e}"))?;
+    pct.start(vmid).map_err(|e| {
+        // pct (and lxc-start's stderr) only says "startup ... failed": add LXC's reasons.
+        let reasons = run_dir::lxc_errors(&dir);
+        if reasons.is_empty() {
+            anyhow!("{e}")
+        } else {
+            anyhow!("{e}; LXC: {}", reasons.join("; "))
+        }
+    })?;
     crate::fault::point("lxc:pct-started");
     let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT)?;
 

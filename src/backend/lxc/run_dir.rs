@@ -111,7 +111,36 @@ pub fn lxc_lines(run_dir: &Path, init: &Path) -> Vec<(String, String)> {
             ),
         ),
         ("lxc.init.cmd".into(), wire::INIT_IN_CONTAINER.into()),
+        // LXC's own errors (a refused sysctl, a failed mount) go to this file: pct start
+        // and lxc-start's stderr only say that the start failed. See `lxc_errors`.
+        ("lxc.log.file".into(), log_file(run_dir).display().to_string()),
+        ("lxc.log.level".into(), "ERROR".into()),
     ]
+}
+
+/// LXC's log of the container (`lxc.log.file`), errors only.
+pub fn log_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("lxc.log")
+}
+
+/// The reasons LXC logged for a failed start, one per line, without LXC's prefix
+/// (`lxc-start <name> <time> ERROR <module> - <file>:<line> - `), at most the last 8.
+pub fn lxc_errors(run_dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(log_file(run_dir)) else { return Vec::new() };
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .map(|l| {
+            let after = l.split_once(" ERROR ").map_or(l, |(_, rest)| rest);
+            // `<module> - <file>:<line> - <function>: <line> <message>` in LXC 5.
+            after.splitn(3, " - ").nth(2).unwrap_or(after).trim().to_string()
+        })
+        .filter(|m| !m.is_empty())
+        .collect();
+    out.dedup();
+    let skip = out.len().saturating_sub(8);
+    out.drain(..skip);
+    out
 }
 
 /// The first directory on the way to `path` that others cannot search (no o+x), if any.
@@ -185,6 +214,27 @@ mod tests {
         let lines = lxc_lines(Path::new("/run/x 1"), Path::new("/usr/lib/nexcage-init"));
         assert_eq!(lines[0].1, "/run/x\\0401 dev/.nexcage none bind,create=dir 0 0");
         assert_eq!(lines[2], ("lxc.init.cmd".to_string(), "/dev/.nexcage-init".to_string()));
+        assert_eq!(lines[3], ("lxc.log.file".to_string(), "/run/x 1/lxc.log".to_string()));
+    }
+
+    #[test]
+    fn lxc_errors_are_the_messages_of_error_lines() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(lxc_errors(t.path()).is_empty());
+        std::fs::write(
+            log_file(t.path()),
+            "lxc-start 9000 20261126113200.123 ERROR conf - ../src/lxc/conf.c:3396 - Read-only file system - Failed to setup sysctl parameters kernel.msgmax to 12345\n\
+             lxc-start 9000 20261126113200.124 WARN start - x.c:1 - f: 1 warned\n\
+             lxc-start 9000 20261126113200.125 ERROR start - ../src/lxc/start.c:2107 - Failed to spawn container \"9000\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lxc_errors(t.path()),
+            vec![
+                "Read-only file system - Failed to setup sysctl parameters kernel.msgmax to 12345".to_string(),
+                "Failed to spawn container \"9000\"".to_string()
+            ]
+        );
     }
 
     #[test]
