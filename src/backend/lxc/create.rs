@@ -18,7 +18,7 @@ use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
 use super::procfs::ProcRef;
 use super::template::{resolve_rootfs, TemplateCache};
-use super::wire::{ProcessSpec, Request};
+use super::wire::{ContainerSetup, ProcessSpec, Request};
 use super::{console, host_limits, process, run_dir, supervisor};
 use super::{pct, pveconf, spec, vmid};
 use crate::backend::CreateRequest;
@@ -37,6 +37,8 @@ pub struct BundleFacts {
     pub rootfs: PathBuf,
     pub hostname: Option<String>,
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// /dev flags, read-only and masked paths, applied by nexcage-init.
+    pub setup: ContainerSetup,
 }
 
 pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
@@ -68,7 +70,48 @@ pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
         .and_then(|a| a.as_object())
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default();
-    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations })
+    let setup = container_setup(&v);
+    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations, setup })
+}
+
+/// What nexcage-init applies to the container's mounts (wire::ContainerSetup): the
+/// flags of the bundle's `/dev` and `/sys` mounts (which LXC makes with its own
+/// options), `linux.readonlyPaths`, `linux.maskedPaths` (absolute paths only).
+pub fn container_setup(v: &serde_json::Value) -> ContainerSetup {
+    let strings = |p: &str| -> Vec<String> {
+        v.pointer(p)
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| s.starts_with('/')).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let mut remounts = Vec::new();
+    for (dst, types) in [("/dev", &["tmpfs", "devtmpfs"][..]), ("/sys", &["sysfs"][..])] {
+        // The standard mount spec.rs leaves to LXC (the last one at that destination).
+        let m = v.get("mounts").and_then(|m| m.as_array()).and_then(|ms| {
+            ms.iter()
+                .rev()
+                .find(|m| m.get("destination").and_then(|d| d.as_str()).map(|d| d.trim_end_matches('/')) == Some(dst))
+        });
+        let Some(m) = m.filter(|m| m.get("type").and_then(|t| t.as_str()).is_some_and(|t| types.contains(&t))) else {
+            continue;
+        };
+        let mut flags: Vec<String> = Vec::new();
+        for opt in m.get("options").and_then(|o| o.as_array()).into_iter().flatten() {
+            if let Some(o @ ("nosuid" | "nodev" | "noexec" | "ro")) = opt.as_str() {
+                if !flags.iter().any(|x| x == o) {
+                    flags.push(o.to_string());
+                }
+            }
+        }
+        if !flags.is_empty() {
+            remounts.push((dst.to_string(), flags));
+        }
+    }
+    ContainerSetup {
+        remounts,
+        readonly_paths: strings("/linux/readonlyPaths"),
+        masked_paths: strings("/linux/maskedPaths"),
+    }
 }
 
 /// The nexcage-init binary: the configured one; else `nexcage-init` next to the nexcage
@@ -396,6 +439,7 @@ fn start_container(
         process: Box::new(facts.process.clone()),
         gated: true,
         hostname: facts.hostname.clone(),
+        setup: Some(Box::new(facts.setup.clone())),
         start_hooks: facts.hooks.start_container.clone(),
         preserved: args.preserve_fds as usize,
     };
@@ -462,5 +506,24 @@ mod tests {
             .unwrap();
         let e = format!("{:#}", read_bundle(t.path()).err().unwrap());
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn container_setup_from_the_bundle() {
+        let v = serde_json::json!({
+            "mounts": [
+                {"destination": "/dev", "type": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
+                {"destination": "/sys", "type": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/sys", "type": "bind", "source": "/x", "options": ["rbind"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "options": ["nosuid", "noexec"]}
+            ],
+            "linux": {"maskedPaths": ["/proc/kcore", "relative"], "readonlyPaths": ["/proc/sys"]}
+        });
+        let s = container_setup(&v);
+        // The last mount at /sys is a bind, not LXC's sysfs: nothing to add there.
+        assert_eq!(s.remounts, vec![("/dev".to_string(), vec!["nosuid".to_string()])]);
+        assert_eq!(s.masked_paths, vec!["/proc/kcore".to_string()]);
+        assert_eq!(s.readonly_paths, vec!["/proc/sys".to_string()]);
+        assert_eq!(container_setup(&serde_json::json!({})), ContainerSetup::default());
     }
 }

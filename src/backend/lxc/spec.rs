@@ -400,14 +400,14 @@ fn has_submounts(dir: &Path) -> bool {
 }
 
 /// Destinations every OCI bundle mounts and LXC provides itself (with its own
-/// `proc:mixed sys:mixed cgroup` policy and autodev): ignored.
+/// `proc:mixed sys:mixed cgroup` policy and autodev): ignored. (`/dev/shm` and
+/// `/dev/mqueue` are not among them: LXC mounts neither in an `unmanaged` container, so
+/// they become `lxc.mount.entry` lines like any tmpfs or mqueue mount.)
 const STANDARD_MOUNTS: &[(&str, &[&str])] = &[
     ("/proc", &["proc"]),
     ("/sys", &["sysfs"]),
     ("/dev", &["tmpfs", "devtmpfs"]),
     ("/dev/pts", &["devpts"]),
-    ("/dev/shm", &["tmpfs", "shm"]),
-    ("/dev/mqueue", &["mqueue"]),
     ("/sys/fs/cgroup", &["cgroup", "cgroup2"]),
 ];
 

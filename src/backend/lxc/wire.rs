@@ -119,6 +119,24 @@ pub struct Hook {
     pub timeout: Option<u64>,
 }
 
+/// What nexcage-init applies once to the container's mount namespace before it
+/// prepares the program (runc does the same in its init, in this order): the `nosuid`,
+/// `nodev`, `noexec`, `ro` of the bundle's `/dev` and `/sys` mounts, which LXC mounts
+/// with its own options (autodev's /dev has none; an unprivileged container's /sys is
+/// read-write), `linux.readonlyPaths` (bind-remounted read-only), `linux.maskedPaths` (`/dev/null`
+/// bound over files, an empty read-only tmpfs over directories). Missing paths are
+/// skipped, as runc does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSetup {
+    /// (mount point, flags to add).
+    #[serde(default)]
+    pub remounts: Vec<(String, Vec<String>)>,
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
@@ -131,6 +149,9 @@ pub enum Request {
         /// Set the container's hostname first when it differs (program only).
         #[serde(default)]
         hostname: Option<String>,
+        /// Mount setup of the container (program only), applied before it is prepared.
+        #[serde(default)]
+        setup: Option<Box<ContainerSetup>>,
         /// startContainer hooks, run by the prepared process right before exec.
         #[serde(default)]
         start_hooks: Vec<Hook>,
@@ -315,6 +336,11 @@ mod tests {
             process: Box::new(ProcessSpec { args: vec!["sh".into()], cwd: "/".into(), ..Default::default() }),
             gated: true,
             hostname: Some("h".into()),
+            setup: Some(Box::new(ContainerSetup {
+                remounts: vec![("/dev".into(), vec!["nosuid".into()])],
+                readonly_paths: vec!["/proc/bus".into()],
+                masked_paths: vec!["/proc/kcore".into()],
+            })),
             start_hooks: vec![],
             preserved: 0,
         };
