@@ -36,6 +36,15 @@ const PODMAN_NEXCAGE_ROOT: &str = "/run/nexcage";
 
 /// The backend columns: crun, runc and `lxc`, the proxmox-lxc backend through the pct
 /// emulator (hack/pct). `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
+/// The engine tests run one at a time. containerd 1.6 can lose the last bytes a process
+/// writes right before it exits (`ctr run --rm`: stderr missing, seen on runc and lxc alike)
+/// when the machine is busy starting other containers; running these tests concurrently
+/// on a 2-core host provoked it. Serialising them keeps every assertion as strict.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn backends() -> Vec<String> {
     match std::env::var("NEXCAGE_ENGINE_BACKENDS") {
         Ok(list) if !list.trim().is_empty() => list.split(',').map(|s| s.trim().to_string()).collect(),
@@ -450,6 +459,7 @@ impl Drop for Podman {
 
 #[test]
 fn podman_run_streams_and_exit_status() {
+    let _serial = one_at_a_time();
     let p = Podman::new();
     for backend in backends() {
         for via in [Via::Conf, Via::Path] {
@@ -503,6 +513,7 @@ fn podman_run_streams_and_exit_status() {
 
 #[test]
 fn podman_detached_ps_inspect_logs_stop_rm() {
+    let _serial = one_at_a_time();
     let p = Podman::new();
     for backend in backends() {
         let name = format!("stop-{backend}");
@@ -551,6 +562,7 @@ fn podman_detached_ps_inspect_logs_stop_rm() {
 
 #[test]
 fn podman_exec_status_env_and_tty() {
+    let _serial = one_at_a_time();
     let p = Podman::new();
     for backend in backends() {
         let name = format!("exec-{backend}");
@@ -593,6 +605,7 @@ fn first_pty(backend: &str) -> &'static str {
 
 #[test]
 fn podman_run_interactive_through_a_pty() {
+    let _serial = one_at_a_time();
     let p = Podman::new();
     for backend in backends() {
         let ann = format!("nexcage.backend={backend}");
@@ -610,6 +623,7 @@ fn podman_run_interactive_through_a_pty() {
 
 #[test]
 fn podman_routes_by_rule_and_default() {
+    let _serial = one_at_a_time();
     let p = Podman::new();
     // Podman's container ids are 64 hex digits and its bundle paths hold only the id: a
     // rule on a plain annotation is how Podman users route by "name".
@@ -632,6 +646,7 @@ fn podman_routes_by_rule_and_default() {
 
 #[test]
 fn podman_shows_nexcage_create_errors() {
+    let _serial = one_at_a_time();
     let p = Podman::new();
     for via in [Via::Conf, Via::Path] {
         let r = p.run_via(via, &["run", "--rm", "--annotation", "nexcage.backend=nope", IMAGE, "true"]);
@@ -840,6 +855,7 @@ impl Drop for Containerd {
 
 #[test]
 fn ctr_run_streams_and_exit_status() {
+    let _serial = one_at_a_time();
     let c = Containerd::start();
     for backend in backends() {
         let ann = format!("nexcage.backend={backend}");
@@ -857,6 +873,7 @@ fn ctr_run_streams_and_exit_status() {
 
 #[test]
 fn ctr_detached_routing_exec_and_kill() {
+    let _serial = one_at_a_time();
     let c = Containerd::start();
     let mut cases: Vec<(Vec<String>, String, String)> = Vec::new();
     for b in backends() {
@@ -895,6 +912,7 @@ fn ctr_detached_routing_exec_and_kill() {
 
 #[test]
 fn ctr_interactive_run_through_a_pty() {
+    let _serial = one_at_a_time();
     let c = Containerd::start();
     for backend in backends() {
         let ann = format!("nexcage.backend={backend}");
@@ -911,6 +929,7 @@ fn ctr_interactive_run_through_a_pty() {
 
 #[test]
 fn ctr_shows_nexcage_create_errors() {
+    let _serial = one_at_a_time();
     let c = Containerd::start();
     let r = c.ctr_run(&["--rm", "--annotation", "nexcage.backend=nope"], "bad", &["true"]);
     assert!(r.code != 0, "{}", r.show());
@@ -936,6 +955,7 @@ fn ctr_shows_nexcage_create_errors() {
 
 #[test]
 fn containerd_cri_runtime_handler_config_loads() {
+    let _serial = one_at_a_time();
     let c = Containerd::start();
     let dump = run_bounded(
         {
