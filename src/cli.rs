@@ -221,6 +221,8 @@ pub enum Command {
     Restore(RawArgs),
     /// Explain which backend a container would be routed to, and why.
     Route(RouteArgs),
+    /// Manage the proxmox-lxc rootfs template cache.
+    Template(TemplateArgs),
     /// Print the versions of nexcage and its backends.
     Version,
     /// (internal) The supervisor of a proxmox-lxc container's process: started by
@@ -491,6 +493,27 @@ pub struct SpecArgs {
 pub struct RawArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    #[command(subcommand)]
+    pub command: TemplateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// List the templates and the containers (under --root) created from each.
+    List,
+    /// Remove templates no container under --root was created from.
+    Prune {
+        /// Keep templates younger than this many seconds (a create may be about to use them).
+        #[arg(long, default_value_t = 600)]
+        min_age: u64,
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]

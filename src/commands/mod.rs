@@ -11,6 +11,7 @@ mod list;
 mod route;
 mod simple;
 mod spec;
+mod template;
 mod version;
 
 use std::ffi::OsString;
@@ -61,6 +62,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Features => features::features(),
         Command::Spec(_) => spec::spec(ctx),
         Command::Route(a) => route::route(&a),
+        Command::Template(a) => template::template(ctx, &a),
         Command::Version => version::version(),
         Command::Doctor(a) => doctor::doctor(ctx, &a),
         Command::Gc(a) => gc::gc(ctx, &a),
