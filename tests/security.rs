@@ -77,7 +77,9 @@ fn hostile_annotations_and_bundle_paths_are_inert() {
         raw.iter().all(|l| l.starts_with("lxc.mount.entry")
             || l.starts_with("lxc.init.cmd: /dev/.nexcage-init")
             || l.starts_with("lxc.cgroup2")
-            || l.starts_with("lxc.environment")),
+            || l.starts_with("lxc.environment")
+            || l.starts_with(&format!("lxc.log.file: {}/run/nexcage-lxc/{vmid}/lxc.log", e.pve.display()))
+            || *l == "lxc.log.level: ERROR"),
         "{raw:?}"
     );
     // pct got the description as one argument (the emulator logs one line per call).
