@@ -13,35 +13,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Tools {
-    emulator: PathBuf,
-    init: PathBuf,
-}
-
-/// Build the pct emulator and the static init once, and make sure the emulator's start
-/// daemon runs before this process becomes a subreaper (a daemon started lazily by a
-/// `pct start` would be adopted by us).
-fn tools() -> &'static Tools {
-    static TOOLS: OnceLock<Tools> = OnceLock::new();
-    TOOLS.get_or_init(|| {
-        let out = Command::new(repo().join("hack/build-init")).output().expect("hack/build-init");
-        assert!(out.status.success(), "hack/build-init: {}", text(&out.stderr));
-        let init = PathBuf::from(text(&out.stdout).trim());
-        let st = Command::new(repo().join("hack/pct")).arg("--emulator-daemon").status().expect("hack/pct");
-        assert!(st.success(), "pct emulator daemon");
-        let target = std::env::var_os("PCT_EMULATOR_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("target/pct-emulator"));
-        Tools { emulator: target.join("release/pct-emulator"), init }
-    })
-}
 
 /// A World whose default backend is proxmox-lxc on a private emulator root.
 struct Lxc {
@@ -57,39 +33,8 @@ impl Lxc {
 
     /// `extra`: more fields of the lxc backend (JSON, starting with a comma).
     fn with(first: u32, last: u32, extra: &str) -> Lxc {
-        let t = tools();
-        let w = World::new("lxc");
-        // uid 100000 (an unprivileged container's root) must reach the emulator root.
-        std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        let pve = w.dir.path().join("pve");
-        std::fs::create_dir(&pve).unwrap();
-        let log = w.dir.path().join("pct.log");
-        let pct = w.dir.path().join("pct");
-        std::fs::write(
-            &pct,
-            format!(
-                "#!/bin/sh\nPCT_EMULATOR_ROOT='{}' PCT_EMULATOR_LOG='{}' exec '{}' \"$@\"\n",
-                pve.display(),
-                log.display(),
-                t.emulator.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(
-            &w.config,
-            format!(
-                r#"{{"default_backend":"lxc","backends":{{
-                "crun":{{"kind":"oci","path":"crun"}},
-                "lxc":{{"kind":"proxmox-lxc","pct":"{}","pve_root":"{}","vmid_range":[{first},{last}],
-                        "init":"{}"{extra}}}}}}}"#,
-                pct.display(),
-                pve.display(),
-                t.init.display()
-            ),
-        )
-        .unwrap();
-        Lxc { w, pve, log }
+        let e = common::emu::Emu::new("lxc", first, last, extra);
+        Lxc { w: e.w, pve: e.pve, log: e.log }
     }
 
     fn pct_calls(&self) -> Vec<String> {
