@@ -28,6 +28,8 @@ pub struct Config {
     pub routes: Vec<RouteRule>,
     /// Where the configuration came from (not part of the file).
     pub source: ConfigSource,
+    /// The routes compiled once, by validation (see [`Config::router`]).
+    router: std::sync::OnceLock<crate::route::Router>,
 }
 
 /// The file's shape. Backends are read in a second step, by their `kind`, so that an
@@ -225,7 +227,13 @@ impl Config {
         for (name, value) in file.backends {
             backends.insert(name.clone(), parse_backend(&source, &name, value)?);
         }
-        let config = Config { default_backend: file.default_backend, backends, routes: file.routes, source };
+        let config = Config {
+            default_backend: file.default_backend,
+            backends,
+            routes: file.routes,
+            source,
+            router: std::sync::OnceLock::new(),
+        };
         config.validate()?;
         Ok(config)
     }
@@ -311,9 +319,14 @@ impl Config {
                 ));
             }
         }
-        // Patterns compile? The router reports the exact rule and field.
-        crate::route::Router::new(self)?;
+        // Patterns compile? The router reports the exact rule and field. Kept for routing.
+        let _ = self.router.set(crate::route::Router::new(self)?);
         Ok(())
+    }
+
+    /// The compiled routing rules (compiled once, when the configuration was validated).
+    pub fn router(&self) -> &crate::route::Router {
+        self.router.get().expect("a parsed configuration has been validated")
     }
 
     pub fn backend(&self, name: &str) -> Option<&BackendConfig> {

@@ -54,6 +54,7 @@ impl fmt::Display for Decision {
     }
 }
 
+#[derive(Debug, Clone)]
 struct CompiledRule {
     name: Option<String>,
     id: Option<GlobMatcher>,
@@ -91,6 +92,7 @@ impl CompiledRule {
 }
 
 /// Compiled routing rules of one configuration.
+#[derive(Debug, Clone)]
 pub struct Router {
     rules: Vec<CompiledRule>,
     default_backend: String,

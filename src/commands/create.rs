@@ -10,7 +10,7 @@ use crate::backend::{Backend, CreateRequest};
 use crate::bundle::Bundle;
 use crate::cli::CreateArgs;
 use crate::config::{BackendConfig, Config};
-use crate::route::{RouteInput, Router};
+use crate::route::RouteInput;
 use crate::state::{now_rfc3339, validate_id, BackendKind, Phase, Record};
 
 pub enum Mode {
@@ -25,7 +25,8 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
     validate_id(&args.id)?;
     let bundle = Bundle::open(&args.bundle)?;
     let config = Config::load()?;
-    let decision = Router::new(&config)?
+    let decision = config
+        .router()
         .route(&RouteInput { id: &args.id, annotations: &bundle.annotations, bundle: &bundle.dir })
         .map_err(anyhow::Error::msg)?;
     log::debug!("container {}: {decision}", args.id);
