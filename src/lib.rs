@@ -15,3 +15,8 @@ pub mod logging;
 pub mod route;
 pub mod signal;
 pub mod state;
+
+/// The OCI runtime-spec version nexcage implements: what `version` prints, what `state`
+/// and `list` report for proxmox-lxc containers and `features` gives as `ociVersionMax`.
+/// (Passthrough backends report their own runtime's version, as they would alone.)
+pub const OCI_VERSION: &str = "1.2.1";

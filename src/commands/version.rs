@@ -8,8 +8,7 @@ use crate::backend::find_binary;
 use crate::backend::oci::capture;
 use crate::config::{BackendConfig, Config};
 
-/// OCI runtime-spec version nexcage implements.
-pub const OCI_VERSION: &str = "1.2.0";
+use crate::OCI_VERSION;
 
 pub fn version() -> Result<i32> {
     let mut out = std::io::stdout().lock();

@@ -15,7 +15,7 @@
 
 use serde_json::{json, Value};
 
-use super::lifecycle::OCI_VERSION;
+use crate::OCI_VERSION;
 
 const MOUNT_OPTIONS: &[&str] = &[
     "async",

@@ -30,8 +30,7 @@ use crate::cli::KillArgs;
 use crate::commands::Ctx;
 use crate::state::{Phase, Record, Store};
 
-/// The OCI runtime-spec version this backend reports.
-pub const OCI_VERSION: &str = "1.2.1";
+use crate::OCI_VERSION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
