@@ -24,10 +24,14 @@ pub struct ContainerState {
     pub status: String,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
+    /// Empty when unknown (a record rebuilt from a Proxmox container whose description
+    /// does not say): then left out, never invented.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub created: String,
-    pub owner: String,
+    /// Before `owner`, as runc orders them.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
     pub annotations: std::collections::BTreeMap<String, String>,
+    pub owner: String,
 }
 
 /// What `create` hands to a backend.

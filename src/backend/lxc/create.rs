@@ -295,6 +295,7 @@ pub fn create(
         oci_id: record.id.clone(),
         bundle: req.bundle.dir.clone(),
         state_root: Some(std::path::absolute(ctx.store.root())?),
+        created: Some(record.created.clone()),
     });
     let opts = spec::MapOptions::new(cfg, &req.bundle.dir, description, spec::HostInfo::probe());
     let (_spec, mapped) = spec::map_bundle(&opts).map_err(|e| anyhow!("{e}"))?;

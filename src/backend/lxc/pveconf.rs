@@ -395,6 +395,9 @@ pub struct Description {
     pub bundle: PathBuf,
     /// The nexcage `--root` holding the container's state, when recorded.
     pub state_root: Option<PathBuf>,
+    /// When `create` made it (RFC 3339, as `state` reports `created`), when recorded:
+    /// a record rebuilt after `--root` was lost reports this, never the rebuild time.
+    pub created: Option<String>,
 }
 
 const DESCR_HEADER: &str = "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them";
@@ -439,7 +442,12 @@ fn decode_value(s: &str) -> Vec<u8> {
 
 /// The description for a container with this OCI id and bundle.
 pub fn describe(oci_id: &str, bundle: &Path) -> String {
-    describe_full(&Description { oci_id: oci_id.to_string(), bundle: bundle.to_path_buf(), state_root: None })
+    describe_full(&Description {
+        oci_id: oci_id.to_string(),
+        bundle: bundle.to_path_buf(),
+        state_root: None,
+        created: None,
+    })
 }
 
 pub fn describe_full(d: &Description) -> String {
@@ -451,13 +459,16 @@ pub fn describe_full(d: &Description) -> String {
     if let Some(root) = &d.state_root {
         s.push_str(&format!("nexcage-root: {}\n", encode_value(root.as_os_str().as_bytes())));
     }
+    if let Some(created) = &d.created {
+        s.push_str(&format!("nexcage-created: {}\n", encode_value(created.as_bytes())));
+    }
     s
 }
 
 /// Parse a description written by [`describe_full`] (other lines are ignored, so a
 /// user may add text around them). `None` when the id or bundle line is missing.
 pub fn parse_description(text: &str) -> Option<Description> {
-    let (mut id, mut bundle, mut root) = (None, None, None);
+    let (mut id, mut bundle, mut root, mut created) = (None, None, None, None);
     for line in text.lines() {
         let line = line.trim();
         let Some((k, v)) = line.split_once(':') else { continue };
@@ -466,10 +477,11 @@ pub fn parse_description(text: &str) -> Option<Description> {
             "nexcage-id" => id = String::from_utf8(decode_value(v)).ok(),
             "nexcage-bundle" => bundle = Some(PathBuf::from(OsString::from_vec(decode_value(v)))),
             "nexcage-root" => root = Some(PathBuf::from(OsString::from_vec(decode_value(v)))),
+            "nexcage-created" => created = String::from_utf8(decode_value(v)).ok().filter(|c| !c.is_empty()),
             _ => {}
         }
     }
-    Some(Description { oci_id: id.filter(|i| !i.is_empty())?, bundle: bundle?, state_root: root })
+    Some(Description { oci_id: id.filter(|i| !i.is_empty())?, bundle: bundle?, state_root: root, created })
 }
 
 /// A container of this node tagged `nexcage` whose description nexcage can read.
@@ -479,6 +491,8 @@ pub struct TaggedContainer {
     pub oci_id: String,
     pub bundle: PathBuf,
     pub state_root: Option<PathBuf>,
+    /// When it was created (`nexcage-created`), if the description says.
+    pub created: Option<String>,
     pub hostname: Option<String>,
     /// `lock:` of the config (e.g. `create` while pct creates it).
     pub lock: Option<String>,
@@ -532,6 +546,7 @@ pub fn nexcage_containers(pve_root: &Path) -> Result<Vec<TaggedContainer>, PveCo
             oci_id: d.oci_id,
             bundle: d.bundle,
             state_root: d.state_root,
+            created: d.created,
             hostname: conf.get("hostname").map(str::to_string),
             lock: conf.get("lock").map(str::to_string),
         });
@@ -615,12 +630,16 @@ mod tests {
     #[test]
     fn description_format_is_safe_for_user_data() {
         let bundle = PathBuf::from(OsString::from_vec(b"/srv/b dir/x:y\n%z\\\xff".to_vec()));
-        let d =
-            Description { oci_id: "a.b+c_d-e".into(), bundle: bundle.clone(), state_root: Some("/run/nexcage".into()) };
+        let d = Description {
+            oci_id: "a.b+c_d-e".into(),
+            bundle: bundle.clone(),
+            state_root: Some("/run/nexcage".into()),
+            created: Some("2026-11-27T15:04:05.123456789Z".into()),
+        };
         let text = describe_full(&d);
         assert_eq!(
             text,
-            "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them\nnexcage-id: a.b+c_d-e\nnexcage-bundle: /srv/b\\x20dir/x:y\\x0a\\x25z\\x5c\\xff\nnexcage-root: /run/nexcage\n"
+            "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them\nnexcage-id: a.b+c_d-e\nnexcage-bundle: /srv/b\\x20dir/x:y\\x0a\\x25z\\x5c\\xff\nnexcage-root: /run/nexcage\nnexcage-created: 2026-11-27T15:04:05.123456789Z\n"
         );
         assert_eq!(parse_description(&text), Some(d.clone()));
         // Through a PVE config file and back.
@@ -711,6 +730,7 @@ mod tests {
                 oci_id: "web".into(),
                 bundle: "/b/web".into(),
                 state_root: None,
+                created: None,
                 hostname: Some("web".into()),
                 lock: None
             }]

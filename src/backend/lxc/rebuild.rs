@@ -18,7 +18,7 @@ use super::data::LxcData;
 use super::{pveconf, run_dir};
 use crate::commands::Ctx;
 use crate::config::{BackendConfig, Config};
-use crate::state::{now_rfc3339, validate_id, BackendKind, Phase, Record};
+use crate::state::{validate_id, BackendKind, Phase, Record};
 
 /// The rootfs a bundle names (for `state`), best effort.
 fn bundle_rootfs(bundle: &Path) -> PathBuf {
@@ -108,7 +108,9 @@ pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
                 kind: BackendKind::ProxmoxLxc,
                 runtime: None,
                 bundle: c.bundle.clone(),
-                created: now_rfc3339(),
+                // When create made it, from the description; unknown (empty, left out
+                // of `state`) for containers whose description does not say.
+                created: c.created.clone().unwrap_or_default(),
                 phase: Phase::Created,
                 data: Default::default(),
             };
