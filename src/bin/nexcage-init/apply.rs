@@ -25,6 +25,15 @@ fn errno() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
+/// An errno as Go prints it (`operation not permitted`): strerror, lower case, without
+/// Rust's ` (os error N)`.
+fn errno_text(e: std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+}
+
 /// Capability sets parsed and limited to what this container has.
 struct CapPlan {
     bounding: HashSet<Capability>,
@@ -182,12 +191,17 @@ pub fn apply(spec: &ProcessSpec) -> Result<Applied, String> {
         caps::set(None, CapSet::Permitted, &p.permitted)
             .map_err(|e| format!("process.capabilities.permitted: {e} (effective must be a subset of permitted)"))?;
         caps::clear(None, CapSet::Ambient).map_err(|e| format!("process.capabilities.ambient: {e}"))?;
+        // As runc: an ambient capability the kernel refuses (it must also be permitted
+        // and inheritable; `runc spec` lists three that are not inheritable) is a
+        // warning, and the program runs without it.
         for cap in &p.ambient {
-            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
-                format!(
-                    "process.capabilities.ambient: cannot raise {cap}: {e} (it must also be permitted and inheritable)"
-                )
-            })?;
+            // SAFETY: prctl with integer arguments.
+            let rc = unsafe {
+                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, libc::c_ulong::from(cap.index()), 0, 0)
+            };
+            if rc != 0 {
+                warnings.push(format!("can't raise ambient capability {cap}: {}", errno_text(errno())));
+            }
         }
     }
 
