@@ -86,6 +86,12 @@ struct Root {
 impl Bundle {
     /// Open a bundle directory and read the annotations of its config.json.
     pub fn open(dir: &Path) -> Result<Bundle> {
+        Bundle::open_with(dir, None)
+    }
+
+    /// As [`Bundle::open`], with crun's `--config FILE` naming the configuration file
+    /// instead of config.json (relative to the bundle directory, as crun takes it).
+    pub fn open_with(dir: &Path, config: Option<&Path>) -> Result<Bundle> {
         let dir = std::path::absolute(dir).with_context(|| format!("invalid bundle path {}", dir.display()))?;
         match std::fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {}
@@ -95,9 +101,12 @@ impl Bundle {
             }
             Err(e) => bail!("cannot access bundle {}: {e}", dir.display()),
         }
-        let path = dir.join(CONFIG_FILE);
+        let path = dir.join(config.unwrap_or(Path::new(CONFIG_FILE)));
         let text = match std::fs::read(&path) {
             Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.is_some() => {
+                bail!("configuration file {} (--config) does not exist", path.display())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 bail!("bundle {} has no {CONFIG_FILE} (create one with `nexcage spec`)", dir.display())
             }

@@ -331,6 +331,12 @@ pub struct CreateArgs {
     /// Pass N additional file descriptors (from 3) to the container.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// The bundle's configuration file name, instead of config.json (crun).
+    #[arg(short = 'f', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Do not create a subreaper process (crun; runc's `run`).
+    #[arg(long)]
+    pub no_subreaper: bool,
     pub id: String,
 }
 
@@ -344,25 +350,29 @@ pub struct RunArgs {
     /// Keep the container after it exits.
     #[arg(long)]
     pub keep: bool,
-    #[arg(long)]
-    pub no_subreaper: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct KillArgs {
     /// Signal all processes of the container (accepted for engines; deprecated in runc).
     #[arg(short = 'a', long)]
     pub all: bool,
+    /// The container id is a regular expression: signal every matching container (crun).
+    #[arg(short = 'r', long)]
+    pub regex: bool,
     pub id: String,
     /// Signal name (KILL, SIGKILL, kill) or number; default SIGTERM.
     pub signal: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DeleteArgs {
     /// Kill the container if it runs, then delete it.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// The container id is a regular expression: delete every matching container (crun).
+    #[arg(short = 'r', long)]
+    pub regex: bool,
     pub id: String,
 }
 
@@ -379,7 +389,8 @@ pub struct ExecArgs {
     pub console_socket: Option<PathBuf>,
     #[arg(long)]
     pub pidfd_socket: Option<PathBuf>,
-    #[arg(short = 't', long)]
+    /// Allocate a pseudo-terminal (`--tty=false` as crun accepts it).
+    #[arg(short = 't', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub tty: bool,
     #[arg(long)]
     pub cwd: Option<String>,
@@ -402,8 +413,9 @@ pub struct ExecArgs {
     pub apparmor: Option<String>,
     #[arg(long)]
     pub ignore_paused: bool,
+    /// `[<controller>:]<cgroup>`, repeatable (runc).
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     pub id: String,
     /// Command and arguments (when --process is not given).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -433,6 +445,10 @@ pub struct ListArgs {
     /// Print only the ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// nexcage's own columns too: the backend of each container and its Proxmox VMID
+    /// (in JSON: `backend` and `vmid` keys).
+    #[arg(short = 'w', long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +480,11 @@ pub struct UpdateArgs {
     pub memory_swap: Option<String>,
     #[arg(long)]
     pub pids_limit: Option<String>,
+    /// crun's (cgroup v1 kernel memory; ignored by current kernels).
+    #[arg(long)]
+    pub kernel_memory: Option<String>,
+    #[arg(long)]
+    pub kernel_memory_tcp: Option<String>,
     #[arg(long)]
     pub l3_cache_schema: Option<String>,
     #[arg(long)]
@@ -484,6 +505,9 @@ pub struct EventsArgs {
 pub struct SpecArgs {
     #[arg(short = 'b', long)]
     pub bundle: Option<PathBuf>,
+    /// Destination file (crun).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
     #[arg(long)]
     pub rootless: bool,
 }

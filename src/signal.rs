@@ -1,6 +1,6 @@
-//! Signal names and numbers as `kill` accepts them: `KILL`, `SIGKILL`, `kill`, `9`,
-//! `RTMIN+3`. nexcage parses the signal itself and hands backends a number, so every
-//! backend accepts the same spellings (crun 1.8 silently ignores lowercase names).
+//! Signal names and numbers as `kill` accepts them on proxmox-lxc: `KILL`, `SIGKILL`,
+//! `kill`, `9`, `RTMIN+3`, and 0 (is the program alive?) as runc accepts them.
+//! Passthrough backends get the caller's words unchanged: their own runtime's rules.
 
 use anyhow::{bail, Result};
 
@@ -53,11 +53,9 @@ pub fn parse(raw: Option<&str>) -> Result<i32> {
     let (rtmin, rtmax) = rt_range();
     let max = rtmax.max(64);
     if let Ok(n) = raw.parse::<i64>() {
-        if n == 0 {
-            bail!("invalid signal 0: 0 sends nothing (use `state` to see whether a container runs)");
-        }
-        if !(1..=max as i64).contains(&n) {
-            bail!("invalid signal {n}: signal numbers are 1 to {max}");
+        // 0 sends nothing but asks whether the program is alive (kill(2)), as runc allows.
+        if !(0..=max as i64).contains(&n) {
+            bail!("invalid signal {n}: signal numbers are 0 to {max}");
         }
         return Ok(n as i32);
     }
@@ -83,7 +81,7 @@ pub fn parse(raw: Option<&str>) -> Result<i32> {
     match found {
         Some(n) => Ok(n),
         None => {
-            bail!("invalid signal {raw:?}: use a name such as TERM, SIGKILL, usr1, RTMIN+2, or a number 1 to {max}")
+            bail!("invalid signal {raw:?}: use a name such as TERM, SIGKILL, usr1, RTMIN+2, or a number 0 to {max}")
         }
     }
 }
@@ -117,7 +115,7 @@ mod tests {
 
     #[test]
     fn bad_signals_are_specific_errors() {
-        assert!(parse(Some("0")).unwrap_err().to_string().contains("invalid signal 0"));
+        assert_eq!(parse(Some("0")).unwrap(), 0, "signal 0 asks whether the program is alive");
         assert!(parse(Some("65")).unwrap_err().to_string().contains("invalid signal 65"));
         assert!(parse(Some("-1")).unwrap_err().to_string().contains("invalid signal -1"));
         let e = parse(Some("FOO")).unwrap_err().to_string();

@@ -81,7 +81,8 @@ fn listed_status(e: &Emu, id: &str) -> Option<String> {
     let out = e.w.nexcage(["list", "--format", "json"]);
     ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array().unwrap().iter().find(|s| s["id"] == id).map(|s| s["status"].as_str().unwrap().to_string())
+    // runc's shape: `null` when there is no container.
+    v.as_array()?.iter().find(|s| s["id"] == id).map(|s| s["status"].as_str().unwrap().to_string())
 }
 
 fn create(e: &Emu, b: &Path, id: &str, fault: Option<&str>) -> Output {

@@ -100,7 +100,6 @@ fn kill_with_named_numeric_and_default_signals() {
         for (i, (signal, want)) in [
             (Some("USR1"), 42),
             (Some("SIGUSR1"), 42),
-            (Some("usr1"), 42),
             (Some("10"), 42),
             (None, 43),
             (Some("SIGHUP"), 44),
@@ -198,7 +197,9 @@ fn unknown_id_does_not_exist_for_every_command() {
     ] {
         let out = w.nexcage(&args);
         fails_with(&out, "container does not exist");
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        // As runc: exec's own failures exit 255 ("exec failed: ...").
+        let want = if args[0] == "exec" { 255 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}");
     }
 }
 
@@ -288,14 +289,22 @@ fn backend_annotation_and_routes_choose_the_runtime() {
     assert!(list.iter().all(|s| s["status"] == "created"));
     let out = w.nexcage(["list", "-q"]);
     assert_eq!(text(&out.stdout), "by-annotation\nby-default\nroute-runc-x\n");
+    // runc's table; nexcage's own columns (backend, VMID) only with --wide.
     let table = text(&w.nexcage(["list"]).stdout);
-    assert!(table.starts_with("ID ") && table.contains("BACKEND") && table.contains("runc"), "{table}");
-    // The people's table: ID BACKEND VMID STATUS AGE BUNDLE; no VMID for oci containers.
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["ID", "BACKEND", "VMID", "STATUS", "AGE", "BUNDLE"]);
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{table}");
     let row: Vec<&str> = table.lines().find(|l| l.starts_with("by-default ")).unwrap().split_whitespace().collect();
-    assert_eq!(&row[..4], ["by-default", "crun", "-", "created"], "{table}");
-    assert!(row[4].ends_with('s') && row[5] == b_plain.to_str().unwrap(), "{table}");
+    assert_eq!(row[2..4], ["created", b_plain.to_str().unwrap()], "{table}");
+    assert_eq!(row[5], "root", "{table}");
+    let wide = text(&w.nexcage(["list", "--wide"]).stdout);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "BACKEND", "VMID"], "{wide}");
+    let row: Vec<&str> = wide.lines().find(|l| l.starts_with("by-default ")).unwrap().split_whitespace().collect();
+    assert_eq!(row[6..], ["crun", "-"], "{wide}");
+    let out = w.nexcage(["list", "--wide", "--format", "json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["backend"], "runc");
+    assert!(list[0].get("vmid").is_none());
 }
 
 #[test]
@@ -353,22 +362,6 @@ fn delete_force_of_unknown_id_succeeds_as_runc_does() {
     let w = World::new("crun");
     ok(&w.nexcage(["delete", "--force", "never-existed"]));
     fails_with(&w.nexcage(["delete", "never-existed"]), "container does not exist");
-}
-
-#[test]
-fn bad_signals_are_refused_with_a_specific_error() {
-    for backend in BACKENDS {
-        let w = World::new(backend);
-        let b = w.bundle("b", &["sleep", "1000"], &[]);
-        let id = format!("badsig-{backend}");
-        create_ok(&w, &id, &b);
-        ok(&w.nexcage(["start", &id]));
-        for sig in ["0", "65", "FOO", "SIGNOPE"] {
-            fails_with(&w.nexcage(["kill", &id, sig]), "invalid signal");
-        }
-        assert_eq!(w.state(&id)["status"], "running", "{backend}: bad kills did nothing");
-        ok(&w.nexcage(["delete", "--force", &id]));
-    }
 }
 
 #[test]

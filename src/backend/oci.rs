@@ -49,8 +49,12 @@ impl OciBackend {
         cmd
     }
 
-    /// Replace nexcage with the runtime. Returns only on failure.
+    /// Replace nexcage with the runtime. Returns only on failure, or when the command
+    /// runs once per container (`--regex`): then the runtime runs as a child.
     fn exec(&self, ctx: &Ctx) -> Result<i32> {
+        if ctx.many {
+            return self.run(ctx);
+        }
         let err = self.command(ctx, &ctx.words).exec();
         Err(anyhow!(err).context(format!("cannot execute {}", self.runtime.display())))
     }
@@ -157,17 +161,9 @@ impl Backend for OciBackend {
     fn state(&self, ctx: &Ctx, _record: &Record) -> Result<i32> {
         self.exec(ctx)
     }
-    fn kill(&self, ctx: &Ctx, record: &Record, args: &KillArgs) -> Result<i32> {
-        // Forward the signal as a number: nexcage's spelling rules, every runtime's meaning.
-        let signal = crate::signal::parse(args.signal.as_deref())?;
-        let mut words: Vec<OsString> = vec!["kill".into()];
-        if args.all {
-            words.push("--all".into());
-        }
-        words.push(record.id.clone().into());
-        words.push(signal.to_string().into());
-        let err = self.command(ctx, &words).exec();
-        Err(anyhow!(err).context(format!("cannot execute {}", self.runtime.display())))
+    fn kill(&self, ctx: &Ctx, _record: &Record, _args: &KillArgs) -> Result<i32> {
+        // The caller's words: the runtime's own signal spellings, answers and errors.
+        self.exec(ctx)
     }
     fn delete(&self, ctx: &Ctx, record: &Record, _force: bool) -> Result<i32> {
         if !self.has_container(ctx, &record.id) {

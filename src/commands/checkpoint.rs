@@ -1,5 +1,6 @@
 //! `checkpoint` and `restore` (CRIU): passed through to oci backends. `restore` creates a
-//! container, so it is routed and recorded like `create`.
+//! container, so it is routed and recorded like `create`; a restore routed to
+//! proxmox-lxc is refused before anything is made (create.rs).
 
 use std::path::PathBuf;
 
@@ -48,9 +49,11 @@ pub fn restore(ctx: &Ctx, args: &[String]) -> Result<i32> {
         no_pivot: false,
         no_new_keyring: false,
         preserve_fds: 0,
+        config: None,
+        no_subreaper: false,
         id,
     };
-    create(ctx, &create_args, Mode::Run { detach })
+    create(ctx, &create_args, Mode::Restore { detach })
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ use super::Ctx;
 use crate::backend::lxc::backend::LxcBackend;
 use crate::backend::oci::OciBackend;
 use crate::backend::{Backend, CreateRequest};
-use crate::bundle::Bundle;
+use std::path::Path;
+
+use crate::bundle::{Bundle, CONFIG_FILE};
 use crate::cli::CreateArgs;
 use crate::config::{BackendConfig, Config};
 use crate::route::RouteInput;
@@ -19,11 +21,16 @@ pub enum Mode {
     Run {
         detach: bool,
     },
+    /// `restore` from a checkpoint: as `run` for the runtime (the words are passed on);
+    /// refused before anything is made by backends without checkpoint/restore.
+    Restore {
+        detach: bool,
+    },
 }
 
 pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
     validate_id(&args.id)?;
-    let bundle = Bundle::open(&args.bundle)?;
+    let bundle = Bundle::open_with(&args.bundle, args.config.as_deref())?;
     let config = Config::load()?;
     let decision = config
         .router()
@@ -37,6 +44,22 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
             let b = OciBackend::resolve(&decision.backend, &oci.path)?;
             let runtime = Some(b.runtime.clone());
             (Box::new(b), BackendKind::Oci, runtime)
+        }
+        BackendConfig::ProxmoxLxc(_) if matches!(mode, Mode::Restore { .. }) => {
+            anyhow::bail!(
+                "container {}: restore is not supported by backend {} (proxmox-lxc has no checkpoint/restore); \
+                 route the container to crun or runc (annotation nexcage.backend) to restore it",
+                args.id,
+                decision.backend
+            )
+        }
+        BackendConfig::ProxmoxLxc(_) if args.config.as_deref().is_some_and(|c| c != Path::new(CONFIG_FILE)) => {
+            anyhow::bail!(
+                "container {}: --config is not supported by backend {} (proxmox-lxc reads the bundle's {CONFIG_FILE}); \
+                 rename the file to {CONFIG_FILE} or route the container to crun",
+                args.id,
+                decision.backend
+            )
         }
         BackendConfig::ProxmoxLxc(lxc) => (Box::new(LxcBackend::new(lxc.clone())), BackendKind::ProxmoxLxc, None),
     };
@@ -55,15 +78,14 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
     crate::fault::point("create:claimed");
     let run = match &mode {
         Mode::Create => None,
-        Mode::Run { detach } => Some(*detach),
+        Mode::Run { detach } | Mode::Restore { detach } => Some(*detach),
     };
     let req = CreateRequest { bundle: &bundle, args, run };
     let outcome = backend.create(ctx, &req, &mut record);
     crate::fault::point("create:backend-done");
     let keep = match (&outcome, &mode) {
-        (Ok(0), Mode::Create) | (Ok(0), Mode::Run { detach: true }) => true,
+        (Ok(0), Mode::Create | Mode::Run { detach: true } | Mode::Restore { detach: true }) => true,
         // `run` in the foreground: the runtime deleted the container when it exited.
-        (_, Mode::Run { detach: false }) => false,
         _ => false,
     };
     if keep {

@@ -1,4 +1,7 @@
-//! `list`: every container nexcage knows, whatever its backend.
+//! `list`: every container nexcage knows, whatever its backend, in runc's shapes (the
+//! table's columns ID PID STATUS BUNDLE CREATED OWNER, `--format json` as runc's
+//! schema, `null` when empty). nexcage's own columns (backend, Proxmox VMID) only with
+//! `--wide`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -40,28 +43,48 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    for (_, s) in rows.iter_mut() {
+        if s.owner.is_empty() {
+            s.owner = owner_of(&ctx.store.dir(&s.id));
+        }
+    }
     match args.format {
         Format::Json => {
-            let states: Vec<&ContainerState> = rows.iter().map(|(_, s)| s).collect();
-            writeln!(out, "{}", serde_json::to_string(&states)?)?;
+            let entries: Vec<ListEntry> = rows
+                .iter()
+                .map(|(backend, s)| ListEntry {
+                    state: s,
+                    backend: args.wide.then_some(backend.as_str()),
+                    vmid: if args.wide { vmids.get(&s.id).copied() } else { None },
+                })
+                .collect();
+            // runc encodes an empty list as `null`.
+            if entries.is_empty() {
+                writeln!(out, "null")?;
+            } else {
+                writeln!(out, "{}", serde_json::to_string(&entries)?)?;
+            }
         }
         Format::Table => {
-            // For people: which backend, which Proxmox container, how old. `state` and
-            // `list --format json` keep runc's shapes for engines.
-            let now = std::time::SystemTime::now();
-            let mut table = vec![["ID", "BACKEND", "VMID", "STATUS", "AGE", "BUNDLE"].map(String::from).to_vec()];
+            let mut head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec();
+            if args.wide {
+                head.extend(["BACKEND", "VMID"].map(String::from));
+            }
+            let mut table = vec![head];
             for (backend, s) in &rows {
-                table.push(vec![
+                let mut row = vec![
                     s.id.clone(),
-                    backend.clone(),
-                    vmids.get(&s.id).map_or_else(|| "-".to_string(), u64::to_string),
+                    s.pid.to_string(),
                     s.status.clone(),
-                    humantime::parse_rfc3339_weak(&s.created)
-                        .ok()
-                        .and_then(|t| now.duration_since(t).ok())
-                        .map_or_else(|| "-".to_string(), age),
                     s.bundle.display().to_string(),
-                ]);
+                    if s.created.is_empty() { "unknown".to_string() } else { s.created.clone() },
+                    s.owner.clone(),
+                ];
+                if args.wide {
+                    row.push(backend.clone());
+                    row.push(vmids.get(&s.id).map_or_else(|| "-".to_string(), u64::to_string));
+                }
+                table.push(row);
             }
             write!(out, "{}", render_table(&table))?;
         }
@@ -69,20 +92,31 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// One container in `list --format json`: runc's fields in runc's order, and with
+/// `--wide` nexcage's `backend` and `vmid`.
+#[derive(serde::Serialize)]
+struct ListEntry<'a> {
+    #[serde(flatten)]
+    state: &'a ContainerState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vmid: Option<u64>,
+}
+
+/// The user owning a container's state, by name (runc: the owner of its state directory).
+fn owner_of(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(dir) else { return String::new() };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())) {
+        Ok(Some(u)) => u.name,
+        _ => format!("#{}", md.uid()),
+    }
+}
+
 /// The Proxmox VMID of a proxmox-lxc container (`data.lxc.vmid`, or `data.vmid`).
 fn vmid(r: &Record) -> Option<u64> {
     r.data.get("lxc").and_then(|d| d.get("vmid")).or_else(|| r.data.get("vmid")).and_then(|v| v.as_u64())
-}
-
-/// Age for people: the largest whole unit, `42s`, `5m`, `3h`, `12d`.
-pub fn age(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
 }
 
 /// Columns padded like runc's tabwriter (min width 12, padding 3).
@@ -109,16 +143,6 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_use_the_largest_unit() {
-        use std::time::Duration;
-        let cases =
-            [(0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"), (86399, "23h"), (86400 * 4, "4d")];
-        for (secs, want) in cases {
-            assert_eq!(age(Duration::from_secs(secs)), want);
-        }
-    }
 
     #[test]
     fn vmid_from_lxc_data_or_top_level() {

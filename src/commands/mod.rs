@@ -8,6 +8,7 @@ mod features;
 mod gc;
 mod generate;
 mod list;
+mod regex_ids;
 mod route;
 mod simple;
 mod spec;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{Command, Globals};
+use crate::cli::{Command, DeleteArgs, Globals, KillArgs};
 use crate::state::{Store, DEFAULT_ROOT};
 
 /// Everything a command needs to know about this invocation.
@@ -28,12 +29,15 @@ pub struct Ctx {
     /// The subcommand and its arguments exactly as given (forwarded to passthrough runtimes).
     pub words: Vec<OsString>,
     pub store: Store,
+    /// The command runs once per container (crun's `--regex`): passthrough runtimes run as
+    /// children instead of replacing nexcage.
+    pub many: bool,
 }
 
 impl Ctx {
     pub fn new(globals: Globals, words: Vec<OsString>) -> Ctx {
         let root = globals.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
-        Ctx { globals, words, store: Store::new(&root) }
+        Ctx { globals, words, store: Store::new(&root), many: false }
     }
 }
 
@@ -49,9 +53,20 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Restore(a) => checkpoint::restore(ctx, &a.args),
         Command::Start(a) => simple::with_backend(ctx, &a.id, |b, r| b.start(ctx, r)),
         Command::State(a) => simple::with_backend(ctx, &a.id, |b, r| b.state(ctx, r)),
+        Command::Kill(a) if a.regex => regex_ids::for_each(ctx, &a.id, |ctx, id| {
+            let one = KillArgs { id: id.to_string(), regex: false, ..a.clone() };
+            simple::with_backend(ctx, id, |b, r| b.kill(ctx, r, &one))
+        }),
         Command::Kill(a) => simple::with_backend(ctx, &a.id, |b, r| b.kill(ctx, r, &a)),
+        Command::Delete(a) if a.regex => regex_ids::for_each(ctx, &a.id, |ctx, id| {
+            delete::delete(ctx, &DeleteArgs { id: id.to_string(), regex: false, ..a.clone() })
+        }),
         Command::Delete(a) => delete::delete(ctx, &a),
-        Command::Exec(a) => simple::with_backend(ctx, &a.id, |b, r| b.exec(ctx, r, &a)),
+        // As runc: every failure of `exec` itself (not of the program) exits 255.
+        Command::Exec(a) => Ok(simple::with_backend(ctx, &a.id, |b, r| b.exec(ctx, r, &a)).unwrap_or_else(|e| {
+            log::error!("exec failed: {e:#}");
+            255
+        })),
         Command::Ps(a) => simple::with_backend(ctx, &a.id, |b, r| b.ps(ctx, r, &a)),
         Command::Pause(a) => simple::with_backend(ctx, &a.id, |b, r| b.pause(ctx, r)),
         Command::Resume(a) => simple::with_backend(ctx, &a.id, |b, r| b.resume(ctx, r)),

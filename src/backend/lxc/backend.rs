@@ -87,10 +87,21 @@ impl Backend for LxcBackend {
         }
     }
     fn events(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
-        bail!("container {}: events is not supported by the proxmox-lxc backend", record.id)
+        bail!(
+            "container {}: events is not supported by backend {} (proxmox-lxc); its cgroup statistics are \
+             those of Proxmox container {}",
+            record.id,
+            record.backend,
+            LxcData::from_record(record).map_or_else(|_| "(unknown)".to_string(), |d| d.vmid.to_string())
+        )
     }
     fn checkpoint(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
-        bail!("container {}: checkpoint/restore is not supported by the proxmox-lxc backend", record.id)
+        bail!(
+            "container {}: checkpoint is not supported by backend {} (proxmox-lxc has no checkpoint/restore); \
+             route containers that need it to crun or runc",
+            record.id,
+            record.backend
+        )
     }
     fn states(&self, ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>> {
         Ok(records.iter().map(|r| lifecycle::container_state(r, &ctx.store)).collect())

@@ -400,6 +400,12 @@ pub fn for_exec(args: &ExecArgs, container: &ProcessSpec) -> Result<(ProcessSpec
     if let Some(l) = &args.process_label {
         warnings.push(format!("--process-label {l:?} ignored: SELinux labels are not supported on Proxmox VE"));
     }
+    if let Some(c) = args.cgroup.first() {
+        bail!(
+            "--cgroup {c:?} is not supported on proxmox-lxc: exec'd processes join the container's cgroup \
+             (Proxmox manages it); leave --cgroup out"
+        );
+    }
     Ok((p, warnings))
 }
 
