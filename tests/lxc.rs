@@ -96,10 +96,8 @@ impl Lxc {
             })
             .unwrap_or(0);
         assert_eq!(reservations, 0, "{what}: VMID reservations left");
-        let ids: Vec<_> = std::fs::read_dir(&self.w.root)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(ids.is_empty(), "{what}: state left in --root: {ids:?}");
+        // Records and claims; a passthrough runtime's root only counts if it holds a container.
+        self.w.assert_no_state(what);
     }
 }
 
@@ -596,6 +594,7 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let a = l.create("keep-a", &b);
     let bb = l.create("keep-b", &b);
     ok(&l.w.nexcage(["start", "keep-b"]));
+    let created_a = l.w.state("keep-a")["created"].as_str().unwrap().to_string();
     std::fs::remove_dir_all(&l.w.root).unwrap();
     let out = l.w.nexcage(["list", "--format", "json"]);
     ok(&out);
@@ -603,6 +602,9 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let ids: Vec<&str> = list.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["keep-a", "keep-b"]);
     assert_eq!(list[0]["bundle"], b.to_str().unwrap());
+    // `created` is when create made it (from the Proxmox description), not the rebuild.
+    assert_eq!(list[0]["created"], created_a.as_str());
+    assert_eq!(l.w.state("keep-a")["created"], created_a.as_str());
     // The supervisors still run: found again, with the program and its state.
     assert_eq!(
         (l.w.state("keep-a")["status"].as_str(), l.w.state("keep-a")["pid"].as_i64()),
@@ -634,11 +636,21 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
 
     // After a "reboot" (supervisors gone too) the containers come back as stopped.
     let c = l.create("reboot", &b);
+    let vmid = l.vmid("reboot");
     std::fs::remove_dir_all(&l.w.root).unwrap();
+    // A container whose description does not say when it was created (made by an older
+    // nexcage): `created` is unknown and left out, never the rebuild time.
+    let conf = l.pve.join(format!("etc/pve/lxc/{vmid}.conf"));
+    let text_before = std::fs::read_to_string(&conf).unwrap();
+    assert!(text_before.contains("nexcage-created"), "{text_before}");
+    let without: Vec<&str> = text_before.lines().filter(|l| !l.contains("nexcage-created")).collect();
+    std::fs::write(&conf, without.join("\n") + "\n").unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
     ok(&l.w.nexcage(["list"]));
-    assert_eq!(l.w.state("reboot")["status"], "stopped");
+    let rebuilt = l.w.state("reboot");
+    assert_eq!(rebuilt["status"], "stopped");
+    assert!(rebuilt.get("created").is_none(), "created must be unknown, not invented: {rebuilt}");
     ok(&l.w.nexcage(["delete", "reboot"]));
     l.assert_clean("after a lost supervisor");
 }
@@ -714,4 +726,103 @@ fn bad_inputs_leave_nothing_behind() {
     let (code, _, _) = l.run_to_end("fine", &b);
     assert_eq!(code, Some(0));
     l.assert_clean("end");
+}
+
+/// A bundle as `runc spec` writes it (runc 1.1: CAP_AUDIT_WRITE, CAP_KILL and
+/// CAP_NET_BIND_SERVICE ambient but not inheritable), on `base`'s rootfs, changed only to
+/// print the program's capability sets instead of opening a shell on a terminal.
+fn runc_spec_bundle(l: &Lxc, base: &Path, name: &str, backend: &str) -> PathBuf {
+    let b = l.w.dir.path().join(name);
+    std::fs::create_dir_all(&b).unwrap();
+    let st = Command::new("cp").arg("-a").arg(base.join("rootfs")).arg(b.join("rootfs")).status().unwrap();
+    assert!(st.success(), "cp rootfs");
+    let st = Command::new("runc").args(["spec", "--bundle"]).arg(&b).status().unwrap();
+    assert!(st.success(), "runc spec");
+    edit_config(&b, |c| {
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!(["sh", "-c", "grep ^Cap /proc/self/status"]);
+        c["annotations"] = serde_json::json!({ "nexcage.backend": backend });
+    });
+    b
+}
+
+#[test]
+fn runc_spec_bundle_has_runcs_capabilities_on_every_backend() {
+    let l0 = Lxc::new(9550);
+    let base = l0.w.bundle("base", &["true"], &[]);
+    // The reference: runc alone, same bundle.
+    let reference = {
+        let l = &l0;
+        let b = runc_spec_bundle(l, &base, "ref", "runc");
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(l.w.dir.path().join("runc-root"))
+            .args(["run", "--bundle"])
+            .arg(&b)
+            .arg("caps-reference")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        ok(&out);
+        text(&out.stdout)
+    };
+    assert!(reference.contains("CapAmb:\t0000000000000000"), "{reference}");
+    for (privileged, first) in [(false, 9560), (true, 9570)] {
+        let l = Lxc::with(first, first + 9, &format!(r#","unprivileged":{}"#, !privileged));
+        for backend in ["crun", "runc", "lxc"] {
+            if privileged && backend != "lxc" {
+                continue;
+            }
+            let b = runc_spec_bundle(&l, &base, &format!("spec-{backend}"), backend);
+            let id = format!("caps-{backend}-{privileged}");
+            let c = l.create(&id, &b);
+            ok(&l.w.nexcage(["start", &id]));
+            let (code, sig) = wait_pid(c.pid, WAIT);
+            assert_eq!((code, sig), (Some(0), None), "{backend}: {}", read(&c.stderr));
+            assert_eq!(read(&c.stdout), reference, "{backend} (privileged: {privileged}): capability sets");
+            if backend == "lxc" {
+                // runc's warning, in nexcage's log (stderr of create).
+                assert!(
+                    read(&c.stderr).contains("can't raise ambient capability CAP_KILL: operation not permitted"),
+                    "{}",
+                    read(&c.stderr)
+                );
+            }
+            ok(&l.w.nexcage(["delete", &id]));
+        }
+        l.assert_clean("runc spec bundles");
+    }
+}
+
+#[test]
+fn checkpoint_restore_events_and_crun_only_flags_are_refused_naming_the_backend() {
+    let l = Lxc::with(9580, 9589, "");
+    let b = l.w.bundle("b", &["sleep", "1000"], &[]);
+    // restore makes nothing: no record, no Proxmox container, no VMID.
+    let out = l.w.nexcage(["restore", "--image-path", "/nonexistent", "--bundle", b.to_str().unwrap(), "r1"]);
+    fails_with(&out, "restore is not supported by backend lxc");
+    assert!(!l.w.root.join("r1").exists());
+    l.assert_clean("refused restore");
+    assert!(l.pct_calls().is_empty(), "restore called pct: {:?}", l.pct_calls());
+
+    let c = l.create("cp", &b);
+    ok(&l.w.nexcage(["start", "cp"]));
+    fails_with(
+        &l.w.nexcage(["checkpoint", "--image-path", "/nonexistent", "cp"]),
+        "checkpoint is not supported by backend lxc",
+    );
+    let out = l.w.nexcage(["events", "--stats", "cp"]);
+    fails_with(&out, "events is not supported by backend lxc");
+    assert!(text(&out.stderr).contains(&format!("Proxmox container {}", l.vmid("cp"))), "{}", text(&out.stderr));
+    let out = l.w.nexcage(["exec", "--cgroup", "memory:sub", "cp", "true"]);
+    fails_with(&out, "--cgroup \"memory:sub\" is not supported on proxmox-lxc");
+    assert_eq!(out.status.code(), Some(255), "exec's own failures exit 255, as runc's");
+    std::fs::copy(b.join("config.json"), b.join("other.json")).unwrap();
+    let out = l.w.nexcage(["create", "--config", "other.json", "--bundle", b.to_str().unwrap(), "cfg"]);
+    fails_with(&out, "--config is not supported by backend lxc");
+    assert!(!l.w.root.join("cfg").exists());
+    assert_eq!(l.w.state("cp")["status"], "running", "the refusals left the container alone");
+    ok(&l.w.nexcage(["delete", "--force", "cp"]));
+    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    l.assert_clean("after checkpoint/events refusals");
 }
