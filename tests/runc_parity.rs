@@ -352,3 +352,20 @@ fn every_runc_and_crun_flag_is_accepted_by_nexcages_parser() {
     }
     assert!(checked > 100, "only {checked} flags found in the runtimes' help");
 }
+
+#[test]
+fn restore_is_the_runtimes_and_a_failed_one_leaves_no_record() {
+    for backend in BACKENDS {
+        let t = Twins::new(backend);
+        let b = t.w.bundle("b", &["sleep", "1000"], &[]);
+        let images = t.w.dir.path().join("no-images");
+        // No checkpoint images (and no CRIU here): the runtime's own refusal, either way.
+        let (via, _) = t.same(
+            "parity-r",
+            &["restore", "--image-path", images.to_str().unwrap(), "--bundle", b.to_str().unwrap(), "parity-r"],
+        );
+        assert!(!via.status.success(), "{backend}: restore without images succeeded");
+        assert!(!t.w.root.join("parity-r").exists(), "{backend}: a failed restore left its record");
+        assert_eq!(text(&t.w.nexcage(["list", "-q"]).stdout), "", "{backend}");
+    }
+}
