@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::{ExecArgs, KillArgs, PsArgs};
-use crate::commands::Ctx;
+use crate::context::Ctx;
 use crate::state::Record;
 
 /// OCI state of a container, as `state` prints it and `list --format json` lists it.

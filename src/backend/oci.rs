@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::{Backend, ContainerState, CreateRequest};
 use crate::cli::{ExecArgs, KillArgs, PsArgs};
-use crate::commands::Ctx;
+use crate::context::Ctx;
 use crate::state::Record;
 
 pub struct OciBackend {

@@ -15,31 +15,10 @@ mod spec;
 mod template;
 mod version;
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-
 use anyhow::Result;
 
-use crate::cli::{Command, DeleteArgs, Globals, KillArgs};
-use crate::state::{Store, DEFAULT_ROOT};
-
-/// Everything a command needs to know about this invocation.
-pub struct Ctx {
-    pub globals: Globals,
-    /// The subcommand and its arguments exactly as given (forwarded to passthrough runtimes).
-    pub words: Vec<OsString>,
-    pub store: Store,
-    /// The command runs once per container (crun's `--regex`): passthrough runtimes run as
-    /// children instead of replacing nexcage.
-    pub many: bool,
-}
-
-impl Ctx {
-    pub fn new(globals: Globals, words: Vec<OsString>) -> Ctx {
-        let root = globals.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
-        Ctx { globals, words, store: Store::new(&root), many: false }
-    }
-}
+use crate::cli::{Command, DeleteArgs, KillArgs};
+pub use crate::context::Ctx;
 
 /// Run a command; the result is nexcage's exit status.
 pub fn run_version() -> Result<i32> {

@@ -8,8 +8,8 @@ use super::data::LxcData;
 use super::{exec, lifecycle, ps, supervisor, update};
 use crate::backend::{Backend, ContainerState, CreateRequest};
 use crate::cli::{ExecArgs, KillArgs, PsArgs};
-use crate::commands::Ctx;
 use crate::config::LxcBackendConfig;
+use crate::context::Ctx;
 use crate::state::Record;
 
 pub struct LxcBackend {

@@ -22,8 +22,8 @@ use super::wire::{ContainerSetup, ProcessSpec, Request};
 use super::{console, host_limits, process, run_dir, supervisor};
 use super::{pct, pveconf, spec, vmid};
 use crate::backend::CreateRequest;
-use crate::commands::Ctx;
 use crate::config::LxcBackendConfig;
+use crate::context::Ctx;
 use crate::state::Record;
 
 /// How long init gets to answer after `pct start` returned.

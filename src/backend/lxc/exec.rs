@@ -20,7 +20,7 @@ use super::procfs::ProcRef;
 use super::wire::Request;
 use super::{console, host_limits, process, run_dir, supervisor};
 use crate::cli::ExecArgs;
-use crate::commands::Ctx;
+use crate::context::Ctx;
 use crate::state::Record;
 
 pub fn exec(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {

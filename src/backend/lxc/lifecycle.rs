@@ -27,7 +27,7 @@ use super::pct;
 use super::run_dir;
 use crate::backend::ContainerState;
 use crate::cli::KillArgs;
-use crate::commands::Ctx;
+use crate::context::Ctx;
 use crate::state::{Phase, Record, Store};
 
 use crate::OCI_VERSION;

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use super::data::LxcData;
 use super::{pveconf, run_dir};
-use crate::commands::Ctx;
 use crate::config::{BackendConfig, Config};
+use crate::context::Ctx;
 use crate::state::{validate_id, BackendKind, Phase, Record};
 
 /// The rootfs a bundle names (for `state`), best effort.

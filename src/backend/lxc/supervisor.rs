@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 use super::procfs::ProcRef;
 use super::wire::{self, Reply, WireError};
 use crate::cli::SuperviseArgs;
-use crate::commands::Ctx;
+use crate::context::Ctx;
 
 /// The fd the supervisor finds its connection to init on.
 pub const CONN_FD: i32 = 3;
