@@ -19,8 +19,21 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_ROOT: &str = "/run/nexcage";
 const RECORD_FILE: &str = "record.json";
 
-/// Message engines match on when an id is unknown.
-pub const NOT_EXIST: &str = "container does not exist";
+/// What callers of the store branch on. The messages are runc's (engines match them).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container does not exist")]
+    NotExist,
+    #[error("container with id exists: {0}")]
+    Exists(String),
+}
+
+impl StateError {
+    /// Is `e` (or what it wraps) "container does not exist"?
+    pub fn is_not_exist(e: &anyhow::Error) -> bool {
+        matches!(e.downcast_ref::<StateError>(), Some(StateError::NotExist))
+    }
+}
 
 /// runc's id rule: letters, digits, `_ + - .`; not `.` or `..`. Checked before any path is
 /// built from an id. The length cap keeps the id a valid file name.
@@ -172,7 +185,7 @@ impl Store {
         if let Err(e) = rename_noreplace(&tmp, &target) {
             let _ = fs::remove_dir_all(&tmp);
             if e.raw_os_error() == Some(libc::EEXIST) || e.raw_os_error() == Some(libc::ENOTEMPTY) {
-                bail!("container with id exists: {}", record.id);
+                return Err(StateError::Exists(record.id.clone()).into());
             }
             return Err(anyhow!(e).context(format!("cannot create {}", target.display())));
         }
@@ -192,7 +205,7 @@ impl Store {
         let path = self.dir(id).join(RECORD_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(NOT_EXIST),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotExist.into()),
             Err(e) => return Err(anyhow!(e).context(format!("cannot read {}", path.display()))),
         };
         serde_json::from_slice(&bytes).with_context(|| format!("corrupt container record {}", path.display()))
@@ -203,7 +216,7 @@ impl Store {
         validate_id(id)?;
         let lock = match lock_dir(&self.dir(id)) {
             Ok(l) => l,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(NOT_EXIST),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotExist.into()),
             Err(e) => return Err(anyhow!(e).context(format!("cannot lock {}", self.dir(id).display()))),
         };
         Ok((self.load(id)?, lock))
@@ -214,7 +227,7 @@ impl Store {
         validate_id(id)?;
         let dir = match File::open(self.dir(id)) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(NOT_EXIST),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotExist.into()),
             Err(e) => return Err(anyhow!(e).context(format!("cannot lock {}", self.dir(id).display()))),
         };
         // SAFETY: flock on an owned, open file descriptor.
@@ -375,8 +388,10 @@ mod tests {
     fn unknown_id_says_does_not_exist() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::new(t.path());
-        assert_eq!(s.load("nope").unwrap_err().to_string(), NOT_EXIST);
-        assert_eq!(s.load_locked("nope").err().unwrap().to_string(), NOT_EXIST);
+        assert_eq!(s.load("nope").unwrap_err().to_string(), "container does not exist");
+        assert!(StateError::is_not_exist(&s.load("nope").unwrap_err()));
+        assert!(StateError::is_not_exist(&s.load_locked("nope").err().unwrap()));
+        assert!(StateError::is_not_exist(&s.try_load_locked("nope").err().unwrap()));
     }
 
     #[test]

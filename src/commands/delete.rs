@@ -6,14 +6,14 @@ use anyhow::Result;
 use super::Ctx;
 use crate::backend;
 use crate::cli::DeleteArgs;
-use crate::state::NOT_EXIST;
+use crate::state::StateError;
 
 pub fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32> {
     let (record, lock) = match ctx.store.load_locked(&args.id) {
         Ok(found) => found,
         // runc and crun: `delete --force` of an unknown container succeeds (engines rely
         // on it when they clean up).
-        Err(e) if args.force && e.to_string() == NOT_EXIST => return Ok(0),
+        Err(e) if args.force && StateError::is_not_exist(&e) => return Ok(0),
         Err(e) => return Err(e),
     };
     crate::fault::point("delete:locked");

@@ -28,7 +28,7 @@ use crate::backend::lxc::{create, lifecycle, pct, vmid};
 use crate::backend::oci::OciBackend;
 use crate::cli::GcArgs;
 use crate::config::{BackendConfig, Config};
-use crate::state::{validate_id, BackendKind, Phase, Record, NOT_EXIST};
+use crate::state::{validate_id, BackendKind, Phase, Record, StateError};
 
 struct Report {
     dry: bool,
@@ -130,7 +130,7 @@ pub fn gc(ctx: &Ctx, args: &GcArgs) -> Result<i32> {
                 match ctx.store.try_load_locked(&c.oci_id) {
                     Ok(Some((rec, _lock))) => Some(LxcData::from_record(&rec).is_ok_and(|d| d.vmid == c.vmid)),
                     Ok(None) => None, // busy: a create or delete of that id is running
-                    Err(e) if e.to_string() == NOT_EXIST => Some(false),
+                    Err(e) if StateError::is_not_exist(&e) => Some(false),
                     Err(_) => None,
                 }
             };
