@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::route::RouteRule;
+
 /// The configuration shipped in the repository, used when no file is found.
 pub const BUILTIN: &str = include_str!("../config.json");
 /// Environment variable naming the configuration file to use.
@@ -115,35 +117,6 @@ fn default_true() -> bool {
 }
 fn default_pve_root() -> PathBuf {
     PathBuf::from("/")
-}
-
-/// One routing rule. Every condition given must match; a rule needs at least one.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteRule {
-    /// Free text shown by `nexcage route`.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Glob on the container id (`*`, `?`, `[...]`).
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Regular expression on the container id (unanchored unless you anchor it).
-    #[serde(default)]
-    pub id_regex: Option<String>,
-    /// Annotations of the bundle's config.json: key exact, value glob.
-    #[serde(default)]
-    pub annotation: BTreeMap<String, String>,
-    /// Glob on the absolute bundle path (`*` stays within one path component, `**` crosses).
-    #[serde(default)]
-    pub bundle: Option<String>,
-    /// Backend chosen when the rule matches.
-    pub backend: String,
-}
-
-impl RouteRule {
-    pub fn has_condition(&self) -> bool {
-        self.id.is_some() || self.id_regex.is_some() || !self.annotation.is_empty() || self.bundle.is_some()
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -320,7 +293,10 @@ impl Config {
             }
         }
         // Patterns compile? The router reports the exact rule and field. Kept for routing.
-        let _ = self.router.set(crate::route::Router::new(self)?);
+        let names: Vec<String> = self.backends.keys().cloned().collect();
+        let router = crate::route::Router::new(&self.routes, &self.default_backend, names)
+            .map_err(|e| self.err(&e.path, e.message))?;
+        let _ = self.router.set(router);
         Ok(())
     }
 
@@ -331,10 +307,6 @@ impl Config {
 
     pub fn backend(&self, name: &str) -> Option<&BackendConfig> {
         self.backends.get(name)
-    }
-
-    pub(crate) fn error_at(&self, path: &str, problem: impl Into<String>) -> ConfigError {
-        self.err(path, problem)
     }
 }
 

@@ -14,7 +14,9 @@ use crate::route::{RouteInput, Router};
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(c) = Config::parse(text, ConfigSource::Builtin) {
-        Router::new(&c).expect("a validated configuration compiles its routes");
+        let _ = c.router(); // compiled by validation
+        Router::new(&c.routes, &c.default_backend, c.backends.keys().cloned().collect())
+            .expect("a validated configuration compiles its routes");
         assert!(c.backend(&c.default_backend).is_some(), "default_backend must exist after validation");
     }
 }
@@ -26,7 +28,7 @@ pub fn route(data: &[u8]) {
     let mut parts = text.split('\0');
     let config = parts.next().unwrap_or("");
     let Ok(c) = Config::parse(config, ConfigSource::Builtin) else { return };
-    let router = Router::new(&c).expect("validated");
+    let router = c.router();
     let id = parts.next().unwrap_or("");
     let bundle = parts.next().unwrap_or("/");
     let annotations: HashMap<String, String> =

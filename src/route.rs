@@ -3,14 +3,14 @@
 //! Order: the bundle annotation `nexcage.backend` always wins; then the configured rules in
 //! order (first match wins); then `default_backend`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use regex::Regex;
 
-use crate::config::{Config, ConfigError};
+use serde::Deserialize;
 
 /// The annotation that selects a backend by name for one container.
 pub const BACKEND_ANNOTATION: &str = "nexcage.backend";
@@ -107,12 +107,53 @@ fn path_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
     Ok(GlobBuilder::new(pattern).literal_separator(true).build()?.compile_matcher())
 }
 
+/// One routing rule. Every condition given must match; a rule needs at least one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// Free text shown by `nexcage route`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Glob on the container id (`*`, `?`, `[...]`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Regular expression on the container id (unanchored unless you anchor it).
+    #[serde(default)]
+    pub id_regex: Option<String>,
+    /// Annotations of the bundle's config.json: key exact, value glob.
+    #[serde(default)]
+    pub annotation: BTreeMap<String, String>,
+    /// Glob on the absolute bundle path (`*` stays within one path component, `**` crosses).
+    #[serde(default)]
+    pub bundle: Option<String>,
+    /// Backend chosen when the rule matches.
+    pub backend: String,
+}
+
+impl RouteRule {
+    pub fn has_condition(&self) -> bool {
+        self.id.is_some() || self.id_regex.is_some() || !self.annotation.is_empty() || self.bundle.is_some()
+    }
+}
+
+/// A pattern of a rule that does not compile: its JSON path in the configuration
+/// (`routes[2].id_regex`) and why. The configuration turns it into its own error.
+#[derive(Debug)]
+pub struct RuleError {
+    pub path: String,
+    pub message: String,
+}
+
 impl Router {
-    pub fn new(config: &Config) -> Result<Router, ConfigError> {
-        let mut rules = Vec::with_capacity(config.routes.len());
-        for (i, r) in config.routes.iter().enumerate() {
-            let bad =
-                |field: &str, e: &dyn fmt::Display| config.error_at(&format!("routes[{i}].{field}"), e.to_string());
+    /// Compile the rules of a configuration (`routes`, its `default_backend`, the names of
+    /// its backends).
+    pub fn new(routes: &[RouteRule], default_backend: &str, backends: Vec<String>) -> Result<Router, RuleError> {
+        let mut rules = Vec::with_capacity(routes.len());
+        for (i, r) in routes.iter().enumerate() {
+            let bad = |field: &str, e: &dyn fmt::Display| RuleError {
+                path: format!("routes[{i}].{field}"),
+                message: e.to_string(),
+            };
             let id = r.id.as_deref().map(text_glob).transpose().map_err(|e| bad("id", &e))?;
             let id_regex = r.id_regex.as_deref().map(Regex::new).transpose().map_err(|e| bad("id_regex", &e))?;
             let mut annotations = Vec::new();
@@ -130,11 +171,7 @@ impl Router {
                 backend: r.backend.clone(),
             });
         }
-        Ok(Router {
-            rules,
-            default_backend: config.default_backend.clone(),
-            backends: config.backends.keys().cloned().collect(),
-        })
+        Ok(Router { rules, default_backend: default_backend.to_string(), backends })
     }
 
     /// Decide the backend. Errors only for an annotation naming an unknown backend.
@@ -163,10 +200,12 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Test-only: the rules come from configuration text, as users write them.
     use crate::config::{Config, ConfigSource, BUILTIN};
 
     fn router(text: &str) -> Router {
-        Router::new(&Config::parse(text, ConfigSource::Builtin).unwrap()).unwrap()
+        let c = Config::parse(text, ConfigSource::Builtin).unwrap();
+        Router::new(&c.routes, &c.default_backend, c.backends.keys().cloned().collect()).unwrap()
     }
 
     fn decide(r: &Router, id: &str, ann: &[(&str, &str)], bundle: &str) -> Result<Decision, String> {
