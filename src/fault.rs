@@ -3,8 +3,9 @@
 //! `NEXCAGE_FAULT=<step>[,<step>...]` makes nexcage kill itself with SIGKILL when it
 //! reaches a named step (see [`STEPS`]): no destructor runs, no lock file or temp file
 //! is cleaned up, exactly as if the host had killed it (OOM killer, `kill -9`, a power
-//! cut minus the reboot). Compiled in always, inert unless the variable is set; an
-//! attacker who can set nexcage's environment can kill it anyway. Before dying it prints
+//! cut minus the reboot). Only with the cargo feature `fault-injection` (hack/test turns
+//! it on for the test builds); without it, as in release builds and the Debian package,
+//! [`point`] does nothing and the variable is never read. Before dying it prints
 //! `nexcage: NEXCAGE_FAULT: killed at <step>` on stderr so tests can tell an injected
 //! death from a real crash. Documented in docs/troubleshooting.md#crash-safety.
 
@@ -47,6 +48,9 @@ fn armed() -> Option<&'static str> {
 /// Die here if `NEXCAGE_FAULT` names `step`.
 pub fn point(step: &'static str) {
     debug_assert!(STEPS.contains(&step), "undeclared fault step {step}");
+    if !cfg!(feature = "fault-injection") {
+        return;
+    }
     let Some(list) = armed() else { return };
     if list.split(',').any(|s| s.trim() == step) {
         eprintln!("nexcage: {ENV}: killed at {step}");
