@@ -62,6 +62,45 @@ pub trait Backend {
     fn checkpoint(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
     /// States of the given records (all owned by this backend), for `list`.
     fn states(&self, ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>>;
+    /// The Proxmox VMID of a container, for backends that make Proxmox containers
+    /// (`list --wide`).
+    fn vmid(&self, _record: &Record) -> Option<u64> {
+        None
+    }
+    /// For `gc`: why a record (not being created) no longer stands for a container, if
+    /// it does not. `root` is the absolute state root.
+    fn stale_reason(&self, ctx: &Ctx, record: &Record, root: &Path) -> Option<String>;
+    /// For `gc`: remove what a stale or crashed-create record stands for; `Ok(0)` when
+    /// nothing is left and the record may go.
+    fn remove_stale(&self, ctx: &Ctx, record: &Record, root: &Path) -> Result<i32>;
+}
+
+/// How `gc` hears of what a backend's sweep finds and does.
+pub trait Sweeper {
+    /// Report an action; true when it is to be done (not a dry run).
+    fn act(&mut self, what: &str) -> bool;
+    fn fail(&mut self, what: &str, error: &dyn std::fmt::Display);
+    fn dry(&self) -> bool;
+}
+
+/// `gc`'s sweep of every backend's own leftovers beyond the records (proxmox-lxc:
+/// Proxmox containers of this root without a record, VMID reservations, temp templates,
+/// run directories), each Proxmox root once.
+pub fn sweep(ctx: &Ctx, config: &crate::config::Config, root: &Path, s: &mut dyn Sweeper) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, backend) in &config.backends {
+        if let crate::config::BackendConfig::ProxmoxLxc(cfg) = backend {
+            if seen.insert(cfg.pve_root.clone()) {
+                lxc::maintenance::sweep(ctx, name, cfg, root, s);
+            }
+        }
+    }
+}
+
+/// Give containers whose records were lost (a wiped `--root`) their records back, for
+/// backends that can find them (proxmox-lxc, from Proxmox's configs); `list` calls it.
+pub fn adopt_lost(ctx: &Ctx) {
+    lxc::rebuild::adopt_lost(ctx);
 }
 
 /// Find an executable: a name with a `/` is taken as a path, a bare name is searched in

@@ -195,6 +195,12 @@ impl Backend for OciBackend {
     fn checkpoint(&self, ctx: &Ctx, _record: &Record) -> Result<i32> {
         self.exec(ctx)
     }
+    fn stale_reason(&self, ctx: &Ctx, record: &Record, _root: &Path) -> Option<String> {
+        (!self.has_container(ctx, &record.id)).then(|| format!("{} no longer has it", self.name))
+    }
+    fn remove_stale(&self, ctx: &Ctx, record: &Record, _root: &Path) -> Result<i32> {
+        self.force_delete(ctx, &record.id)
+    }
     fn states(&self, ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>> {
         let known = self.list_json(ctx)?;
         Ok(records

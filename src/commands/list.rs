@@ -15,21 +15,25 @@ use crate::state::Record;
 
 pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     // proxmox-lxc containers whose records were lost (reboot, wiped --root) come back.
-    crate::backend::lxc::rebuild::adopt_lost(ctx);
+    backend::adopt_lost(ctx);
     let mut by_backend: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     let mut vmids: BTreeMap<String, u64> = BTreeMap::new();
     for id in ctx.store.ids()? {
         // A record removed meanwhile (concurrent delete) is simply skipped.
         if let Ok(r) = ctx.store.load(&id) {
-            if let Some(v) = vmid(&r) {
-                vmids.insert(r.id.clone(), v);
-            }
             by_backend.entry(r.backend.clone()).or_default().push(r);
         }
     }
     let mut rows: Vec<(String, ContainerState)> = Vec::new();
     for (name, records) in &by_backend {
         let backend = backend::for_record(&records[0])?;
+        if args.wide {
+            for r in records {
+                if let Some(v) = backend.vmid(r) {
+                    vmids.insert(r.id.clone(), v);
+                }
+            }
+        }
         for s in backend.states(ctx, records)? {
             rows.push((name.clone(), s));
         }
@@ -114,11 +118,6 @@ fn owner_of(dir: &std::path::Path) -> String {
     }
 }
 
-/// The Proxmox VMID of a proxmox-lxc container (`data.lxc.vmid`, or `data.vmid`).
-fn vmid(r: &Record) -> Option<u64> {
-    r.data.get("lxc").and_then(|d| d.get("vmid")).or_else(|| r.data.get("vmid")).and_then(|v| v.as_u64())
-}
-
 /// Columns padded like runc's tabwriter (min width 12, padding 3).
 pub fn render_table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -143,20 +142,6 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vmid_from_lxc_data_or_top_level() {
-        let mut r: Record = serde_json::from_value(serde_json::json!({
-            "id": "a", "backend": "lxc", "kind": "proxmox-lxc", "bundle": "/b", "created": "x", "phase": "created",
-            "data": {"lxc": {"vmid": 9001}}
-        }))
-        .unwrap();
-        assert_eq!(vmid(&r), Some(9001));
-        r.data.clear();
-        assert_eq!(vmid(&r), None);
-        r.data.insert("vmid".into(), 9002.into());
-        assert_eq!(vmid(&r), Some(9002));
-    }
 
     #[test]
     fn table_pads_columns() {

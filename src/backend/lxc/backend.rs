@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::create::{self, Created, Supervision};
 use super::data::LxcData;
-use super::{exec, lifecycle, ps, supervisor, update};
+use super::{exec, lifecycle, maintenance, ps, supervisor, update};
 use crate::backend::{Backend, ContainerState, CreateRequest};
 use crate::cli::{ExecArgs, KillArgs, PsArgs};
 use crate::config::LxcBackendConfig;
@@ -105,5 +105,14 @@ impl Backend for LxcBackend {
     }
     fn states(&self, ctx: &Ctx, records: &[Record]) -> Result<Vec<ContainerState>> {
         Ok(records.iter().map(|r| lifecycle::container_state(r, &ctx.store)).collect())
+    }
+    fn vmid(&self, record: &Record) -> Option<u64> {
+        LxcData::from_record(record).ok().map(|d| u64::from(d.vmid))
+    }
+    fn stale_reason(&self, _ctx: &Ctx, record: &Record, root: &std::path::Path) -> Option<String> {
+        maintenance::stale_reason(record, root)
+    }
+    fn remove_stale(&self, _ctx: &Ctx, record: &Record, root: &std::path::Path) -> Result<i32> {
+        maintenance::remove_stale(record, root)
     }
 }

@@ -17,6 +17,7 @@ pub mod hooks;
 pub mod host_limits;
 pub mod init_conn;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod process;
 pub mod procfs;
 pub mod ps;

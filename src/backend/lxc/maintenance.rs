@@ -1,0 +1,90 @@
+//! proxmox-lxc's part of `gc` (commands/gc.rs decides what to do with the answers):
+//! whether a record still stands for a Proxmox container, removing a stale one, and the
+//! sweep of one Proxmox root (containers of this `--root` without a record, VMID
+//! reservations of dead creates, temp templates of dead builders, run directories
+//! without a container).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::cleanup::{self, Owner};
+use super::data::LxcData;
+use super::{create, lifecycle, pct, vmid};
+use crate::backend::Sweeper;
+use crate::config::LxcBackendConfig;
+use crate::context::Ctx;
+use crate::state::{validate_id, Record, StateError};
+
+/// Why this record no longer stands for a Proxmox container, if it does not.
+pub fn stale_reason(record: &Record, root: &Path) -> Option<String> {
+    let Ok(d) = LxcData::from_record(record) else {
+        return Some("its record has no proxmox-lxc data".into());
+    };
+    match cleanup::owner(&d.pve_root, d.vmid, &record.id, root) {
+        Owner::Ours => None,
+        Owner::Gone => Some(format!("CT {} no longer exists", d.vmid)),
+        Owner::Other(who) => Some(format!("CT {} now belongs to {who}", d.vmid)),
+    }
+}
+
+/// Remove what a stale record stands for (delete --force semantics).
+pub fn remove_stale(record: &Record, root: &Path) -> Result<i32> {
+    lifecycle::delete(record, true, root)
+}
+
+/// Sweep the Proxmox root of backend `name`.
+pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut dyn Sweeper) {
+    let pct_bin = crate::backend::find_binary(&cfg.pct).unwrap_or_else(|| cfg.pct.clone().into());
+    let pct = pct::Pct::new(&pct_bin);
+    for c in cleanup::tagged(&cfg.pve_root, None, root) {
+        let claimed = if validate_id(&c.oci_id).is_err() {
+            Some(false)
+        } else {
+            match ctx.store.try_load_locked(&c.oci_id) {
+                Ok(Some((rec, _lock))) => Some(LxcData::from_record(&rec).is_ok_and(|d| d.vmid == c.vmid)),
+                Ok(None) => None, // busy: a create or delete of that id is running
+                Err(e) if StateError::is_not_exist(&e) => Some(false),
+                Err(_) => None,
+            }
+        };
+        if claimed != Some(false) {
+            continue;
+        }
+        let what = format!(
+            "destroy CT {} (backend {name}: container {:?} of {} has no record)",
+            c.vmid,
+            c.oci_id,
+            root.display()
+        );
+        if s.act(&what) {
+            if let Err(e) = cleanup::destroy(&pct, &cfg.pve_root, c.vmid) {
+                s.fail(&format!("destroy CT {} ({})", c.vmid, cleanup::manual_destroy(c.vmid)), &e);
+            }
+        }
+    }
+    match vmid::reap_stale(&cfg.pve_root, s.dry()) {
+        Ok(v) => {
+            for v in v {
+                s.act(&format!("remove the stale VMID {v} reservation (backend {name})"));
+            }
+        }
+        Err(e) => s.fail("remove stale VMID reservations", &e),
+    }
+    if let Ok(dir) = create::template_dir(cfg) {
+        for t in cleanup::dead_temp_templates(&dir) {
+            if s.act(&format!("remove {} (a template build that died)", t.display())) {
+                if let Err(e) = std::fs::remove_file(&t) {
+                    s.fail(&format!("remove {}", t.display()), &e);
+                }
+            }
+        }
+    }
+    for d in cleanup::orphan_run_dirs(&cfg.pve_root) {
+        if s.act(&format!("remove {} (run directory without a container)", d.display())) {
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                s.fail(&format!("remove {}", d.display()), &e);
+            }
+        }
+    }
+}
