@@ -1,7 +1,6 @@
 //! Backends: who actually runs a container. The record written at `create` names the
 //! backend; every later command goes to the same one.
 
-#[allow(dead_code)] // pct.rs, pveconf.rs and template/ offer more than the backend uses yet
 pub mod lxc;
 pub mod oci;
 

@@ -1,4 +1,4 @@
-//! The host side of the conversation with nexcage-init (see wire.rs).
+//! The host side of the conversation with nexcage-init (see the nexcage-wire crate).
 //!
 //! The socket lives in the run directory, which the container's root can write to, so
 //! before trusting a connection we check that the path is a socket (not a planted

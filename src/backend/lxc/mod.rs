@@ -25,4 +25,4 @@ pub mod rebuild;
 pub mod run_dir;
 pub mod supervisor;
 pub mod update;
-pub mod wire;
+pub use nexcage_wire as wire;

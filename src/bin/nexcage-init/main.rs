@@ -17,9 +17,7 @@
 //!
 //! See docs/proxmox-lxc.md for the whole process model.
 
-#[allow(dead_code)]
-#[path = "../../backend/lxc/wire.rs"]
-mod wire;
+use nexcage_wire as wire;
 
 mod apply;
 mod child;

@@ -1,7 +1,7 @@
 //! The protocol between nexcage (on the host) and nexcage-init (pid 1 in the container).
 //!
-//! Shared source: the nexcage binary has it as `backend::lxc::wire`, the static
-//! nexcage-init binary includes the same file with `#[path]`, so both sides always agree.
+//! One crate for both sides (nexcage has it as `backend::lxc::wire`, the static
+//! nexcage-init links it too), so they always agree.
 //!
 //! Transport: a `SOCK_SEQPACKET` unix socket that nexcage-init listens on at
 //! [`SOCKET_IN_CONTAINER`]; on the host the same inode is `<run dir>/init.sock` (the run
