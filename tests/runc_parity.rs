@@ -153,7 +153,7 @@ fn kill_signal_zero_bad_signals_and_lowercase_names_are_the_runtimes() {
             let (via, _) = t.same("parity-k", &args);
             assert!(via.status.success(), "{backend} {args:?}: {}", text(&via.stderr));
         }
-        for sig in ["65", "FOO", "SIGNOPE", "usr1"] {
+        for sig in ["65", "FOO", "SIGNOPE", "", "RTMIN+99", "usr1", "9;reboot"] {
             t.same("parity-k", &["kill", "parity-k", sig]);
             let (via, alone) = t.status_of("parity-k");
             assert_eq!(via, alone, "{backend}: status after kill {sig}");
