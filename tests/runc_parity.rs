@@ -31,6 +31,15 @@ impl Twins {
         Twins { w, backend, direct_root }
     }
 
+    /// Twins each running `sleep 1000` as `id`.
+    fn running(backend: &'static str, id: &str) -> Twins {
+        let t = Twins::new(backend);
+        let b = t.w.bundle("b", &["sleep", "1000"], &[]);
+        t.create(id, &b);
+        t.same(id, &["start", id]);
+        t
+    }
+
     /// The runtime alone, on the twin's root.
     fn direct(&self, args: &[&str]) -> Output {
         Command::new(self.backend)
@@ -123,6 +132,18 @@ impl Twins {
     }
 }
 
+/// `create` through nexcage with stdio to /dev/null (the container keeps it open).
+fn create_quiet(w: &World, bundle: &Path, id: &str) {
+    let st = w
+        .cmd(["create", "--bundle", bundle.to_str().unwrap(), id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "create {id}");
+}
+
 fn alone(id: &str) -> String {
     format!("{id}-alone")
 }
@@ -142,10 +163,7 @@ impl Drop for Twins {
 #[test]
 fn kill_signal_zero_bad_signals_and_lowercase_names_are_the_runtimes() {
     for backend in BACKENDS {
-        let t = Twins::new(backend);
-        let b = t.w.bundle("b", &["sleep", "1000"], &[]);
-        t.create("parity-k", &b);
-        t.same("parity-k", &["start", "parity-k"]);
+        let t = Twins::running(backend, "parity-k");
         // Signal 0 asks whether the program is alive: runc and crun answer 0.
         for args in
             [vec!["kill", "parity-k", "0"], vec!["kill", "-a", "parity-k", "0"], vec!["kill", "--all", "parity-k", "0"]]
@@ -165,10 +183,7 @@ fn kill_signal_zero_bad_signals_and_lowercase_names_are_the_runtimes() {
 #[test]
 fn exec_cgroup_is_repeatable_and_exec_failures_exit_as_the_runtime() {
     for backend in BACKENDS {
-        let t = Twins::new(backend);
-        let b = t.w.bundle("b", &["sleep", "1000"], &[]);
-        t.create("parity-e", &b);
-        t.same("parity-e", &["start", "parity-e"]);
+        let t = Twins::running(backend, "parity-e");
         let (via, _) = t.both(
             "parity-e",
             &["exec", "--cgroup", "memory:submem", "--cgroup", "cpu,cpuacct:subcpu", "parity-e", "true"],
@@ -188,10 +203,7 @@ fn exec_cgroup_is_repeatable_and_exec_failures_exit_as_the_runtime() {
 #[test]
 fn pause_resume_ps_update_events_checkpoint_are_the_runtimes() {
     for backend in BACKENDS {
-        let t = Twins::new(backend);
-        let b = t.w.bundle("b", &["sleep", "1000"], &[]);
-        t.create("parity-p", &b);
-        t.same("parity-p", &["start", "parity-p"]);
+        let t = Twins::running(backend, "parity-p");
         t.same("parity-p", &["pause", "parity-p"]);
         assert_eq!(t.status_of("parity-p"), ("\"paused\"".into(), "\"paused\"".into()));
         t.same("parity-p", &["resume", "parity-p"]);
@@ -228,15 +240,7 @@ fn list_is_runcs_table_and_json() {
     };
     assert_eq!(text(&t.w.nexcage(["list", "--format", "json"]).stdout), "null\n");
     for (id, start) in [("one", false), ("two-longer-name", true)] {
-        let pf = t.w.dir.path().join(format!("{id}.pid"));
-        let st =
-            t.w.cmd(["create", "--bundle", b.to_str().unwrap(), "--pid-file", pf.to_str().unwrap(), id])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-        assert!(st.success());
+        create_quiet(&t.w, &b, id);
         if start {
             ok(&t.w.nexcage(["start", id]));
         }
@@ -256,14 +260,7 @@ fn kill_and_delete_take_crun_regex() {
     let w = World::new("crun");
     let b = w.bundle("b", &["sleep", "1000"], &[]);
     for id in ["web-1", "web-2", "db-1"] {
-        let st = w
-            .cmd(["create", "--bundle", b.to_str().unwrap(), id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        create_quiet(&w, &b, id);
         ok(&w.nexcage(["start", id]));
     }
     ok(&w.nexcage(["kill", "--regex", "web-.*", "KILL"]));
