@@ -33,12 +33,31 @@ pub struct ContainerState {
     pub owner: String,
 }
 
+/// How a container is launched: `create` (the program waits for `start`), `run -d` or
+/// `restore -d` (started, nexcage returns), `run` / `restore` in the foreground (nexcage
+/// waits for the program, exits with its status and removes the container).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    Create,
+    RunDetached,
+    RunForeground,
+}
+
+impl Launch {
+    pub fn run(detach: bool) -> Launch {
+        if detach {
+            Launch::RunDetached
+        } else {
+            Launch::RunForeground
+        }
+    }
+}
+
 /// What `create` hands to a backend.
 pub struct CreateRequest<'a> {
     pub bundle: &'a crate::bundle::Bundle,
     pub args: &'a crate::cli::CreateArgs,
-    /// `run`: Some(detach); `create`: None.
-    pub run: Option<bool>,
+    pub launch: Launch,
 }
 
 /// One backend's implementation of the OCI commands. Methods return the exit status

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::create::{create, Mode};
+use super::create::{create, Source};
 use super::simple::with_backend;
 use super::Ctx;
+use crate::backend::Launch;
 use crate::cli::CreateArgs;
 
 fn last_word_id(args: &[String], command: &str) -> Result<String> {
@@ -53,7 +54,7 @@ pub fn restore(ctx: &Ctx, args: &[String]) -> Result<i32> {
         no_subreaper: false,
         id,
     };
-    create(ctx, &create_args, Mode::Restore { detach })
+    create(ctx, &create_args, Launch::run(detach), Source::Checkpoint)
 }
 
 #[cfg(test)]

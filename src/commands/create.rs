@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::Ctx;
 use crate::backend::lxc::backend::LxcBackend;
 use crate::backend::oci::OciBackend;
-use crate::backend::{Backend, CreateRequest};
+use crate::backend::{Backend, CreateRequest, Launch};
 use std::path::Path;
 
 use crate::bundle::{Bundle, CONFIG_FILE};
@@ -15,20 +15,16 @@ use crate::config::{BackendConfig, Config};
 use crate::route::RouteInput;
 use crate::state::{now_rfc3339, validate_id, BackendKind, Phase, Record};
 
-pub enum Mode {
-    Create,
-    /// Create and start; without `detach` the runtime waits for the container and removes it.
-    Run {
-        detach: bool,
-    },
-    /// `restore` from a checkpoint: as `run` for the runtime (the words are passed on);
-    /// refused before anything is made by backends without checkpoint/restore.
-    Restore {
-        detach: bool,
-    },
+/// `create`/`run` make a container from the bundle; `restore` from a checkpoint (the
+/// runtime gets the words; refused before anything is made by backends without
+/// checkpoint/restore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Bundle,
+    Checkpoint,
 }
 
-pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
+pub fn create(ctx: &Ctx, args: &CreateArgs, launch: Launch, from: Source) -> Result<i32> {
     validate_id(&args.id)?;
     let bundle = Bundle::open_with(&args.bundle, args.config.as_deref())?;
     let config = Config::load()?;
@@ -45,7 +41,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
             let runtime = Some(b.runtime.clone());
             (Box::new(b), BackendKind::Oci, runtime)
         }
-        BackendConfig::ProxmoxLxc(_) if matches!(mode, Mode::Restore { .. }) => {
+        BackendConfig::ProxmoxLxc(_) if from == Source::Checkpoint => {
             anyhow::bail!(
                 "container {}: restore is not supported by backend {} (proxmox-lxc has no checkpoint/restore); \
                  route the container to crun or runc (annotation nexcage.backend) to restore it",
@@ -76,18 +72,11 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, mode: Mode) -> Result<i32> {
     };
     let lock = ctx.store.claim(&record)?;
     crate::fault::point("create:claimed");
-    let run = match &mode {
-        Mode::Create => None,
-        Mode::Run { detach } | Mode::Restore { detach } => Some(*detach),
-    };
-    let req = CreateRequest { bundle: &bundle, args, run };
+    let req = CreateRequest { bundle: &bundle, args, launch };
     let outcome = backend.create(ctx, &req, &mut record);
     crate::fault::point("create:backend-done");
-    let keep = match (&outcome, &mode) {
-        (Ok(0), Mode::Create | Mode::Run { detach: true } | Mode::Restore { detach: true }) => true,
-        // `run` in the foreground: the runtime deleted the container when it exited.
-        _ => false,
-    };
+    // `run` in the foreground: the runtime deleted the container when it exited.
+    let keep = matches!(outcome, Ok(0)) && launch != Launch::RunForeground;
     if keep {
         record.phase = Phase::Created;
         if let Err(e) = ctx.store.save(&record) {

@@ -17,6 +17,7 @@ mod version;
 
 use anyhow::Result;
 
+use crate::backend::Launch;
 use crate::cli::{Command, DeleteArgs, KillArgs};
 pub use crate::context::Ctx;
 
@@ -27,8 +28,8 @@ pub fn run_version() -> Result<i32> {
 
 pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
     match command {
-        Command::Create(a) => create::create(ctx, &a, create::Mode::Create),
-        Command::Run(a) => create::create(ctx, &a.create, create::Mode::Run { detach: a.detach }),
+        Command::Create(a) => create::create(ctx, &a, Launch::Create, create::Source::Bundle),
+        Command::Run(a) => create::create(ctx, &a.create, Launch::run(a.detach), create::Source::Bundle),
         Command::Restore(a) => checkpoint::restore(ctx, &a.args),
         Command::Start(a) => simple::with_backend(ctx, &a.id, |b, r| b.start(ctx, r)),
         Command::State(a) => simple::with_backend(ctx, &a.id, |b, r| b.state(ctx, r)),

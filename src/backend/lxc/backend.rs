@@ -3,10 +3,10 @@
 
 use anyhow::{bail, Result};
 
-use super::create::{self, Created, Supervision};
+use super::create::{self, Created};
 use super::data::LxcData;
 use super::{exec, lifecycle, maintenance, ps, supervisor, update};
-use crate::backend::{Backend, ContainerState, CreateRequest};
+use crate::backend::{Backend, ContainerState, CreateRequest, Launch};
 use crate::cli::{ExecArgs, KillArgs, PsArgs};
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -31,9 +31,8 @@ impl LxcBackend {
 impl Backend for LxcBackend {
     fn create(&self, ctx: &Ctx, req: &CreateRequest, record: &mut Record) -> Result<i32> {
         let Some(cfg) = &self.config else { bail!("internal error: create without the backend configuration") };
-        let supervision = if req.run == Some(false) { Supervision::Inline } else { Supervision::Spawned };
-        let created = create::create(ctx, req, record, cfg, supervision)?;
-        if req.run.is_none() {
+        let created = create::create(ctx, req, record, cfg, req.launch)?;
+        if req.launch == Launch::Create {
             return Ok(0);
         }
         // `run`: start at once.

@@ -21,7 +21,7 @@ use super::template::{resolve_rootfs, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
 use super::{console, host_limits, process, run_dir, supervisor};
 use super::{pct, pveconf, spec, vmid};
-use crate::backend::CreateRequest;
+use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
 use crate::state::Record;
@@ -249,15 +249,6 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         .with_context(|| format!("cannot write pid file {}", abs.display()))
 }
 
-/// Who supervises the program once create is done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Supervision {
-    /// A `nexcage lxc-supervise` process (create, run --detach).
-    Spawned,
-    /// This process (run in the foreground).
-    Inline,
-}
-
 /// The result of a successful create.
 pub enum Created {
     Spawned,
@@ -273,7 +264,7 @@ pub fn create(
     req: &CreateRequest,
     record: &mut Record,
     cfg: &LxcBackendConfig,
-    supervision: Supervision,
+    launch: Launch,
 ) -> Result<Created> {
     let args = req.args;
     let facts = read_bundle(&req.bundle.dir)?;
@@ -371,7 +362,7 @@ pub fn create(
     let outcome = ctx.store.save(record).and_then(|()| {
         crate::fault::point("lxc:record-saved");
         let prepared = Prepared { facts: &facts, init: &init, owner, raw: &mapped.raw_lxc, pct: &pct };
-        start_container(ctx, req, record, &mut data, prepared, supervision)
+        start_container(ctx, req, record, &mut data, prepared, launch)
     });
     match outcome {
         Ok(created) => {
@@ -411,7 +402,7 @@ fn start_container(
     record: &Record,
     data: &mut LxcData,
     p: Prepared,
-    supervision: Supervision,
+    launch: Launch,
 ) -> Result<Created> {
     let Prepared { facts, init, owner, raw, pct } = p;
     let args = req.args;
@@ -464,7 +455,8 @@ fn start_container(
     hooks::run("createContainer", &facts.hooks.create_container, &state)?;
 
     let fd = conn.into_fd();
-    if supervision == Supervision::Inline {
+    // `run` in the foreground: this process supervises; otherwise a spawned supervisor.
+    if launch == Launch::RunForeground {
         data.supervisor = ProcRef::of(std::process::id() as i32);
         if let Some(p) = &args.pid_file {
             write_pid_file(p, std::process::id() as i32)?;
