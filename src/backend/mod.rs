@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::{ExecArgs, KillArgs, PsArgs};
+use crate::cli::{ExecArgs, KillArgs, PsArgs, UpdateArgs};
 use crate::context::Ctx;
 use crate::state::Record;
 
@@ -53,6 +53,14 @@ impl Launch {
     }
 }
 
+/// Makes containers: one per backend configuration, used by `create`, `run` and
+/// `restore` only. Every later command gets a [`Backend`] from the record instead.
+pub trait Creator {
+    /// Create the container. The record is claimed (phase `Creating`) and locked; the
+    /// backend may add data to it. On error or non-zero status the caller removes it.
+    fn create(&self, ctx: &Ctx, req: &CreateRequest, record: &mut Record) -> Result<i32>;
+}
+
 /// What `create` hands to a backend.
 pub struct CreateRequest<'a> {
     pub bundle: &'a crate::bundle::Bundle,
@@ -63,9 +71,6 @@ pub struct CreateRequest<'a> {
 /// One backend's implementation of the OCI commands. Methods return the exit status
 /// nexcage must exit with (passthrough backends may never return: they exec).
 pub trait Backend {
-    /// Create the container. The record is claimed (phase `Creating`) and locked; the
-    /// backend may add data to it. On error or non-zero status the caller removes it.
-    fn create(&self, ctx: &Ctx, req: &CreateRequest, record: &mut Record) -> Result<i32>;
     fn start(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
     fn state(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
     fn kill(&self, ctx: &Ctx, record: &Record, args: &KillArgs) -> Result<i32>;
@@ -75,7 +80,7 @@ pub trait Backend {
     fn ps(&self, ctx: &Ctx, record: &Record, args: &PsArgs) -> Result<i32>;
     fn pause(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
     fn resume(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
-    fn update(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
+    fn update(&self, ctx: &Ctx, record: &Record, args: &UpdateArgs) -> Result<i32>;
     fn events(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
     fn checkpoint(&self, ctx: &Ctx, record: &Record) -> Result<i32>;
     /// States of the given records (all owned by this backend), for `list`.
@@ -140,6 +145,6 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
 pub fn for_record(record: &Record) -> Result<Box<dyn Backend>> {
     match record.kind {
         crate::state::BackendKind::Oci => Ok(Box::new(oci::OciBackend::from_record(record)?)),
-        crate::state::BackendKind::ProxmoxLxc => Ok(Box::new(lxc::backend::LxcBackend::from_record(record))),
+        crate::state::BackendKind::ProxmoxLxc => Ok(Box::new(lxc::backend::LxcBackend)),
     }
 }

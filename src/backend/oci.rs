@@ -12,8 +12,8 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{Backend, ContainerState, CreateRequest};
-use crate::cli::{ExecArgs, KillArgs, PsArgs};
+use super::{Backend, ContainerState, CreateRequest, Creator};
+use crate::cli::{ExecArgs, KillArgs, PsArgs, UpdateArgs};
 use crate::context::Ctx;
 use crate::state::Record;
 
@@ -151,10 +151,13 @@ pub fn parse_list(bytes: &[u8]) -> Result<Vec<ContainerState>> {
         .collect())
 }
 
-impl Backend for OciBackend {
+impl Creator for OciBackend {
     fn create(&self, ctx: &Ctx, _req: &CreateRequest, _record: &mut Record) -> Result<i32> {
         self.run(ctx)
     }
+}
+
+impl Backend for OciBackend {
     fn start(&self, ctx: &Ctx, _record: &Record) -> Result<i32> {
         self.exec(ctx)
     }
@@ -186,7 +189,7 @@ impl Backend for OciBackend {
     fn resume(&self, ctx: &Ctx, _record: &Record) -> Result<i32> {
         self.exec(ctx)
     }
-    fn update(&self, ctx: &Ctx, _record: &Record) -> Result<i32> {
+    fn update(&self, ctx: &Ctx, _record: &Record, _args: &UpdateArgs) -> Result<i32> {
         self.exec(ctx)
     }
     fn events(&self, ctx: &Ctx, _record: &Record) -> Result<i32> {

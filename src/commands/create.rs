@@ -4,9 +4,9 @@
 use anyhow::Result;
 
 use super::Ctx;
-use crate::backend::lxc::backend::LxcBackend;
+use crate::backend::lxc::backend::LxcCreator;
 use crate::backend::oci::OciBackend;
-use crate::backend::{Backend, CreateRequest, Launch};
+use crate::backend::{CreateRequest, Creator, Launch};
 use std::path::Path;
 
 use crate::bundle::{Bundle, CONFIG_FILE};
@@ -35,7 +35,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, launch: Launch, from: Source) -> Res
     log::debug!("container {}: {decision}", args.id);
     let backend_config = config.backend(&decision.backend).expect("router returns configured backends");
 
-    let (backend, kind, runtime): (Box<dyn Backend>, _, _) = match backend_config {
+    let (creator, kind, runtime): (Box<dyn Creator>, _, _) = match backend_config {
         BackendConfig::Oci(oci) => {
             let b = OciBackend::resolve(&decision.backend, &oci.path)?;
             let runtime = Some(b.runtime.clone());
@@ -57,7 +57,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, launch: Launch, from: Source) -> Res
                 decision.backend
             )
         }
-        BackendConfig::ProxmoxLxc(lxc) => (Box::new(LxcBackend::new(lxc.clone())), BackendKind::ProxmoxLxc, None),
+        BackendConfig::ProxmoxLxc(lxc) => (Box::new(LxcCreator { config: lxc.clone() }), BackendKind::ProxmoxLxc, None),
     };
 
     let mut record = Record {
@@ -73,7 +73,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, launch: Launch, from: Source) -> Res
     let lock = ctx.store.claim(&record)?;
     crate::fault::point("create:claimed");
     let req = CreateRequest { bundle: &bundle, args, launch };
-    let outcome = backend.create(ctx, &req, &mut record);
+    let outcome = creator.create(ctx, &req, &mut record);
     crate::fault::point("create:backend-done");
     // `run` in the foreground: the runtime deleted the container when it exited.
     let keep = matches!(outcome, Ok(0)) && launch != Launch::RunForeground;

@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Ps(a) => simple::with_backend(ctx, &a.id, |b, r| b.ps(ctx, r, &a)),
         Command::Pause(a) => simple::with_backend(ctx, &a.id, |b, r| b.pause(ctx, r)),
         Command::Resume(a) => simple::with_backend(ctx, &a.id, |b, r| b.resume(ctx, r)),
-        Command::Update(a) => simple::with_backend(ctx, &a.id, |b, r| b.update(ctx, r)),
+        Command::Update(a) => simple::with_backend(ctx, &a.id, |b, r| b.update(ctx, r, &a)),
         Command::Events(a) => simple::with_backend(ctx, &a.id, |b, r| b.events(ctx, r)),
         Command::Checkpoint(a) => checkpoint::checkpoint(ctx, &a.args),
         Command::List(a) => list::list(ctx, &a),

@@ -6,32 +6,23 @@ use anyhow::{bail, Result};
 use super::create::{self, Created};
 use super::data::LxcData;
 use super::{exec, lifecycle, maintenance, ps, supervisor, update};
-use crate::backend::{Backend, ContainerState, CreateRequest, Launch};
-use crate::cli::{ExecArgs, KillArgs, PsArgs};
+use crate::backend::{Backend, ContainerState, CreateRequest, Creator, Launch};
+use crate::cli::{ExecArgs, KillArgs, PsArgs, UpdateArgs};
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
 use crate::state::Record;
 
-pub struct LxcBackend {
-    /// The backend's configuration: only `create` needs it (later commands read the
-    /// record).
-    config: Option<LxcBackendConfig>,
+/// Makes proxmox-lxc containers with one backend configuration.
+pub struct LxcCreator {
+    pub config: LxcBackendConfig,
 }
 
-impl LxcBackend {
-    pub fn new(config: LxcBackendConfig) -> LxcBackend {
-        LxcBackend { config: Some(config) }
-    }
+/// Operates existing proxmox-lxc containers: everything it needs is in the record.
+pub struct LxcBackend;
 
-    pub fn from_record(_record: &Record) -> LxcBackend {
-        LxcBackend { config: None }
-    }
-}
-
-impl Backend for LxcBackend {
+impl Creator for LxcCreator {
     fn create(&self, ctx: &Ctx, req: &CreateRequest, record: &mut Record) -> Result<i32> {
-        let Some(cfg) = &self.config else { bail!("internal error: create without the backend configuration") };
-        let created = create::create(ctx, req, record, cfg, req.launch)?;
+        let created = create::create(ctx, req, record, &self.config, req.launch)?;
         if req.launch == Launch::Create {
             return Ok(0);
         }
@@ -55,6 +46,9 @@ impl Backend for LxcBackend {
             }
         }
     }
+}
+
+impl Backend for LxcBackend {
     fn start(&self, ctx: &Ctx, record: &Record) -> Result<i32> {
         lifecycle::start(ctx, record)
     }
@@ -79,11 +73,8 @@ impl Backend for LxcBackend {
     fn resume(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
         lifecycle::pause(record, false)
     }
-    fn update(&self, ctx: &Ctx, record: &Record) -> Result<i32> {
-        match crate::cli::parse_command(&ctx.words).map(|c| c.command) {
-            Ok(crate::cli::Command::Update(args)) => update::update(record, &args),
-            _ => bail!("internal error: update without its arguments"),
-        }
+    fn update(&self, _ctx: &Ctx, record: &Record, args: &UpdateArgs) -> Result<i32> {
+        update::update(record, args)
     }
     fn events(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
         bail!(
