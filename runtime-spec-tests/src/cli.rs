@@ -34,10 +34,14 @@ a final line `N passed, M failed, K skipped`. Exit status 0 only when nothing fa
   --column NAME         ... as column NAME (e.g. runc, crun, nexcage→crun)
   --expected-failures FILE
                         known gaps of the runtime under test, one per line:
-                        `TEST-NAME  reason` (`#` comments, blank lines ignored).
-                        A listed test that fails is reported `not ok ... # TODO
-                        known gap: <reason>` and does not fail the run; a listed
-                        test that passes is reported so the list can shrink
+                        `TEST-NAME | CHECK | reason` (`#` comments, blank lines
+                        ignored), CHECK a text the failure message must contain
+                        (the failing assertion; alternatives joined with `||`,
+                        every failed sub-check line must match one). A listed test that fails that
+                        check is reported `not ok ... # TODO known gap: <reason>`
+                        and does not fail the run; failing any other check fails
+                        it; a listed test that passes is reported so the list can
+                        shrink
 ";
 
 #[derive(Debug, Default, PartialEq)]
@@ -139,27 +143,58 @@ fn make_temp_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// An expected-failures list: `TEST-NAME reason` per line, `#` comments and blank lines
-/// ignored. Every name must be a test of the suite and every entry must give a reason.
-pub fn parse_expected(text: &str, known: &[&str]) -> Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
+/// One known gap: the test, the checks it fails, and why. A check is a text of the
+/// failure message; several are joined with `||`. A test stops at its first failing
+/// assertion, whose message is one line, or a summary line followed by one line per
+/// failed sub-check (the in-container checker's `not ok` lines, each problem of a hook's
+/// state, a runtime's stderr): every one of those lines must contain a listed check, so
+/// a sub-check that starts to fail unlisted fails the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub name: String,
+    pub check: String,
+    pub reason: String,
+}
+
+impl Expected {
+    fn checks(&self) -> impl Iterator<Item = &str> {
+        self.check.split("||").map(str::trim).filter(|c| !c.is_empty())
+    }
+
+    /// Does this failure message fail the listed checks, and nothing else?
+    pub fn matches(&self, message: &str) -> bool {
+        let covered = |line: &str| self.checks().any(|c| line.contains(c));
+        covered(message) && message.lines().skip(1).filter(|l| !l.trim().is_empty()).all(covered)
+    }
+}
+
+/// An expected-failures list: `TEST-NAME | CHECK | reason` per line, `#` comments and
+/// blank lines ignored. Every name must be a test of the suite, listed once, with a
+/// check and a reason.
+pub fn parse_expected(text: &str, known: &[&str]) -> Result<Vec<Expected>> {
+    let mut out: Vec<Expected> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let l = raw.trim();
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        let (name, reason) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
-        let reason = reason.trim();
+        // Fields are separated by ` | ` (spaces around), so a check may hold `||`.
+        let mut parts = l.splitn(3, " | ").map(str::trim);
+        let (name, check, reason) =
+            (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         if !known.contains(&name) {
-            bail!("line {}: {name:?} is not a test of this suite", i + 1);
+            bail!("line {}: {name:?} is not a test of this suite (format: TEST-NAME | CHECK | reason)", i + 1);
+        }
+        if check.is_empty() {
+            bail!("line {}: {name}: the failing check is required (a text of its failure message)", i + 1);
         }
         if reason.is_empty() {
             bail!("line {}: {name}: a reason is required", i + 1);
         }
-        if out.iter().any(|(n, _)| n == name) {
+        if out.iter().any(|e| e.name == name) {
             bail!("line {}: {name} is listed twice", i + 1);
         }
-        out.push((name.to_string(), reason.to_string()));
+        out.push(Expected { name: name.to_string(), check: check.to_string(), reason: reason.to_string() });
     }
     Ok(out)
 }
@@ -249,7 +284,7 @@ pub fn run(o: Options) -> Result<bool> {
     if runtime_path.is_relative() && runtime_path.components().count() > 1 {
         runtime_path = std::env::current_dir()?.join(runtime_path);
     }
-    let expected: Vec<(String, String)> = match &o.expected_failures {
+    let expected: Vec<Expected> = match &o.expected_failures {
         Some(f) => {
             let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
             let names: Vec<&str> = suite::all().iter().map(|t| t.name).collect();
@@ -298,10 +333,19 @@ pub fn run(o: Options) -> Result<bool> {
         let mut gaps_passed: Vec<&str> = Vec::new();
         for (i, t) in tests.iter().enumerate() {
             let mut outcome = run_test(&mut ctx, t, reference.as_deref());
-            let listed = expected.iter().find(|(n, _)| n == t.name).map(|(_, r)| r.clone());
+            let listed = expected.iter().find(|e| e.name == t.name);
             match (&outcome, listed) {
-                (Outcome::Fail(message), Some(reason)) => {
-                    outcome = Outcome::KnownGap { reason, message: message.clone() }
+                (Outcome::Fail(message), Some(e)) if e.matches(message) => {
+                    outcome = Outcome::KnownGap {
+                        reason: format!("{} (fails at: {})", e.reason, e.check),
+                        message: message.clone(),
+                    }
+                }
+                (Outcome::Fail(message), Some(e)) => {
+                    outcome = Outcome::Fail(format!(
+                        "{message}\n(listed as a known gap failing at {:?}, but failed another check)",
+                        e.check
+                    ))
                 }
                 (Outcome::Pass, Some(_)) => gaps_passed.push(t.name),
                 _ => {}
@@ -400,11 +444,27 @@ mod tests {
     #[test]
     fn expected_failures_lists() {
         let known = ["a/x", "a/y"];
-        let got = parse_expected("# comment\n\na/x  the rootfs is a copy\na/y\treason two\n", &known).unwrap();
-        assert_eq!(got, vec![("a/x".into(), "the rootfs is a copy".into()), ("a/y".into(), "reason two".into())]);
-        assert!(parse_expected("a/x\n", &known).unwrap_err().to_string().contains("a reason is required"));
-        assert!(parse_expected("a/z why\n", &known).unwrap_err().to_string().contains("not a test"));
-        assert!(parse_expected("a/x r\na/x r\n", &known).unwrap_err().to_string().contains("twice"));
+        let got = parse_expected(
+            "# comment\n\na/x | marker missing | the rootfs is a copy\na/y | cgroup ns | reason two\n",
+            &known,
+        )
+        .unwrap();
+        let e = |n: &str, c: &str, r: &str| Expected { name: n.into(), check: c.into(), reason: r.into() };
+        assert_eq!(got, vec![e("a/x", "marker missing", "the rootfs is a copy"), e("a/y", "cgroup ns", "reason two")]);
+        assert!(got[0].matches("start: marker missing in /x/rootfs") && !got[0].matches("exit status 1"));
+        // A summary line, then one line per failed sub-check: each must be listed.
+        let two = e("a/x", "pid 1: got false || cgroup ns", "r");
+        assert!(two.matches("checks failed inside the container:\n  not ok 6 - pid 1: got false, want true"));
+        assert!(two.matches("checks failed:\n  not ok 6 - pid 1: got false\n  not ok 7 - cgroup ns differs"));
+        assert!(!two.matches("checks failed:\n  not ok 6 - pid 1: got false\n  not ok 8 - hostname differs"));
+        assert!(parse_expected("a/x | check |\n", &known).unwrap_err().to_string().contains("a reason is required"));
+        assert!(parse_expected("a/x |  | why\n", &known).unwrap_err().to_string().contains("check is required"));
+        assert!(parse_expected("a/x  the old format\n", &known).unwrap_err().to_string().contains("not a test"));
+        assert!(parse_expected("a/z | c | why\n", &known).unwrap_err().to_string().contains("not a test"));
+        assert!(parse_expected("a/x | c | r\na/x | c | r\n", &known).unwrap_err().to_string().contains("twice"));
+        let alt = parse_expected("a/x | first || second | why | with a bar\n", &known).unwrap();
+        assert_eq!(alt[0], e("a/x", "first || second", "why | with a bar"));
+        assert!(alt[0].matches("x: second") && alt[0].matches("first") && !alt[0].matches("third"));
     }
 
     #[test]
