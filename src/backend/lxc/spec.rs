@@ -642,6 +642,46 @@ impl Mapper<'_> {
         Ok(())
     }
 
+    /// The CLONE_NEW* type of the namespace a path refers to (`NS_GET_NSTYPE`).
+    fn ns_type_of(path: &Path) -> std::io::Result<libc::c_int> {
+        use std::os::fd::AsRawFd;
+        const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
+        let f = std::fs::File::open(path)?;
+        // SAFETY: an ioctl without argument on an open descriptor.
+        let rc = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(rc)
+    }
+
+    fn clone_flag(t: LinuxNamespaceType) -> libc::c_int {
+        match t {
+            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+            LinuxNamespaceType::Time => 0x80, // CLONE_NEWTIME
+        }
+    }
+
+    fn clone_flag_name(f: libc::c_int) -> &'static str {
+        match f {
+            libc::CLONE_NEWNET => "network",
+            libc::CLONE_NEWIPC => "ipc",
+            libc::CLONE_NEWUTS => "uts",
+            libc::CLONE_NEWPID => "pid",
+            libc::CLONE_NEWCGROUP => "cgroup",
+            libc::CLONE_NEWNS => "mount",
+            libc::CLONE_NEWUSER => "user",
+            0x80 => "time",
+            _ => "unknown",
+        }
+    }
+
     /// Namespaces, user namespace and id maps. Returns whether the network namespace
     /// is not the container's own (host or joined): then PVE networks are not set up.
     fn namespaces(&mut self, spec: &Spec) -> Result<bool, SpecError> {
@@ -684,6 +724,35 @@ impl Mapper<'_> {
             };
             if !p.is_absolute() || p.to_str().is_none_or(|s| s.contains(char::is_whitespace)) || !p.exists() {
                 return err(path, format!("{} is not an existing absolute namespace path", p.display()), "");
+            }
+            // LXC setns()es into whatever the path is, without checking its type: a
+            // cgroup namespace given as the uts one would leave the container in the
+            // host's UTS namespace, and its hostname would rename the host.
+            match Self::ns_type_of(p) {
+                Ok(found) if found == Self::clone_flag(t) => {}
+                Ok(found) => {
+                    return err(
+                        path,
+                        format!(
+                            "{} is a {} namespace, not a {} one",
+                            p.display(),
+                            Self::clone_flag_name(found),
+                            ns_name(t)
+                        ),
+                        "give the path of a namespace of the declared type",
+                    )
+                }
+                Err(e) => {
+                    return err(path, format!("{} is not a namespace: {e}", p.display()), "give a /proc/PID/ns/* path")
+                }
+            }
+            if t == LinuxNamespaceType::Uts && spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) {
+                // As runc: a joined UTS namespace is not the container's to rename.
+                return err(
+                    "hostname",
+                    "a hostname cannot be set in a joined UTS namespace (linux.namespaces uts has a path)",
+                    "drop hostname, or the uts namespace's path",
+                );
             }
             if unprivileged {
                 return err(

@@ -409,6 +409,29 @@ fn namespaces() {
     let mut userns = v.clone();
     userns["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
     assert!(e.map_with(userns, &privileged).unwrap_err().hint.contains("oci backend"));
+    // A path of another namespace type is refused (LXC would join it unchecked: a cgroup
+    // namespace given as the uts one left the container in the host's UTS namespace, and
+    // its hostname renamed the host).
+    let wrong = with_ns(json!([{"type": "pid"}, {"type": "uts", "path": "/proc/self/ns/cgroup"}, {"type": "mount"}]));
+    let er = e.map_with(wrong, &privileged).unwrap_err();
+    assert_eq!(er.path, "linux.namespaces[1].path");
+    assert!(er.problem.contains("is a cgroup namespace, not a uts one"), "{er}");
+    assert!(err_path(e.map_with(
+        with_ns(json!([{"type": "pid"}, {"type": "ipc", "path": "/etc/hostname"}, {"type": "mount"}])),
+        &privileged
+    ))
+    .ends_with(".path"));
+    // A joined UTS namespace is not the container's: no hostname (runc's rule).
+    let mut joined_uts = with_ns(json!([
+        {"type": "pid"}, {"type": "uts", "path": "/proc/self/ns/uts"}, {"type": "mount"}, {"type": "ipc"}, {"type": "network"}
+    ]));
+    joined_uts["hostname"] = json!("renamed");
+    let er = e.map_with(joined_uts.clone(), &privileged).unwrap_err();
+    assert_eq!(er.path, "hostname");
+    joined_uts.as_object_mut().unwrap().remove("hostname");
+    if let Err(er) = e.map_with(joined_uts, &privileged) {
+        panic!("joined uts without hostname: {er}");
+    }
     let mut annotated = v.clone();
     annotated["annotations"] = json!({"nexcage.proxmox.net1": "name=eth1,bridge=vmbr1"});
     assert_eq!(err_path(e.map_with(annotated, &privileged)), "annotations[\"nexcage.proxmox.net1\"]");
