@@ -132,18 +132,6 @@ impl Twins {
     }
 }
 
-/// `create` through nexcage with stdio to /dev/null (the container keeps it open).
-fn create_quiet(w: &World, bundle: &Path, id: &str) {
-    let st = w
-        .cmd(["create", "--bundle", bundle.to_str().unwrap(), id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "create {id}");
-}
-
 fn alone(id: &str) -> String {
     format!("{id}-alone")
 }
@@ -240,7 +228,7 @@ fn list_is_runcs_table_and_json() {
     };
     assert_eq!(text(&t.w.nexcage(["list", "--format", "json"]).stdout), "null\n");
     for (id, start) in [("one", false), ("two-longer-name", true)] {
-        create_quiet(&t.w, &b, id);
+        ok(&t.w.run_detached(&["create", "--bundle", b.to_str().unwrap(), id], &[]));
         if start {
             ok(&t.w.nexcage(["start", id]));
         }
@@ -260,7 +248,7 @@ fn kill_and_delete_take_crun_regex() {
     let w = World::new("crun");
     let b = w.bundle("b", &["sleep", "1000"], &[]);
     for id in ["web-1", "web-2", "db-1"] {
-        create_quiet(&w, &b, id);
+        ok(&w.run_detached(&["create", "--bundle", b.to_str().unwrap(), id], &[]));
         ok(&w.nexcage(["start", id]));
     }
     ok(&w.nexcage(["kill", "--regex", "web-.*", "KILL"]));
