@@ -642,46 +642,6 @@ impl Mapper<'_> {
         Ok(())
     }
 
-    /// The CLONE_NEW* type of the namespace a path refers to (`NS_GET_NSTYPE`).
-    fn ns_type_of(path: &Path) -> std::io::Result<libc::c_int> {
-        use std::os::fd::AsRawFd;
-        const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
-        let f = std::fs::File::open(path)?;
-        // SAFETY: an ioctl without argument on an open descriptor.
-        let rc = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(rc)
-    }
-
-    fn clone_flag(t: LinuxNamespaceType) -> libc::c_int {
-        match t {
-            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
-            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
-            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
-            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
-            LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
-            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
-            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
-            LinuxNamespaceType::Time => 0x80, // CLONE_NEWTIME
-        }
-    }
-
-    fn clone_flag_name(f: libc::c_int) -> &'static str {
-        match f {
-            libc::CLONE_NEWNET => "network",
-            libc::CLONE_NEWIPC => "ipc",
-            libc::CLONE_NEWUTS => "uts",
-            libc::CLONE_NEWPID => "pid",
-            libc::CLONE_NEWCGROUP => "cgroup",
-            libc::CLONE_NEWNS => "mount",
-            libc::CLONE_NEWUSER => "user",
-            0x80 => "time",
-            _ => "unknown",
-        }
-    }
-
     /// Namespaces, user namespace and id maps. Returns whether the network namespace
     /// is not the container's own (host or joined): then PVE networks are not set up.
     fn namespaces(&mut self, spec: &Spec) -> Result<bool, SpecError> {
@@ -728,17 +688,12 @@ impl Mapper<'_> {
             // LXC setns()es into whatever the path is, without checking its type: a
             // cgroup namespace given as the uts one would leave the container in the
             // host's UTS namespace, and its hostname would rename the host.
-            match Self::ns_type_of(p) {
-                Ok(found) if found == Self::clone_flag(t) => {}
+            match ns_type_of(p) {
+                Ok(found) if found == clone_flag(t) => {}
                 Ok(found) => {
                     return err(
                         path,
-                        format!(
-                            "{} is a {} namespace, not a {} one",
-                            p.display(),
-                            Self::clone_flag_name(found),
-                            ns_name(t)
-                        ),
+                        format!("{} is a {} namespace, not a {} one", p.display(), clone_flag_name(found), ns_name(t)),
                         "give the path of a namespace of the declared type",
                     )
                 }
@@ -1368,6 +1323,46 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
 /// An `lxc.mount.entry` destination: relative to the rootfs (no leading slash), escaped.
 fn rel_dst(dst: &Path) -> String {
     fstab_escape(dst.strip_prefix("/").unwrap_or(dst).as_os_str().as_bytes())
+}
+
+/// The CLONE_NEW* type of the namespace a path refers to (`NS_GET_NSTYPE`).
+fn ns_type_of(path: &Path) -> std::io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
+    let f = std::fs::File::open(path)?;
+    // SAFETY: an ioctl without argument on an open descriptor.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+fn clone_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Time => 0x80, // CLONE_NEWTIME
+    }
+}
+
+fn clone_flag_name(f: libc::c_int) -> &'static str {
+    match f {
+        libc::CLONE_NEWNET => "network",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWNS => "mount",
+        libc::CLONE_NEWUSER => "user",
+        0x80 => "time",
+        _ => "unknown",
+    }
 }
 
 #[cfg(test)]
