@@ -119,15 +119,24 @@ pub struct Hook {
     pub timeout: Option<u64>,
 }
 
-/// What nexcage-init applies once to the container's mount namespace before it
-/// prepares the program (runc does the same in its init, in this order): the `nosuid`,
-/// `nodev`, `noexec`, `ro` of the bundle's `/dev` and `/sys` mounts, which LXC mounts
-/// with its own options (autodev's /dev has none; an unprivileged container's /sys is
-/// read-write), `linux.readonlyPaths` (bind-remounted read-only), `linux.maskedPaths` (`/dev/null`
-/// bound over files, an empty read-only tmpfs over directories). Missing paths are
-/// skipped, as runc does.
+/// The container's mount hardening, applied by nexcage-init as LXC's mount hook
+/// (`nexcage-init --lxc-mount-hook RUN_DIR`, which reads it from `RUN_DIR/`
+/// [`MOUNT_HOOK_SETUP`]) in runc's order: the sysctls, the `nosuid`, `nodev`, `noexec`, `ro` of the
+/// bundle's `/dev` and `/sys` mounts, which LXC mounts with its own options (autodev's
+/// /dev has none; an unprivileged container's /sys is read-write), `linux.readonlyPaths`
+/// (bind-remounted read-only), `linux.maskedPaths` (`/dev/null` bound over files, an
+/// empty read-only tmpfs over directories). Missing paths are skipped, as runc does.
+/// File of the run directory holding the [`ContainerSetup`] (JSON) for the mount hook.
+pub const MOUNT_HOOK_SETUP: &str = "setup.json";
+/// File of the run directory where a failed mount hook says why.
+pub const MOUNT_HOOK_ERROR: &str = "mount-hook.error";
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSetup {
+    /// `linux.sysctl` (and `domainname` as `kernel.domainname`): (key with dots, value),
+    /// namespaced keys only (the mapping refuses others), written first.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
     /// (mount point, flags to add).
     #[serde(default)]
     pub remounts: Vec<(String, Vec<String>)>,
@@ -149,9 +158,6 @@ pub enum Request {
         /// Set the container's hostname first when it differs (program only).
         #[serde(default)]
         hostname: Option<String>,
-        /// Mount setup of the container (program only), applied before it is prepared.
-        #[serde(default)]
-        setup: Option<Box<ContainerSetup>>,
         /// startContainer hooks, run by the prepared process right before exec.
         #[serde(default)]
         start_hooks: Vec<Hook>,
@@ -336,11 +342,6 @@ mod tests {
             process: Box::new(ProcessSpec { args: vec!["sh".into()], cwd: "/".into(), ..Default::default() }),
             gated: true,
             hostname: Some("h".into()),
-            setup: Some(Box::new(ContainerSetup {
-                remounts: vec![("/dev".into(), vec!["nosuid".into()])],
-                readonly_paths: vec!["/proc/bus".into()],
-                masked_paths: vec!["/proc/kcore".into()],
-            })),
             start_hooks: vec![],
             preserved: 0,
         };

@@ -108,6 +108,8 @@ pub fn container_setup(v: &serde_json::Value) -> ContainerSetup {
         }
     }
     ContainerSetup {
+        // From the mapping, which validates them (spec.rs).
+        sysctls: Vec::new(),
         remounts,
         readonly_paths: strings("/linux/readonlyPaths"),
         masked_paths: strings("/linux/maskedPaths"),
@@ -267,7 +269,7 @@ pub fn create(
     launch: Launch,
 ) -> Result<Created> {
     let args = req.args;
-    let facts = read_bundle(&req.bundle.dir)?;
+    let mut facts = read_bundle(&req.bundle.dir)?;
     if facts.process.terminal && args.console_socket.is_none() {
         bail!("process.terminal is true but no --console-socket was given: the pty master has nowhere to go");
     }
@@ -293,6 +295,7 @@ pub fn create(
     for w in &mapped.warnings {
         log::warn!("{w}");
     }
+    facts.setup.sysctls = mapped.sysctls.clone();
     let unprivileged = mapped.option("unprivileged") != Some("0");
     if unprivileged {
         run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
@@ -408,13 +411,16 @@ fn start_container(
     let args = req.args;
     let vmid = data.vmid;
     let dir = run_dir::create(&data.pve_root, vmid, owner)?;
+    run_dir::write_setup(&dir, &facts.setup)?;
     let mut lines = raw.to_vec();
     lines.extend(run_dir::lxc_lines(&dir, init));
     pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
     crate::fault::point("lxc:raw-lines-written");
     pct.start(vmid).map_err(|e| {
-        // pct (and lxc-start's stderr) only says "startup ... failed": add LXC's reasons.
-        let reasons = run_dir::lxc_errors(&dir);
+        // pct (and lxc-start's stderr) only says "startup ... failed": add the mount
+        // hook's and LXC's reasons.
+        let mut reasons: Vec<String> = run_dir::mount_hook_error(&dir).into_iter().collect();
+        reasons.extend(run_dir::lxc_errors(&dir));
         if reasons.is_empty() {
             anyhow!("{e}")
         } else {
@@ -431,7 +437,6 @@ fn start_container(
         process: Box::new(facts.process.clone()),
         gated: true,
         hostname: facts.hostname.clone(),
-        setup: Some(Box::new(facts.setup.clone())),
         start_hooks: facts.hooks.start_container.clone(),
         preserved: args.preserve_fds as usize,
     };

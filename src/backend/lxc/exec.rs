@@ -64,7 +64,6 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         process: Box::new(spec.clone()),
         gated: false,
         hostname: None,
-        setup: None,
         start_hooks: Vec::new(),
         preserved: args.preserve_fds as usize,
     };

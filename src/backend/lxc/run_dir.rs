@@ -94,7 +94,43 @@ pub fn fstab_escape(p: &Path) -> String {
     out
 }
 
+/// Write the container's mount hardening for the mount hook (`lxc_lines`), readable by
+/// the container's root (the hook runs as it).
+pub fn write_setup(run_dir: &Path, setup: &wire::ContainerSetup) -> Result<()> {
+    let p = run_dir.join(wire::MOUNT_HOOK_SETUP);
+    std::fs::write(&p, serde_json::to_vec(setup)?).with_context(|| format!("writing {}", p.display()))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
+/// What a failed mount hook said (see `lxc_lines`), if it failed.
+pub fn mount_hook_error(run_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(run_dir.join(wire::MOUNT_HOOK_ERROR)).ok().filter(|s| !s.is_empty())
+}
+
+/// A word for the shell LXC runs hooks with (`sh -c "exec <hook> <name> lxc mount"`),
+/// quoted only when it needs to be.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The `lxc.hook.mount` command. LXC strips a value's quotes when it starts and ends with
+/// the same one, so a quoted init path is run through `env`.
+fn mount_hook_command(init: &Path, run_dir: &Path) -> String {
+    let init = shell_word(&init.display().to_string());
+    let prefix = if init.starts_with('\'') { "env " } else { "" };
+    format!("{prefix}{init} --lxc-mount-hook {}", shell_word(&run_dir.display().to_string()))
+}
+
 /// Raw LXC lines (appended last, after the bundle's own mounts, so nothing covers them).
+/// `lxc.hook.mount` runs nexcage-init as the mount hook: the container's mount hardening
+/// (readonly/masked paths, /dev and /sys flags) is applied before Proxmox's AppArmor
+/// profile confines the container, which refuses those mounts to init
+/// (nexcage-init/mount_hook.rs).
 pub fn lxc_lines(run_dir: &Path, init: &Path) -> Vec<(String, String)> {
     let rel = |p: &str| p.trim_start_matches('/').to_string();
     vec![
@@ -111,6 +147,7 @@ pub fn lxc_lines(run_dir: &Path, init: &Path) -> Vec<(String, String)> {
             ),
         ),
         ("lxc.init.cmd".into(), wire::INIT_IN_CONTAINER.into()),
+        ("lxc.hook.mount".into(), mount_hook_command(init, run_dir)),
         // LXC's own errors (a refused sysctl, a failed mount) go to this file: pct start
         // and lxc-start's stderr only say that the start failed. See `lxc_errors`.
         ("lxc.log.file".into(), log_file(run_dir).display().to_string()),
@@ -214,7 +251,15 @@ mod tests {
         let lines = lxc_lines(Path::new("/run/x 1"), Path::new("/usr/lib/nexcage-init"));
         assert_eq!(lines[0].1, "/run/x\\0401 dev/.nexcage none bind,create=dir 0 0");
         assert_eq!(lines[2], ("lxc.init.cmd".to_string(), "/dev/.nexcage-init".to_string()));
-        assert_eq!(lines[3], ("lxc.log.file".to_string(), "/run/x 1/lxc.log".to_string()));
+        assert_eq!(
+            lines[3],
+            ("lxc.hook.mount".to_string(), "/usr/lib/nexcage-init --lxc-mount-hook '/run/x 1'".to_string())
+        );
+        assert_eq!(lines[4], ("lxc.log.file".to_string(), "/run/x 1/lxc.log".to_string()));
+        assert_eq!(
+            mount_hook_command(Path::new("/a b/it's"), Path::new("/run/1")),
+            r"env '/a b/it'\''s' --lxc-mount-hook /run/1"
+        );
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct PveContainer {
     pub raw_lxc: Vec<(String, String)>,
     /// Things the bundle asked for that are ignored or approximated (each says why).
     pub warnings: Vec<String>,
+    /// Namespaced sysctls (`linux.sysctl`, `domainname`) for the mount hook, in order.
+    pub sysctls: Vec<(String, String)>,
 }
 
 impl PveContainer {
@@ -44,6 +46,29 @@ impl PveContainer {
     pub fn option(&self, key: &str) -> Option<&str> {
         self.create.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+}
+
+/// Why a sysctl would not stay inside the container (runc's rule), if it would not.
+fn not_namespaced(key: &str, host_net: bool) -> Option<String> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") || key == "kernel.domainname" || key == "kernel.hostname" {
+        return None;
+    }
+    if key.starts_with("net.") {
+        return host_net.then(|| {
+            "the container shares the host's network namespace: this sysctl would change the host".to_string()
+        });
+    }
+    Some("not a namespaced sysctl: setting it would change the host".to_string())
 }
 
 /// A field of config.json that cannot be honoured.
@@ -455,6 +480,11 @@ impl Mapper<'_> {
         let ann = self.annotations(spec)?;
         self.hostname(spec)?;
         let net_shared = self.namespaces(spec)?;
+        let host_net = !spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
         self.resources(spec)?;
 
         let (storage, size) = ann.storage.clone().unwrap_or_else(|| (self.opts.storage.clone(), "0".into()));
@@ -467,7 +497,7 @@ impl Mapper<'_> {
         self.networks(&ann, net_shared)?;
         self.mounts(spec)?;
         self.devices(spec)?;
-        self.sysctl(spec)?;
+        self.sysctl(spec, host_net)?;
         self.other_linux(spec)?;
 
         self.create.cores = ann.cores;
@@ -637,7 +667,7 @@ impl Mapper<'_> {
             if d.contains(|c: char| c.is_whitespace() || c.is_control()) {
                 return err("domainname", format!("{d:?} contains whitespace"), "");
             }
-            self.raw("lxc.sysctl.kernel.domainname", d);
+            self.out.sysctls.push(("kernel.domainname".into(), d.to_string()));
         }
         Ok(())
     }
@@ -1225,7 +1255,11 @@ impl Mapper<'_> {
         Ok(())
     }
 
-    fn sysctl(&mut self, spec: &Spec) -> Result<(), SpecError> {
+    /// `linux.sysctl`, applied by the mount hook (nexcage-init) in the container's
+    /// namespaces: PVE keeps only nine IPC keys of raw `lxc.sysctl.*` lines, and LXC would
+    /// write them after `/proc/sys` is read-only. `host_net`: the container shares the
+    /// host's network namespace.
+    fn sysctl(&mut self, spec: &Spec, host_net: bool) -> Result<(), SpecError> {
         let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(()) };
         let mut keys: Vec<_> = map.iter().collect();
         keys.sort();
@@ -1241,7 +1275,14 @@ impl Mapper<'_> {
             if v.contains(['\n', '\r', '\0']) {
                 return err(path, "the value contains a line break", "");
             }
-            self.raw(format!("lxc.sysctl.{key}"), v.as_str());
+            if let Some(why) = not_namespaced(&key, host_net) {
+                return err(
+                    path,
+                    why,
+                    "only namespaced sysctls can be set for a container (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, and net.* with a network namespace of its own), as with runc",
+                );
+            }
+            self.out.sysctls.push((key, v.clone()));
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use caps::{CapSet, Capability};
 
-use crate::wire::{Capabilities, ContainerSetup, ProcessSpec};
+use crate::wire::{Capabilities, ProcessSpec};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -299,90 +299,5 @@ fn go_errno(e: &std::io::Error) -> String {
             c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or(s)
         }
         None => e.to_string(),
-    }
-}
-
-/// The container's mount setup (wire::ContainerSetup), in init's mount namespace (the
-/// container's), before the program is prepared; in runc's order: flags of the standard
-/// mounts, read-only paths, masked paths. A mount the container's security policy
-/// refuses (EPERM, EACCES: e.g. Proxmox's AppArmor profile, which denies some mounts
-/// under /proc, /sys and /dev) is a warning, not an error: that policy then protects the
-/// path instead. Any other error fails create.
-pub fn container_setup(setup: &ContainerSetup) -> Result<Vec<String>, String> {
-    use nix::errno::Errno;
-    use nix::mount::MsFlags;
-    let mut warnings = Vec::new();
-    let mut check = |what: String, r: nix::Result<()>| match r {
-        Ok(()) => Ok(()),
-        Err(e @ (Errno::EPERM | Errno::EACCES)) => {
-            warnings.push(format!("{what}: not applied ({e}); the container's own policy applies"));
-            Ok(())
-        }
-        Err(e) => Err(format!("{what}: {e}")),
-    };
-    for (path, names) in &setup.remounts {
-        let mut add = MsFlags::empty();
-        for f in names {
-            add |= match f.as_str() {
-                "nosuid" => MsFlags::MS_NOSUID,
-                "nodev" => MsFlags::MS_NODEV,
-                "noexec" => MsFlags::MS_NOEXEC,
-                "ro" => MsFlags::MS_RDONLY,
-                _ => MsFlags::empty(),
-            };
-        }
-        if !add.is_empty() {
-            check(format!("mounts: {path} ({}): remount", names.join(",")), remount_bind(path, add))?;
-        }
-    }
-    for p in &setup.readonly_paths {
-        check(format!("linux.readonlyPaths: {p}"), readonly_path(p))?;
-    }
-    for p in &setup.masked_paths {
-        check(format!("linux.maskedPaths: {p}"), mask_path(p))?;
-    }
-    Ok(warnings)
-}
-
-/// Bind-remount `path` with its current per-mount flags plus `add` (an unprivileged
-/// container may not clear the flags LXC locked; keeping them all is always allowed).
-fn remount_bind(path: &str, add: nix::mount::MsFlags) -> nix::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    let cur = statvfs(path)?.flags();
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | add;
-    for (st, ms) in [
-        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if cur.contains(st) {
-            flags |= ms;
-        }
-    }
-    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
-}
-
-/// runc's readonlyPath: bind the path onto itself, then remount it read-only.
-fn readonly_path(path: &str) -> nix::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    match mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        r => r?,
-    }
-    remount_bind(path, MsFlags::MS_RDONLY)
-}
-
-/// runc's maskPath: /dev/null over a file, an empty read-only tmpfs over a directory.
-fn mask_path(path: &str) -> nix::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    match mount(Some("/dev/null"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
-        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(nix::errno::Errno::ENOTDIR) => mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>),
-        Err(e) => Err(e),
     }
 }

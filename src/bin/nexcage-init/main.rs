@@ -15,17 +15,24 @@
 //! - when the program exits, kills whatever is left and exits: the container stops. When
 //!   the program's connection closes (the host supervisor died), it does the same.
 //!
+//! With `--lxc-mount-hook RUN_DIR` it is instead LXC's mount hook (mount_hook.rs).
+//!
 //! See docs/proxmox-lxc.md for the whole process model.
 
 use nexcage_wire as wire;
 
 mod apply;
 mod child;
+mod mount_hook;
 mod server;
 
 use std::process::exit;
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--lxc-mount-hook") {
+        exit(mount_hook::main(&args[1..]));
+    }
     if std::process::id() != 1 && std::env::var_os("NEXCAGE_INIT_ANY_PID").is_none() {
         eprintln!(
             "nexcage-init: must run as pid 1 of a container (it is lxc.init.cmd of nexcage's proxmox-lxc containers)"

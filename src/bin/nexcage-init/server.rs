@@ -179,7 +179,7 @@ impl Server {
             }
             Ok(r) => {
                 match r.message {
-                    Request::Spawn { process, gated, hostname, setup, start_hooks, preserved } => {
+                    Request::Spawn { process, gated, hostname, start_hooks, preserved } => {
                         if gated && self.program.is_some() {
                             let message = "the container's program is already prepared".to_string();
                             self.reply(id, &Reply::Error { message }, &[], None);
@@ -196,24 +196,13 @@ impl Server {
                                 }
                             }
                         }
-                        let mut setup_warnings = Vec::new();
-                        if let Some(setup) = setup.filter(|_| gated) {
-                            match crate::apply::container_setup(&setup) {
-                                Ok(w) => setup_warnings = w,
-                                Err(message) => {
-                                    self.reply(id, &Reply::Error { message }, &[], None);
-                                    return None;
-                                }
-                            }
-                        }
                         let input = SpawnInput { spec: &process, fds: r.fds, preserved, gated, hooks: &start_hooks };
                         match child::spawn(input) {
                             Ok(s) => {
                                 let master: Vec<RawFd> = s.master.iter().map(|m| m.as_raw_fd()).collect();
-                                setup_warnings.extend(s.warnings);
                                 self.reply(
                                     id,
-                                    &Reply::Ready { warnings: setup_warnings, deferred: s.deferred },
+                                    &Reply::Ready { warnings: s.warnings, deferred: s.deferred },
                                     &master,
                                     Some(s.pid.as_raw()),
                                 );

@@ -135,7 +135,9 @@ fn hostname_rules() {
     v["hostname"] = json!("");
     assert_eq!(e.map(v.clone()).unwrap().option("hostname"), None);
     v["domainname"] = json!("example.org");
-    assert_eq!(e.map(v).unwrap().raw_lxc, kv(&[("lxc.sysctl.kernel.domainname", "example.org")]));
+    let m = e.map(v).unwrap();
+    assert!(m.raw_lxc.is_empty(), "{:?}", m.raw_lxc);
+    assert_eq!(m.sysctls, kv(&[("kernel.domainname", "example.org")]));
 }
 
 #[test]
@@ -476,10 +478,14 @@ fn sysctl() {
     let e = Env::new();
     let mut v = base();
     v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "net/core/somaxconn": "1024"});
-    assert_eq!(
-        e.map(v.clone()).unwrap().raw_lxc,
-        kv(&[("lxc.sysctl.net.ipv4.ip_forward", "1"), ("lxc.sysctl.net.core.somaxconn", "1024")])
-    );
+    assert_eq!(e.map(v.clone()).unwrap().sysctls, kv(&[("net.ipv4.ip_forward", "1"), ("net.core.somaxconn", "1024")]));
+    // IPC keys are namespaced; others would change the host (runc's rule).
+    v["linux"]["sysctl"] = json!({"kernel.shmmax": "1", "fs.mqueue.msg_max": "20"});
+    assert_eq!(e.map(v.clone()).unwrap().sysctls, kv(&[("fs.mqueue.msg_max", "20"), ("kernel.shmmax", "1")]));
+    v["linux"]["sysctl"] = json!({"vm.swappiness": "1"});
+    let m = e.map(v.clone()).unwrap_err();
+    assert_eq!(m.path, "linux.sysctl[\"vm.swappiness\"]");
+    assert!(m.problem.contains("not a namespaced sysctl"), "{m}");
     v["linux"]["sysctl"] = json!({"kernel.x": "1\n2"});
     assert_eq!(err_path(e.map(v.clone())), "linux.sysctl[\"kernel.x\"]");
     v["linux"]["sysctl"] = json!({"a b": "1"});
