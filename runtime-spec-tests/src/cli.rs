@@ -14,6 +14,7 @@ pub const USAGE: &str = "\
 usage: runtime-spec-tests --runtime PATH [--runtime-arg ARG]... [--annotation K=V]...
                           [--filter PATTERN]... [--list] [--checker PATH]
                           [--write-table FILE --column NAME] [--expected-failures FILE]
+                          [--timeout-scale N]
 
 Runs the OCI conformance suite against the runtime at PATH and prints TAP 13, then
 a final line `N passed, M failed, K skipped`. Exit status 0 only when nothing failed.
@@ -42,6 +43,9 @@ a final line `N passed, M failed, K skipped`. Exit status 0 only when nothing fa
                         and does not fail the run; failing any other check fails
                         it; a listed test that passes is reported so the list can
                         shrink
+  --timeout-scale N     multiply every timeout (runtime commands: 20 s, program
+                        exits and waits: 3-10 s) by N, for slow runtimes (e.g.
+                        Proxmox's pct in an emulated test VM); default 1
 ";
 
 #[derive(Debug, Default, PartialEq)]
@@ -56,6 +60,7 @@ pub struct Options {
     pub write_table: Option<PathBuf>,
     pub column: Option<String>,
     pub expected_failures: Option<PathBuf>,
+    pub timeout_scale: u32,
 }
 
 pub fn parse(args: &[String]) -> Result<Options> {
@@ -89,6 +94,14 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--write-table" => o.write_table = Some(value()?.into()),
             "--column" => o.column = Some(value()?),
             "--expected-failures" => o.expected_failures = Some(value()?.into()),
+            "--timeout-scale" => {
+                let v = value()?;
+                o.timeout_scale = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .with_context(|| format!("--timeout-scale {v}: want a whole number >= 1"))?;
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
@@ -284,6 +297,7 @@ pub fn run(o: Options) -> Result<bool> {
     if runtime_path.is_relative() && runtime_path.components().count() > 1 {
         runtime_path = std::env::current_dir()?.join(runtime_path);
     }
+    crate::runtime::set_timeout_scale(o.timeout_scale);
     let expected: Vec<Expected> = match &o.expected_failures {
         Some(f) => {
             let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;

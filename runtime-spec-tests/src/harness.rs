@@ -7,7 +7,7 @@
 //! exit status with waitpid on the pid from the pid file.
 
 use crate::bundle::{self, Bundle};
-use crate::runtime::{Output, Runtime, Stdio3, COMMAND_TIMEOUT};
+use crate::runtime::{scaled, Output, Runtime, Stdio3, COMMAND_TIMEOUT};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -185,7 +185,7 @@ impl Case<'_> {
         let io = self.stdio_cmd();
         let rt = self.ctx.runtime.clone();
         let ctx = &mut *self.ctx;
-        rt.run(args, &self.dir, &io, COMMAND_TIMEOUT, &mut || ctx.reap_watched())
+        rt.run(args, &self.dir, &io, scaled(COMMAND_TIMEOUT), &mut || ctx.reap_watched())
     }
 
     /// `create` with explicit arguments; the container's stdio are the files
@@ -200,7 +200,7 @@ impl Case<'_> {
         full.push(id);
         let rt = self.ctx.runtime.clone();
         let ctx = &mut *self.ctx;
-        rt.run(&full, &self.dir, &io, COMMAND_TIMEOUT, &mut || ctx.reap_watched())
+        rt.run(&full, &self.dir, &io, scaled(COMMAND_TIMEOUT), &mut || ctx.reap_watched())
     }
 
     /// `create --bundle B --pid-file DIR/<id>.pid ID`, which must succeed; returns the
@@ -265,6 +265,7 @@ impl Case<'_> {
     /// Wait (bounded) until the watched process `pid` has exited and been reaped by
     /// the harness; returns how it ended.
     pub fn wait_exit(&mut self, pid: i32, timeout: Duration) -> Result<Exit> {
+        let timeout = scaled(timeout);
         self.watch(pid);
         let deadline = Instant::now() + timeout;
         loop {
@@ -290,6 +291,7 @@ impl Case<'_> {
 
     /// Poll `f` until it returns true or the timeout passes.
     pub fn wait_for(&mut self, what: &str, timeout: Duration, mut f: impl FnMut(&mut Self) -> bool) -> Result<()> {
+        let timeout = scaled(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             if f(self) {

@@ -8,6 +8,18 @@ use std::time::{Duration, Instant};
 /// How long any single runtime command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
+static TIMEOUT_SCALE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Multiply every timeout of the run by `n` (`--timeout-scale`).
+pub fn set_timeout_scale(n: u32) {
+    TIMEOUT_SCALE.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A timeout as this run scales it.
+pub fn scaled(d: Duration) -> Duration {
+    d * TIMEOUT_SCALE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The runtime binary and the global arguments that go before every subcommand.
 #[derive(Debug, Clone)]
 pub struct Runtime {
