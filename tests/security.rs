@@ -79,7 +79,13 @@ fn hostile_annotations_and_bundle_paths_are_inert() {
             || l.starts_with("lxc.cgroup2")
             || l.starts_with("lxc.environment")
             || l.starts_with(&format!("lxc.log.file: {}/run/nexcage-lxc/{vmid}/lxc.log", e.pve.display()))
-            || *l == "lxc.log.level: ERROR"),
+            || *l == "lxc.log.level: ERROR"
+            // LXC runs hooks through a shell: only the init path and the run directory.
+            || *l == format!(
+                "lxc.hook.mount: {} --lxc-mount-hook {}/run/nexcage-lxc/{vmid}",
+                common::emu::tools().init.display(),
+                e.pve.display()
+            )),
         "{raw:?}"
     );
     // pct got the description as one argument (the emulator logs one line per call).

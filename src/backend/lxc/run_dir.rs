@@ -108,8 +108,10 @@ pub fn mount_hook_error(run_dir: &Path) -> Option<String> {
     std::fs::read_to_string(run_dir.join(wire::MOUNT_HOOK_ERROR)).ok().filter(|s| !s.is_empty())
 }
 
-/// A word for the shell LXC runs hooks with (`sh -c "exec <hook> <name> lxc mount"`),
-/// quoted only when it needs to be.
+/// A word for the shell LXC runs hook commands with (`/bin/sh`, command line
+/// `exec <hook> <name> lxc mount`), quoted only when it needs to be. Only the operator's
+/// configuration reaches it (the init path, the run directory under `pve_root`), never
+/// bundle data (tests/security.rs checks the whole line).
 fn shell_word(s: &str) -> String {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(&b)) {
         s.to_string()
