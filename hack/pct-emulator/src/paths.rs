@@ -58,6 +58,21 @@ impl Paths {
         self.pve.join("nodes").join(&self.node).join("lxc")
     }
 
+    /// Which guest anywhere in the cluster holds `vmid`, as PVE's vmlist says it
+    /// (PVE::Cluster::check_vmid_unused): ("CT" or "VM", node).
+    pub fn guest_holding(&self, vmid: u32) -> Option<(&'static str, String)> {
+        let nodes = std::fs::read_dir(self.pve.join("nodes")).ok()?;
+        for n in nodes.flatten() {
+            let node = n.file_name().to_string_lossy().into_owned();
+            for (dir, kind) in [("lxc", "CT"), ("qemu-server", "VM")] {
+                if n.path().join(dir).join(format!("{vmid}.conf")).exists() {
+                    return Some((kind, node));
+                }
+            }
+        }
+        None
+    }
+
     pub fn conf_file(&self, vmid: u32) -> PathBuf {
         self.conf_dir().join(format!("{vmid}.conf"))
     }

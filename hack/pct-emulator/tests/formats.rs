@@ -201,6 +201,12 @@ fn config_layout_list_and_set() {
     let before = std::fs::read_to_string(&conf).unwrap();
     env.pct(&["create", &vs, &t]).fails(255, &format!("CT {v} already exists on node '{}'", node()));
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), before);
+    // So is a VMID a QEMU VM holds on any node (PVE::Cluster::check_vmid_unused).
+    let qemu = env.path("/etc/pve/nodes/other/qemu-server");
+    std::fs::create_dir_all(&qemu).unwrap();
+    std::fs::write(qemu.join(format!("{}.conf", v + 1)), "").unwrap();
+    env.pct(&["create", &(v + 1).to_string(), &t]).fails(255, &format!("VM {} already exists on node 'other'", v + 1));
+    std::fs::remove_file(qemu.join(format!("{}.conf", v + 1))).unwrap();
 
     env.pct(&["destroy", &vs]).ok();
     env.pct(&["status", &vs]).fails(2, "does not exist");

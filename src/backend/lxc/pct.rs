@@ -81,7 +81,8 @@ pub struct ListRow {
 /// text (trimmed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PctError {
-    /// `CT <vmid> already exists on node '<node>'` (create).
+    /// `CT <vmid> already exists on node '<node>'`, or `VM <vmid> ...` when a QEMU VM holds
+    /// the VMID (create; PVE::Cluster::check_vmid_unused).
     #[error("pct: {message}")]
     AlreadyExists { vmid: u32, message: String },
     /// `Configuration file 'nodes/<node>/lxc/<vmid>.conf' does not exist`.
@@ -310,7 +311,7 @@ pub fn classify(vmid: u32, command: &str, status: &str, stderr: &str) -> PctErro
         }
         None
     };
-    if let Some(v) = named("CT ", " already exists on node") {
+    if let Some(v) = named("CT ", " already exists on node").or_else(|| named("VM ", " already exists on node")) {
         return PctError::AlreadyExists { vmid: v, message };
     }
     if has("Configuration file '") && has("' does not exist") {
@@ -479,6 +480,8 @@ mod tests {
             PctError::AlreadyExists { vmid: 9001, .. }
         ));
         assert!(matches!(c("CT 9000 already exists on node 'pve'"), PctError::AlreadyExists { vmid: 9000, .. }));
+        // A QEMU VM holding the VMID (PVE::Cluster::check_vmid_unused).
+        assert!(matches!(c("VM 9002 already exists on node 'pve'\n"), PctError::AlreadyExists { vmid: 9002, .. }));
         let e = c("Configuration file 'nodes/pve/lxc/9000.conf' does not exist\n");
         assert!(matches!(e, PctError::DoesNotExist { vmid: 9000, .. }));
         assert_eq!(e.to_string(), "pct: Configuration file 'nodes/pve/lxc/9000.conf' does not exist");

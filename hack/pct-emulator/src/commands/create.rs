@@ -82,8 +82,9 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     paths.ensure_conf_dir()?;
     let conf_path = paths.conf_file(vmid);
     let exists = || die(format!("CT {vmid} already exists on node '{}'", paths.node));
-    if conf_path.exists() {
-        return Err(exists());
+    // Real pct checks the whole cluster's guests, QEMU VMs included.
+    if let Some((kind, node)) = paths.guest_holding(vmid) {
+        return Err(die(format!("{kind} {vmid} already exists on node '{node}'")));
     }
     if p.flag("restore") {
         return Err(die("pct emulator: --restore is not emulated"));
