@@ -1,6 +1,7 @@
-//! The proxmox-lxc backend end to end: real LXC 5 containers through the pct emulator
+//! The proxmox-lxc backend end to end: real LXC containers through the pct emulator
 //! (hack/pct), each test in its own emulator root with its own VMID range, nexcage-init
-//! built static by hack/build-init. The test process is a child subreaper, as
+//! built static by hack/build-init; or, with `NEXCAGE_TEST_PCT` set (hack/test-pve, in the
+//! Proxmox VE test VM), through Proxmox's own pct (tests/common/emu.rs). The test process is a child subreaper, as
 //! containerd's shim and conmon are, so supervisors (the pid-file processes) are
 //! reparented to it and their exit statuses can be collected with waitpid.
 
@@ -11,19 +12,19 @@ use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
+use common::emu::{self, wait_limit};
 use common::*;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A World whose default backend is proxmox-lxc on a private emulator root.
+/// A World whose default backend is proxmox-lxc (emulator or real pct) with its own VMIDs.
 struct Lxc {
     w: World,
     pve: PathBuf,
     log: PathBuf,
+    range: (u32, u32),
 }
 
 impl Lxc {
@@ -34,7 +35,7 @@ impl Lxc {
     /// `extra`: more fields of the lxc backend (JSON, starting with a comma).
     fn with(first: u32, last: u32, extra: &str) -> Lxc {
         let e = common::emu::Emu::new("lxc", first, last, extra);
-        Lxc { w: e.w, pve: e.pve, log: e.log }
+        Lxc { w: e.w, pve: e.pve, log: e.log, range: e.range }
     }
 
     fn pct_calls(&self) -> Vec<String> {
@@ -42,14 +43,11 @@ impl Lxc {
     }
 
     fn confs(&self) -> Vec<String> {
-        match std::fs::read_dir(self.pve.join("etc/pve/lxc")) {
-            Ok(d) => d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
-            Err(_) => Vec::new(),
-        }
+        emu::in_range(emu::names(self.pve.join("etc/pve/lxc")), self.range, ".conf")
     }
 
     fn run_dirs(&self) -> usize {
-        std::fs::read_dir(self.pve.join("run/nexcage-lxc")).map(|d| d.count()).unwrap_or(0)
+        emu::in_range(emu::names(self.pve.join("run/nexcage-lxc")), self.range, "").len()
     }
 
     fn templates(&self) -> Vec<String> {
@@ -90,11 +88,11 @@ impl Lxc {
     fn assert_clean(&self, what: &str) {
         assert!(self.confs().is_empty(), "{what}: PVE configs left: {:?}", self.confs());
         assert_eq!(self.run_dirs(), 0, "{what}: run directories left");
-        let reservations = std::fs::read_dir(self.pve.join("run/lock/lxc"))
-            .map(|d| {
-                d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".reserved")).count()
-            })
-            .unwrap_or(0);
+        let reserved: Vec<String> = emu::names(self.pve.join("run/lock/lxc"))
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("nexcage-vmid-").map(str::to_string))
+            .collect();
+        let reservations = emu::in_range(reserved, self.range, ".reserved").len();
         assert_eq!(reservations, 0, "{what}: VMID reservations left");
         // Records and claims; a passthrough runtime's root only counts if it holds a container.
         self.w.assert_no_state(what);
@@ -136,7 +134,7 @@ impl Lxc {
     fn run_to_end(&self, id: &str, bundle: &Path) -> (Option<i32>, String, String) {
         let c = self.create(id, bundle);
         ok(&self.w.nexcage(["start", id]));
-        let (code, sig) = wait_pid(c.pid, WAIT);
+        let (code, sig) = wait_pid(c.pid, wait_limit());
         assert_eq!(sig, None, "the program exited: so does the supervisor");
         let out = text(&std::fs::read(&c.stdout).unwrap());
         let err = text(&std::fs::read(&c.stderr).unwrap());
@@ -164,7 +162,7 @@ fn lifecycle_exit_status_stdio_parentage_and_pct_economy() {
     assert_eq!(l.confs().len(), 1);
 
     ok(&l.w.nexcage(["start", "life"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (Some(3), None), "exit status of the program");
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(3), None), "exit status of the program");
     assert_eq!(read(&c.stdout), "o1\no2\no3\n");
     assert_eq!(read(&c.stderr), "e1\ne2\ne3\n");
     assert_eq!(l.w.state("life")["status"], "stopped");
@@ -181,7 +179,11 @@ fn lifecycle_exit_status_stdio_parentage_and_pct_economy() {
     ok(&l.w.nexcage(["start", "eco"]));
     assert_eq!(l.w.state("eco")["status"], "running");
     ok(&l.w.nexcage(["kill", "eco", "9"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)), "SIGKILL: the supervisor dies of it too (engines report 137)");
+    assert_eq!(
+        wait_pid(c.pid, wait_limit()),
+        (None, Some(9)),
+        "SIGKILL: the supervisor dies of it too (engines report 137)"
+    );
     ok(&l.w.nexcage(["delete", "eco"]));
     let calls = l.pct_calls();
     assert!(calls.len() <= 4, "pct calls: {calls:#?}");
@@ -201,11 +203,11 @@ fn signals_reach_the_program_and_delete_needs_force() {
         let id = format!("sig{i}");
         let c = l.create(&id, &b);
         ok(&l.w.nexcage(["start", &id]));
-        eventually("ready", WAIT, || read(&c.stdout).contains("ready"));
+        eventually("ready", wait_limit(), || read(&c.stdout).contains("ready"));
         let mut args = vec!["kill", id.as_str()];
         args.extend(sig);
         ok(&l.w.nexcage(&args));
-        assert_eq!(wait_pid(c.pid, WAIT), (Some(want), None), "kill {sig:?}");
+        assert_eq!(wait_pid(c.pid, wait_limit()), (Some(want), None), "kill {sig:?}");
         ok(&l.w.nexcage(["delete", &id]));
     }
     // A program killed by a signal: the supervisor dies of the same signal, like runc's
@@ -214,14 +216,14 @@ fn signals_reach_the_program_and_delete_needs_force() {
     let c = l.create("term", &sleeper);
     ok(&l.w.nexcage(["start", "term"]));
     ok(&l.w.nexcage(["kill", "term", "TERM"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(15)));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(15)));
     ok(&l.w.nexcage(["delete", "term"]));
     // A signal sent to the supervisor itself (as an engine may) reaches the program.
     let c = l.create("direct", &b);
     ok(&l.w.nexcage(["start", "direct"]));
-    eventually("ready", WAIT, || read(&c.stdout).contains("ready"));
+    eventually("ready", wait_limit(), || read(&c.stdout).contains("ready"));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
-    assert_eq!(wait_pid(c.pid, WAIT), (Some(42), None));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(42), None));
     ok(&l.w.nexcage(["delete", "direct"]));
 
     // Running: delete refuses without --force; --force kills (137) and removes.
@@ -230,11 +232,11 @@ fn signals_reach_the_program_and_delete_needs_force() {
     fails_with(&l.w.nexcage(["delete", "force"]), "cannot delete running container");
     assert_eq!(l.w.state("force")["status"], "running");
     ok(&l.w.nexcage(["delete", "--force", "force"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     // Created (never started): delete removes it; the program never ran.
     let c = l.create("created", &b);
     ok(&l.w.nexcage(["delete", "created"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     assert_eq!(read(&c.stdout), "");
     fails_with(&l.w.nexcage(["kill", "created", "9"]), "container does not exist");
     l.assert_clean("after deletes");
@@ -316,7 +318,7 @@ fn process_settings_hostname_and_memory_limit() {
     assert!(conf.lines().any(|x| x == "memory: 128"), "{conf}");
     fails_with(&l.w.nexcage(["update", "--pids-limit", "5", "mem"]), "--pids-limit");
     ok(&l.w.nexcage(["delete", "--force", "mem"]));
-    wait_pid(c.pid, WAIT);
+    wait_pid(c.pid, wait_limit());
     l.assert_clean("end");
 }
 
@@ -425,7 +427,7 @@ fn read_until(master: &OwnedFd, needle: &str) -> String {
     let mut f = File::from(master.try_clone().unwrap());
     let mut got = String::new();
     let mut buf = [0u8; 1024];
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = std::time::Instant::now() + wait_limit();
     while !got.contains(needle) {
         assert!(std::time::Instant::now() < deadline, "pty output so far: {got:?}");
         match f.read(&mut buf) {
@@ -457,7 +459,7 @@ fn terminal_exec_and_hooks() {
     ok(&l.w.nexcage(["start", "tty"]));
     let got = read_until(&master, "hello-tty");
     assert!(got.contains("/dev/pts/") && got.contains("hello-tty"), "{got:?}");
-    assert_eq!(wait_pid(read_pid_file(&pf), WAIT), (Some(4), None));
+    assert_eq!(wait_pid(read_pid_file(&pf), wait_limit()), (Some(4), None));
     ok(&l.w.nexcage(["delete", "tty"]));
     // A terminal without a console socket is refused, and leaves nothing.
     let (out, _, _) = l.create_with("notty", &tty, &[]);
@@ -483,7 +485,7 @@ fn terminal_exec_and_hooks() {
     ok(&l.w.nexcage(["start", "hooked"]));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(hooks_out.join("poststart")).unwrap()).unwrap();
     assert_eq!(s["status"], "running");
-    eventually("startContainer output", WAIT, || read(&c.stdout).contains("\"id\":\"hooked\""));
+    eventually("startContainer output", wait_limit(), || read(&c.stdout).contains("\"id\":\"hooked\""));
 
     // exec: exit status, stdio, flags, --process, --detach with its own pid file.
     let out = l.w.nexcage(["exec", "hooked", "sh", "-c", "echo exec-out; echo exec-err >&2; exit 7"]);
@@ -524,7 +526,7 @@ fn terminal_exec_and_hooks() {
     ]));
     let epid = read_pid_file(&epf);
     assert_eq!(ppid(epid), std::process::id() as i32, "the exec supervisor is the caller's descendant");
-    assert_eq!(wait_pid(epid, WAIT), (Some(6), None));
+    assert_eq!(wait_pid(epid, wait_limit()), (Some(6), None));
     assert_eq!(l.w.nexcage(["exec", "hooked", "/no/such/program"]).status.code(), Some(255));
     // exec with a terminal.
     let out =
@@ -545,7 +547,7 @@ fn terminal_exec_and_hooks() {
     ok(&l.w.nexcage(["resume", "hooked"]));
     assert_eq!(l.w.state("hooked")["status"], "running");
     ok(&l.w.nexcage(["delete", "--force", "hooked"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(hooks_out.join("poststop")).unwrap()).unwrap();
     assert_eq!(s["status"], "stopped");
     l.assert_clean("end");
@@ -630,7 +632,7 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     ok(&l.w.nexcage(["delete", "keep-a"]));
     ok(&l.w.nexcage(["delete", "--force", "keep-b"]));
     for c in [a, bb] {
-        assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+        assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     }
     l.assert_clean("after deleting rebuilt containers");
 
@@ -646,7 +648,7 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let without: Vec<&str> = text_before.lines().filter(|l| !l.contains("nexcage-created")).collect();
     std::fs::write(&conf, without.join("\n") + "\n").unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     ok(&l.w.nexcage(["list"]));
     let rebuilt = l.w.state("reboot");
     assert_eq!(rebuilt["status"], "stopped");
@@ -690,7 +692,8 @@ fn bad_inputs_leave_nothing_behind() {
     l.assert_clean("unreachable bind source");
 
     // The only VMID of the range is taken by someone else's guest.
-    let conf_dir = l.pve.join("etc/pve/nodes/x/qemu-server");
+    // (Real pct: this node's directory; the emulator also counts other nodes' guests.)
+    let conf_dir = l.pve.join(if emu::real_pct() { "etc/pve/qemu-server" } else { "etc/pve/nodes/x/qemu-server" });
     std::fs::create_dir_all(&conf_dir).unwrap();
     std::fs::write(conf_dir.join("9500.conf"), "").unwrap();
     let (out, _, _) = l.create_with("x4", &b, &[]);
@@ -720,6 +723,31 @@ fn bad_inputs_leave_nothing_behind() {
     let (out, _, _) = l.create_with("x6", &b, &[]);
     fails_with(&out, "startup for container");
     l.assert_clean("pct start failure");
+
+    // A `pct create` that dies half-way leaves its CT with `lock: create` and no
+    // description (PVE writes the description last; `pct destroy` refuses a locked CT):
+    // create (failing) and delete --force (after nexcage itself was killed) clean it up,
+    // as the record named the VMID before pct ran.
+    let half = |then: &str| {
+        orig.replacen(
+            "#!/bin/sh\n",
+            &format!(
+                "#!/bin/sh\nif [ \"$1\" = create ]; then printf 'lock: create\\n' > '{}/etc/pve/lxc/'\"$2\".conf; {then}; fi\n",
+                l.pve.display()
+            ),
+            1,
+        )
+    };
+    std::fs::write(&pct, half("echo \"unable to create CT $2 - interrupted\" >&2; exit 255")).unwrap();
+    let (out, _, _) = l.create_with("x8", &b, &[]);
+    fails_with(&out, "unable to create CT");
+    l.assert_clean("pct create failing with lock: create left");
+    std::fs::write(&pct, half("kill -9 $PPID; exit 255")).unwrap();
+    let (out, _, _) = l.create_with("x9", &b, &[]);
+    assert_eq!(out.status.signal(), Some(9), "nexcage killed during pct create");
+    assert!(!l.confs().is_empty(), "the killed create left its locked CT");
+    ok(&l.w.nexcage(["delete", "--force", "x9"]));
+    l.assert_clean("delete --force after a create killed during pct create");
     std::fs::write(&pct, orig).unwrap();
 
     // And the backend still works afterwards.
@@ -777,7 +805,7 @@ fn runc_spec_bundle_has_runcs_capabilities_on_every_backend() {
             let id = format!("caps-{backend}-{privileged}");
             let c = l.create(&id, &b);
             ok(&l.w.nexcage(["start", &id]));
-            let (code, sig) = wait_pid(c.pid, WAIT);
+            let (code, sig) = wait_pid(c.pid, wait_limit());
             assert_eq!((code, sig), (Some(0), None), "{backend}: {}", read(&c.stderr));
             assert_eq!(read(&c.stdout), reference, "{backend} (privileged: {privileged}): capability sets");
             if backend == "lxc" {
@@ -823,6 +851,6 @@ fn checkpoint_restore_events_and_crun_only_flags_are_refused_naming_the_backend(
     assert!(!l.w.root.join("cfg").exists());
     assert_eq!(l.w.state("cp")["status"], "running", "the refusals left the container alone");
     ok(&l.w.nexcage(["delete", "--force", "cp"]));
-    assert_eq!(wait_pid(c.pid, WAIT), (None, Some(9)));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     l.assert_clean("after checkpoint/events refusals");
 }

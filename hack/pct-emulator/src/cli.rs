@@ -220,6 +220,7 @@ pub fn spec(name: &str) -> Option<Command> {
             vec![p("destroy-unreferenced-disks", Kind::Bool), p("force", Kind::Bool), p("purge", Kind::Bool)],
         ),
         "status" => c("status", &["vmid"], vec![p("verbose", Kind::Bool)]),
+        "unlock" => c("unlock", &["vmid"], vec![]),
         "list" => c("list", &[], vec![]),
         "config" => c("config", &["vmid"], vec![p("current", Kind::Bool), p("snapshot", Kind::Str(None))]),
         "exec" => Command { name: "exec", args: &["vmid"], extra_args: true, params: vec![p("keep-env", Kind::Bool)] },
@@ -397,7 +398,8 @@ pub fn check(kind: &Kind, v: &str) -> Result<String, String> {
 /// `ERROR: unknown command 'pct foo'` + the usage of every emulated command.
 pub fn unknown_command(word: &str) -> Exit {
     let mut text = format!("ERROR: unknown command 'pct {word}'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]");
-    for name in ["config", "create", "destroy", "exec", "list", "set", "shutdown", "start", "status", "stop"] {
+    for name in ["config", "create", "destroy", "exec", "list", "set", "shutdown", "start", "status", "stop", "unlock"]
+    {
         text.push_str(&format!("\n       {}", spec(name).expect("emulated").usage()));
     }
     Exit { code: 255, text }

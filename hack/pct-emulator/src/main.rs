@@ -67,6 +67,7 @@ fn run(args: &[String]) -> Result<()> {
         "config" => commands::config::run(&paths, &parsed),
         "set" => commands::set::run(&paths, &parsed),
         "exec" => commands::exec::run(&paths, &parsed),
+        "unlock" => commands::unlock::run(&paths, &parsed),
         _ => unreachable!("spec exists only for emulated commands"),
     }?;
     if task {

@@ -226,8 +226,11 @@ fn config_lock_blocks_start_and_destroy() {
     env.pct(&["destroy", &vs]).fails(255, "CT is locked (backup)");
     let r = env.pct(&["list"]);
     assert!(r.stdout.contains(&format!("{:<10} {:<10} {:<12} ", v, "stopped", "backup")), "{}", r.stdout);
-    std::fs::write(&conf, text).unwrap();
+    // `pct unlock` removes the lock line and nothing else.
+    env.pct(&["unlock", &vs]).ok();
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
     env.pct(&["destroy", &vs]).ok();
+    env.pct(&["unlock", &vs]).fails(2, "does not exist");
 }
 
 /// Hold pct's per-VMID flock from the test.

@@ -109,12 +109,38 @@ pub fn pid_alive(pid: i32) -> bool {
         && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
+/// A CT that `pct create` of this record's create left unfinished: its config still
+/// says `lock: create` and carries no nexcage description (PVE writes the description
+/// last; a killed `pct create` leaves the lock, and `pct destroy` refuses a locked CT).
+/// The record named `vmid` before calling pct create, so it is ours: unlock, destroy.
+/// Anything else at that VMID (finished, or another description) is left alone.
+pub fn unfinished_create(pct: &Pct, pve_root: &Path, vmid: u32, id: &str) -> Result<bool, PctError> {
+    let Ok(conf) = pveconf::read_config(pve_root, vmid) else { return Ok(false) };
+    if conf.get("lock") != Some("create") || pveconf::parse_description(&conf.description()).is_some() {
+        return Ok(false);
+    }
+    log::warn!(
+        "container {id}: CT {vmid} was left locked by a pct create that did not finish; unlocking and destroying it"
+    );
+    match pct.unlock(vmid) {
+        Ok(()) | Err(PctError::DoesNotExist { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    destroy(pct, pve_root, vmid)?;
+    Ok(true)
+}
+
 /// Everything a crashed create of `id` may have left, given what it recorded before it
 /// made anything: its containers (by description), stale reservations, dead temp
 /// templates. Returns the VMIDs destroyed.
 pub fn after_crashed_create(pending: &super::data::Pending, id: &str) -> Result<Vec<u32>, PctError> {
     let pct = Pct::new(&pending.pct);
     let mut destroyed = Vec::new();
+    if let Some(v) = pending.creating {
+        if unfinished_create(&pct, &pending.pve_root, v, id)? {
+            destroyed.push(v);
+        }
+    }
     for c in tagged(&pending.pve_root, Some(id), &pending.state_root) {
         log::warn!("container {id}: destroying CT {} left by a create that did not finish", c.vmid);
         destroy(&pct, &pending.pve_root, c.vmid)?;

@@ -19,8 +19,8 @@ use super::init_conn::InitConn;
 use super::procfs::ProcRef;
 use super::template::{resolve_rootfs, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
+use super::{cleanup, pct, pveconf, spec, vmid};
 use super::{console, host_limits, process, run_dir, supervisor};
-use super::{pct, pveconf, spec, vmid};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -307,13 +307,14 @@ pub fn create(
     // Saved before anything is made on the host: if this process dies from here on,
     // `delete` and `gc` know where to look (containers tagged with this id and root,
     // stale VMID reservations, temp templates of dead builders).
-    Pending {
+    let mut pending = Pending {
         pct: pct_bin.clone(),
         pve_root: cfg.pve_root.clone(),
         template_dir: templates.clone(),
         state_root: std::path::absolute(ctx.store.root())?,
-    }
-    .store(record);
+        creating: None,
+    };
+    pending.store(record);
     ctx.store.save(record)?;
     crate::fault::point("lxc:pending-saved");
     let cache = TemplateCache::new(templates, cfg.pve_root.join("var/lib/nexcage/template-index"));
@@ -333,13 +334,37 @@ pub fn create(
     let volid = template.volid(&cfg.template_storage);
 
     let pct = pct::Pct::new(&pct_bin);
-    let vmid = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| {
+    let mut saved = Ok(());
+    let created = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| {
         crate::fault::point("lxc:vmid-reserved");
+        // The VMID goes into the record before pct runs (see Pending::creating).
+        pending.creating = Some(v);
+        pending.store(record);
+        if let Err(e) = ctx.store.save(record) {
+            saved = Err(e);
+            return Err(pct::PctError::Failed {
+                command: "pct create".into(),
+                status: "not run".into(),
+                stderr: "the record could not be saved".into(),
+            });
+        }
         pct.create(v, &volid, &mapped.create)?;
         crate::fault::point("lxc:pct-created");
         Ok(())
-    })
-    .map_err(|e| anyhow!("{e}"))?;
+    });
+    saved?;
+    let vmid = match created {
+        Ok(v) => v,
+        Err(e) => {
+            // A pct create that failed may still have left its CT locked.
+            if let vmid::VmidError::Create { vmid, .. } = &e {
+                if let Err(c) = cleanup::unfinished_create(&pct, &cfg.pve_root, *vmid, &record.id) {
+                    log::warn!("{c}");
+                }
+            }
+            return Err(anyhow!("{e}"));
+        }
+    };
     let mut data = LxcData {
         vmid,
         pct: pct_bin.clone(),

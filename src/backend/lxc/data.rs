@@ -73,6 +73,11 @@ pub struct Pending {
     pub template_dir: PathBuf,
     /// Absolute `--root` of the record (as written to the PVE description).
     pub state_root: PathBuf,
+    /// The VMID handed to `pct create` (saved before the call): a `pct create` that was
+    /// killed leaves that CT with `lock: create` and no description, which only this
+    /// record can prove is ours (cleanup::unfinished_create).
+    #[serde(default)]
+    pub creating: Option<u32>,
 }
 
 pub const PENDING_KEY: &str = "lxc-pending";

@@ -194,6 +194,11 @@ impl Pct {
         self.run(vmid, args).map(|_| ())
     }
 
+    /// `pct unlock <vmid>`.
+    pub fn unlock(&self, vmid: u32) -> Result<(), PctError> {
+        self.run(vmid, vec!["unlock".into(), vmid.to_string()]).map(|_| ())
+    }
+
     /// `pct status <vmid>`.
     pub fn status(&self, vmid: u32) -> Result<Status, PctError> {
         let args = vec!["status".to_string(), vmid.to_string()];

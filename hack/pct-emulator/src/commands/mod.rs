@@ -9,6 +9,7 @@ pub mod set;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod unlock;
 
 use anyhow::Result;
 
