@@ -92,7 +92,7 @@ fn create(e: &Emu, b: &Path, id: &str, fault: Option<&str>) -> Output {
 
 #[track_caller]
 fn clean(e: &Emu, what: &str) {
-    let alive = reap_children(Duration::from_secs(20));
+    let alive = reap_children(common::emu::wait_limit());
     assert_eq!(alive, 0, "{what}: processes left: {:?}", children());
     e.assert_clean(what);
 }
@@ -202,8 +202,7 @@ fn gc_respects_roots_and_stale_records_respect_reused_vmids() {
     let out = other(&["state", "theirs"]);
     ok(&out);
     assert!(text(&out.stdout).contains("\"created\""), "{}", text(&out.stdout));
-    let confs = std::fs::read_dir(e.pve.join("etc/pve/lxc")).unwrap().count();
-    assert_eq!(confs, 1, "only the other root's container is left");
+    assert_eq!(e.confs().len(), 1, "only the other root's container is left");
 
     // Stale record: its delete died after pct destroy; the VMID is reused by a new container.
     ok(&create(&e, &b, "old", None));

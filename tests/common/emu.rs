@@ -1,15 +1,59 @@
-//! A proxmox-lxc world on the pct emulator (real LXC) for the reliability suites
-//! (bad_input, crash, stress, security): private emulator root, VMID range, state root;
-//! and the leak checks every case ends with. VMID ranges 7000-7999 belong to these
-//! suites (tests/lxc.rs uses 9000+): LXC cgroups are named after VMIDs, so ranges of
-//! tests running at the same time must not overlap.
+//! A proxmox-lxc world for the lxc and reliability suites (lxc, bad_input, crash, stress,
+//! security): private VMID range, state root and nexcage config, and the leak checks
+//! every case ends with. Two worlds, chosen by the environment:
+//! - the pct emulator (hack/pct, real LXC), the default: a private emulator root per case;
+//! - Proxmox's own pct, when `NEXCAGE_TEST_PCT` names it (hack/test-pve sets it inside the
+//!   Proxmox VE test VM): `pve_root` is `/`, containers go to `NEXCAGE_TEST_STORAGE`
+//!   (default `ct-dir`), templates to `local`, nexcage-init is `NEXCAGE_TEST_INIT` (built
+//!   on the build host, no cargo in the VM). The leak checks then only look at the case's
+//!   VMID range.
+//!
+//! VMID ranges 7000-7999 belong to the reliability suites (tests/lxc.rs uses 9000+): LXC
+//! cgroups are named after VMIDs, so ranges of tests running at the same time must not
+//! overlap.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use super::*;
+
+/// Which pct the suites drive.
+pub enum PctWorld {
+    Emulator,
+    /// Proxmox's own pct at `pct`; container volumes on `storage`.
+    Real {
+        pct: PathBuf,
+        storage: String,
+    },
+}
+
+pub fn pct_world() -> &'static PctWorld {
+    static W: OnceLock<PctWorld> = OnceLock::new();
+    W.get_or_init(|| match std::env::var_os("NEXCAGE_TEST_PCT").filter(|p| !p.is_empty()) {
+        None => PctWorld::Emulator,
+        Some(pct) => PctWorld::Real {
+            pct: PathBuf::from(pct),
+            storage: std::env::var("NEXCAGE_TEST_STORAGE").unwrap_or_else(|_| "ct-dir".into()),
+        },
+    })
+}
+
+pub fn real_pct() -> bool {
+    matches!(pct_world(), PctWorld::Real { .. })
+}
+
+/// How long to wait for a container's program to react: real pct under the test VM's
+/// emulated CPU takes seconds per call (docs/pve-test-host.md).
+pub fn wait_limit() -> Duration {
+    if real_pct() {
+        Duration::from_secs(180)
+    } else {
+        Duration::from_secs(20)
+    }
+}
 
 pub struct Tools {
     pub emulator: PathBuf,
@@ -17,10 +61,15 @@ pub struct Tools {
 }
 
 /// Build the emulator and the static init once; start the emulator's daemon before this
-/// process becomes a subreaper.
+/// process becomes a subreaper. With real pct: nexcage-init is `NEXCAGE_TEST_INIT`.
 pub fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| {
+        if real_pct() {
+            let init = std::env::var_os("NEXCAGE_TEST_INIT")
+                .expect("NEXCAGE_TEST_INIT (a static nexcage-init) with NEXCAGE_TEST_PCT");
+            return Tools { emulator: PathBuf::new(), init: PathBuf::from(init) };
+        }
         let out = Command::new(repo().join("hack/build-init")).output().expect("hack/build-init");
         assert!(out.status.success(), "hack/build-init: {}", text(&out.stderr));
         let init = PathBuf::from(text(&out.stdout).trim());
@@ -38,41 +87,66 @@ pub struct Emu {
     pub pve: PathBuf,
     pub log: PathBuf,
     pub pct: PathBuf,
+    pub range: (u32, u32),
 }
 
 impl Emu {
-    /// Backends crun, runc (oci) and lxc (proxmox-lxc on a private emulator root with
-    /// VMIDs `first..=last`); `default` is the default backend; `extra` adds fields to
-    /// the lxc backend (JSON, starting with a comma).
+    /// Backends crun, runc (oci) and lxc (proxmox-lxc with VMIDs `first..=last`, on a
+    /// private emulator root or on real pct); `default` is the default backend; `extra`
+    /// adds fields to the lxc backend (JSON, starting with a comma). `pct` is a script
+    /// that logs each call (`pct ARGS...`, one line) to `log` and runs the world's pct.
     pub fn new(default: &str, first: u32, last: u32, extra: &str) -> Emu {
         let t = tools();
         let w = World::new(default);
         std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        let pve = w.dir.path().join("pve");
-        std::fs::create_dir(&pve).unwrap();
         let log = w.dir.path().join("pct.log");
         let pct = w.dir.path().join("pct");
-        std::fs::write(
-            &pct,
-            format!(
-                "#!/bin/sh\nPCT_EMULATOR_ROOT='{}' PCT_EMULATOR_LOG='{}' exec '{}' \"$@\"\n",
-                pve.display(),
-                log.display(),
-                t.emulator.display()
-            ),
-        )
-        .unwrap();
+        let (pve, script) = match pct_world() {
+            PctWorld::Emulator => {
+                let pve = w.dir.path().join("pve");
+                std::fs::create_dir(&pve).unwrap();
+                let script = format!(
+                    "#!/bin/sh\nPCT_EMULATOR_ROOT='{}' PCT_EMULATOR_LOG='{}' exec '{}' \"$@\"\n",
+                    pve.display(),
+                    log.display(),
+                    t.emulator.display()
+                );
+                (pve, script)
+            }
+            PctWorld::Real { pct: real, .. } => {
+                // One line per call, `\` and line breaks escaped as the emulator does,
+                // written at once so concurrent calls do not interleave.
+                let script = format!(
+                    concat!(
+                        "#!/bin/sh\nline=pct\n",
+                        "for a in \"$@\"; do\n",
+                        "  line=\"$line $(printf '%s' \"$a\" | sed -e 's/\\\\/\\\\\\\\/g' -e ':a;N;$!ba;s/\\n/\\\\n/g')\"\n",
+                        "done\n",
+                        "printf '%s\\n' \"$line\" >> '{}'\n",
+                        "exec '{}' \"$@\"\n"
+                    ),
+                    log.display(),
+                    real.display()
+                );
+                (PathBuf::from("/"), script)
+            }
+        };
+        std::fs::write(&pct, script).unwrap();
         std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(&w.config, Emu::config_text(default, &pct, &pve, first, last, extra)).unwrap();
-        Emu { w, pve, log, pct }
+        Emu { w, pve, log, pct, range: (first, last) }
     }
 
     pub fn config_text(default: &str, pct: &Path, pve: &Path, first: u32, last: u32, extra: &str) -> String {
+        let storage = match pct_world() {
+            PctWorld::Emulator => String::new(),
+            PctWorld::Real { storage, .. } => format!(r#","storage":"{storage}","template_storage":"local""#),
+        };
         format!(
             r#"{{"default_backend":"{default}","backends":{{
             "crun":{{"kind":"oci","path":"crun"}},"runc":{{"kind":"oci","path":"runc"}},
             "lxc":{{"kind":"proxmox-lxc","pct":"{}","pve_root":"{}","vmid_range":[{first},{last}],
-                    "init":"{}"{extra}}}}}}}"#,
+                    "init":"{}"{storage}{extra}}}}}}}"#,
             pct.display(),
             pve.display(),
             tools().init.display()
@@ -87,31 +161,55 @@ impl Emu {
         self.pve.join("var/lib/vz/template/cache")
     }
 
+    /// The PVE configs of this case's VMIDs (file names, `<vmid>.conf`).
+    pub fn confs(&self) -> Vec<String> {
+        in_range(names(self.pve.join("etc/pve/lxc")), self.range, ".conf")
+    }
+
     /// Everything that must be gone once no container exists, as a list of findings.
     pub fn leaks(&self) -> Vec<String> {
         let mut found = self.w.state_leaks();
-        let names = |dir: PathBuf| -> Vec<String> {
-            std::fs::read_dir(dir)
-                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-                .unwrap_or_default()
-        };
-        for c in names(self.pve.join("etc/pve/lxc")) {
+        let r = self.range;
+        for c in self.confs() {
             found.push(format!("PVE config {c}"));
         }
-        for r in names(self.pve.join("run/lock/lxc")).into_iter().filter(|n| n.ends_with(".reserved")) {
-            found.push(format!("VMID reservation {r}"));
+        let reserved: Vec<String> = names(self.pve.join("run/lock/lxc"))
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("nexcage-vmid-").map(str::to_string))
+            .collect();
+        for v in in_range(reserved, r, ".reserved") {
+            found.push(format!("VMID reservation {v}"));
         }
         for t in names(self.template_dir()).into_iter().filter(|n| n.starts_with(".nexcage-tmp-")) {
             found.push(format!("half-written template {t}"));
         }
-        for d in names(self.pve.join("run/nexcage-lxc")) {
+        for d in in_range(names(self.pve.join("run/nexcage-lxc")), r, "") {
             found.push(format!("run directory {d}"));
         }
-        for d in names(self.pve.join("var/lib/lxc")) {
-            found.push(format!("LXC container directory {d}"));
+        for d in in_range(names(self.pve.join("var/lib/lxc")), r, "") {
+            // Real pct's destroy leaves these two behind itself (PVE::LXC::destroy_lxc_container
+            // removes only `config` and `rootfs`): not nexcage's.
+            let pve_leftovers = ["passthrough", "rules.seccomp"];
+            let inside = names(self.pve.join("var/lib/lxc").join(&d));
+            if !(real_pct() && inside.iter().all(|n| pve_leftovers.contains(&n.as_str()))) {
+                found.push(format!("LXC container directory {d} ({inside:?})"));
+            }
         }
-        for d in names(self.pve.join("var/lib/vz/images")) {
-            found.push(format!("volume directory {d}"));
+        let mut volume_dirs = vec![self.pve.join("var/lib/vz/images")];
+        if real_pct() {
+            // The test VM's other directory storage (hack/pve-vm.d/pve-vm-setup).
+            volume_dirs.push(PathBuf::from("/var/lib/nexcage-ct/images"));
+            for lv in logical_volumes() {
+                let vmid = lv.strip_prefix("vm-").and_then(|s| s.split('-').next()).and_then(|s| s.parse::<u32>().ok());
+                if vmid.is_some_and(|v| v >= r.0 && v <= r.1) {
+                    found.push(format!("logical volume {lv}"));
+                }
+            }
+        }
+        for dir in volume_dirs {
+            for d in in_range(names(dir), r, "") {
+                found.push(format!("volume directory {d}"));
+            }
         }
         found
     }
@@ -121,6 +219,33 @@ impl Emu {
         let l = self.leaks();
         assert!(l.is_empty(), "{what}: leaked {l:?}");
     }
+}
+
+/// The entries of a directory (none if it does not exist).
+pub fn names(dir: PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Names `<vmid><suffix>` with the VMID in `range`. In the emulator every root is private,
+/// so the filter changes nothing there; on a real host it leaves other guests alone.
+pub fn in_range(names: Vec<String>, range: (u32, u32), suffix: &str) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| {
+            n.strip_suffix(suffix).and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v >= range.0 && v <= range.1)
+        })
+        .collect()
+}
+
+/// LVM logical volume names (real pct: `local-lvm` volumes are `vm-<vmid>-disk-<n>`).
+fn logical_volumes() -> Vec<String> {
+    Command::new("lvs")
+        .args(["--noheadings", "-o", "lv_name"])
+        .output()
+        .map(|o| text(&o.stdout).split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 impl World {
