@@ -175,7 +175,7 @@ fn gc_respects_roots_and_stale_records_respect_reused_vmids() {
     let b = e.w.bundle("b", &["sleep", "1000"], &[]);
     let other_root = e.w.dir.path().join("other-root");
     let other = |args: &[&str]| {
-        let mut c = std::process::Command::new(NEXCAGE);
+        let mut c = std::process::Command::new(nexcage_bin());
         c.env("NEXCAGE_CONFIG", &e.w.config).arg("--root").arg(&other_root).args(args);
         let err = e.w.dir.path().join("other.err");
         let status = c

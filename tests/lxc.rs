@@ -620,7 +620,7 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     assert_eq!(out.status.code(), Some(5), "exec works in a rebuilt container");
     // Another root does not adopt them.
     let other = l.w.dir.path().join("other-root");
-    let out = Command::new(NEXCAGE)
+    let out = Command::new(nexcage_bin())
         .env("NEXCAGE_CONFIG", &l.w.config)
         .arg("--root")
         .arg(&other)

@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 
 pub const NEXCAGE: &str = env!("CARGO_BIN_EXE_nexcage");
 
+/// The nexcage binary the tests run: `NEXCAGE_TEST_BIN` when set (hack/test-pve copies the
+/// binaries onto the test VM's own disk: executables mapped from its 9p share of the
+/// checkout crashed after the host rebuilt them), else cargo's.
+pub fn nexcage_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("NEXCAGE_TEST_BIN").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| NEXCAGE.into())
+    })
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -87,7 +97,7 @@ impl World {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = Command::new(NEXCAGE);
+        let mut c = Command::new(nexcage_bin());
         c.env("NEXCAGE_CONFIG", &self.config).arg("--root").arg(&self.root).args(args);
         c
     }
