@@ -596,6 +596,16 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     let a = l.create("keep-a", &b);
     let bb = l.create("keep-b", &b);
     ok(&l.w.nexcage(["start", "keep-b"]));
+    // `update` goes through `pct set`, which makes real Proxmox rewrite the config from
+    // what it parsed: nexcage's raw lines (init, mount hook, run directory) must survive,
+    // as exec and delete of the rebuilt container below need them.
+    let mut child = l.w.cmd(["update", "--resources", "-", "keep-b"]).stdin(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), br#"{"memory":{"limit":134217728}}"#).unwrap();
+    assert!(child.wait().unwrap().success());
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{}.conf", l.vmid("keep-b")))).unwrap();
+    for want in ["memory: 128", "lxc.init.cmd", "lxc.hook.mount", "lxc.mount.entry"] {
+        assert!(conf.lines().any(|x| x.starts_with(want)), "{want} after pct set:\n{conf}");
+    }
     let created_a = l.w.state("keep-a")["created"].as_str().unwrap().to_string();
     std::fs::remove_dir_all(&l.w.root).unwrap();
     let out = l.w.nexcage(["list", "--format", "json"]);
