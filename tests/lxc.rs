@@ -43,11 +43,11 @@ impl Lxc {
     }
 
     fn confs(&self) -> Vec<String> {
-        emu::in_range(emu::names(self.pve.join("etc/pve/lxc")), self.range, ".conf")
+        emu::confs(&self.pve, self.range)
     }
 
     fn run_dirs(&self) -> usize {
-        emu::in_range(emu::names(self.pve.join("run/nexcage-lxc")), self.range, "").len()
+        emu::run_dirs(&self.pve, self.range).len()
     }
 
     fn templates(&self) -> Vec<String> {
@@ -88,11 +88,7 @@ impl Lxc {
     fn assert_clean(&self, what: &str) {
         assert!(self.confs().is_empty(), "{what}: PVE configs left: {:?}", self.confs());
         assert_eq!(self.run_dirs(), 0, "{what}: run directories left");
-        let reserved: Vec<String> = emu::names(self.pve.join("run/lock/lxc"))
-            .into_iter()
-            .filter_map(|n| n.strip_prefix("nexcage-vmid-").map(str::to_string))
-            .collect();
-        let reservations = emu::in_range(reserved, self.range, ".reserved").len();
+        let reservations = emu::reservations(&self.pve, self.range).len();
         assert_eq!(reservations, 0, "{what}: VMID reservations left");
         // Records and claims; a passthrough runtime's root only counts if it holds a container.
         self.w.assert_no_state(what);

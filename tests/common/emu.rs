@@ -163,7 +163,7 @@ impl Emu {
 
     /// The PVE configs of this case's VMIDs (file names, `<vmid>.conf`).
     pub fn confs(&self) -> Vec<String> {
-        in_range(names(self.pve.join("etc/pve/lxc")), self.range, ".conf")
+        confs(&self.pve, self.range)
     }
 
     /// Everything that must be gone once no container exists, as a list of findings.
@@ -173,17 +173,13 @@ impl Emu {
         for c in self.confs() {
             found.push(format!("PVE config {c}"));
         }
-        let reserved: Vec<String> = names(self.pve.join("run/lock/lxc"))
-            .into_iter()
-            .filter_map(|n| n.strip_prefix("nexcage-vmid-").map(str::to_string))
-            .collect();
-        for v in in_range(reserved, r, ".reserved") {
+        for v in reservations(&self.pve, r) {
             found.push(format!("VMID reservation {v}"));
         }
         for t in names(self.template_dir()).into_iter().filter(|n| n.starts_with(".nexcage-tmp-")) {
             found.push(format!("half-written template {t}"));
         }
-        for d in in_range(names(self.pve.join("run/nexcage-lxc")), r, "") {
+        for d in run_dirs(&self.pve, r) {
             found.push(format!("run directory {d}"));
         }
         for d in in_range(names(self.pve.join("var/lib/lxc")), r, "") {
@@ -219,6 +215,25 @@ impl Emu {
         let l = self.leaks();
         assert!(l.is_empty(), "{what}: leaked {l:?}");
     }
+}
+
+/// PVE configs (`<vmid>.conf`) of the VMIDs in `range`.
+pub fn confs(pve: &Path, range: (u32, u32)) -> Vec<String> {
+    in_range(names(pve.join("etc/pve/lxc")), range, ".conf")
+}
+
+/// nexcage's VMID reservation markers of the VMIDs in `range` (`<vmid>.reserved`).
+pub fn reservations(pve: &Path, range: (u32, u32)) -> Vec<String> {
+    let reserved: Vec<String> = names(pve.join("run/lock/lxc"))
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("nexcage-vmid-").map(str::to_string))
+        .collect();
+    in_range(reserved, range, ".reserved")
+}
+
+/// nexcage's run directories of the VMIDs in `range`.
+pub fn run_dirs(pve: &Path, range: (u32, u32)) -> Vec<String> {
+    in_range(names(pve.join("run/nexcage-lxc")), range, "")
 }
 
 /// The entries of a directory (none if it does not exist).
