@@ -54,52 +54,98 @@ pub fn decode_text(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Raw LXC keys pct accepts in a container config (prefixes end with '.').
+/// Raw LXC keys Proxmox VE 9 keeps in a container config (pve-container 6.1's
+/// `is_valid_lxc_conf_key`): these exact keys, plus every `lxc.cgroup2.*`,
+/// `lxc.prlimit.*` and `lxc.net.*` key (and the deprecated `lxc.cgroup.*`). Any other
+/// raw line is dropped with a warning when pct parses the file, so the next write loses
+/// it: the emulator does the same.
 const RAW_KEYS: &[&str] = &[
-    "lxc.apparmor.",
-    "lxc.selinux.",
+    "lxc.apparmor.profile",
+    "lxc.apparmor.allow_incomplete",
+    "lxc.apparmor.allow_nesting",
+    "lxc.apparmor.raw",
+    "lxc.selinux.context",
     "lxc.include",
     "lxc.arch",
     "lxc.uts.name",
-    "lxc.signal.",
-    "lxc.init.",
-    "lxc.ephemeral",
-    "lxc.console.",
-    "lxc.tty.",
-    "lxc.pty.",
-    "lxc.hook.",
+    "lxc.signal.halt",
+    "lxc.signal.reboot",
+    "lxc.signal.stop",
+    "lxc.init.cmd",
+    "lxc.init.cwd",
+    "lxc.init.uid",
+    "lxc.init.gid",
+    "lxc.init.groups",
+    "lxc.pty.max",
+    "lxc.console.logfile",
+    "lxc.console.path",
+    "lxc.tty.max",
+    "lxc.devtty.dir",
+    "lxc.hook.autodev",
     "lxc.autodev",
     "lxc.kmsg",
-    "lxc.mount.",
-    "lxc.rootfs.options",
-    "lxc.rootfs.managed",
+    "lxc.mount.fstab",
+    "lxc.mount.entry",
+    "lxc.mount.auto",
+    "lxc.rootfs.mount",
+    "lxc.cap.drop",
+    "lxc.cap.keep",
+    "lxc.seccomp.profile",
+    "lxc.seccomp.notify.proxy",
+    "lxc.seccomp.notify.cookie",
     "lxc.idmap",
-    "lxc.cap.",
-    "lxc.seccomp.",
-    "lxc.sysctl.",
-    "lxc.net.",
-    "lxc.cgroup.",
-    "lxc.cgroup2.",
-    "lxc.prlimit.",
-    "lxc.environment",
-    "lxc.start.",
-    "lxc.log.",
+    "lxc.hook.pre-start",
+    "lxc.hook.pre-mount",
+    "lxc.hook.mount",
+    "lxc.hook.start",
+    "lxc.hook.stop",
+    "lxc.hook.post-stop",
+    "lxc.hook.clone",
+    "lxc.hook.destroy",
+    "lxc.hook.version",
+    "lxc.log.level",
+    "lxc.log.file",
+    "lxc.start.auto",
+    "lxc.start.delay",
+    "lxc.start.order",
     "lxc.group",
-    "lxc.monitor.",
-    "lxc.namespace.",
-    "lxc.proc.",
-    "lxc.keyring.",
-    "lxc.rootfs.path",
+    "lxc.environment",
+    "lxc.environment.runtime",
+    "lxc.environment.hooks",
+    "lxc.sysctl.fs.mqueue",
+    "lxc.sysctl.kernel.msgmax",
+    "lxc.sysctl.kernel.msgmnb",
+    "lxc.sysctl.kernel.msgmni",
+    "lxc.sysctl.kernel.sem",
+    "lxc.sysctl.kernel.shmall",
+    "lxc.sysctl.kernel.shmmax",
+    "lxc.sysctl.kernel.shmmni",
+    "lxc.sysctl.kernel.shm_rmid_forced",
 ];
 
+/// Prefixes under which every key is kept.
+const RAW_PREFIXES: &[&str] = &["lxc.cgroup2.", "lxc.prlimit.", "lxc.net.", "lxc.cgroup."];
+
+/// Keys PVE refuses with their own message instead of "unable to parse config".
+const RAW_REFUSED: &[(&str, &str)] = &[
+    ("lxc.rootfs.path", "lxc.rootfs.path is auto generated from rootfs"),
+    ("lxc.rootfs.options", "lxc.rootfs.options is not supported"),
+];
+
+/// `Ok` when PVE keeps this raw key; `Err(message)` with the reason it drops it.
+pub fn raw_key_check(key: &str) -> Result<(), String> {
+    if let Some((_, why)) = RAW_REFUSED.iter().find(|(k, _)| *k == key) {
+        return Err(format!("{key}: {why}"));
+    }
+    if RAW_KEYS.contains(&key) || RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        Ok(())
+    } else {
+        Err(String::new())
+    }
+}
+
 pub fn raw_key_known(key: &str) -> bool {
-    RAW_KEYS.iter().any(|k| {
-        if k.ends_with('.') {
-            key.starts_with(k)
-        } else {
-            key == *k || key.starts_with(&format!("{k}."))
-        }
-    })
+    raw_key_check(key).is_ok()
 }
 
 fn split_raw(line: &str) -> Option<(String, String)> {
@@ -120,6 +166,24 @@ fn split_key(line: &str) -> Option<(String, String)> {
 }
 
 impl Conf {
+    /// Parse a config as pct does: raw lines PVE does not keep are dropped with its
+    /// warning on stderr (`vmid` names the container in it).
+    pub fn parse_for(vmid: &str, text: &str) -> Conf {
+        let mut conf = Conf::parse(text);
+        conf.lxc.retain(|(k, v)| match raw_key_check(k) {
+            Ok(()) => true,
+            Err(why) if why.is_empty() => {
+                eprintln!("vm {vmid} - unable to parse config: {k}: {v}");
+                false
+            }
+            Err(why) => {
+                eprintln!("vm {vmid} - {why}");
+                false
+            }
+        });
+        conf
+    }
+
     pub fn parse(text: &str) -> Conf {
         let mut conf = Conf::default();
         let mut descr: Vec<String> = Vec::new();
@@ -194,7 +258,10 @@ impl Conf {
 
     pub fn load(path: &Path) -> Result<Option<Conf>> {
         match std::fs::read_to_string(path) {
-            Ok(t) => Ok(Some(Conf::parse(&t))),
+            Ok(t) => {
+                let vmid = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+                Ok(Some(Conf::parse_for(vmid, &t)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("unable to read {}", path.display())),
         }
@@ -273,5 +340,13 @@ mod tests {
         assert!(raw_key_known("lxc.environment.runtime"));
         assert!(raw_key_known("lxc.init.cmd"));
         assert!(!raw_key_known("lxc.bogus"));
+        assert!(!raw_key_known("lxc.namespace.share.net"));
+        assert!(!raw_key_known("lxc.sysctl.net.ipv4.ip_forward"));
+        assert!(raw_key_known("lxc.sysctl.kernel.msgmax"));
+        assert!(raw_key_known("lxc.net.0.type"));
+        assert!(raw_key_known("lxc.include"));
+        assert!(raw_key_check("lxc.rootfs.path").unwrap_err().contains("auto generated"));
+        let c = Conf::parse_for("9000", "arch: amd64\nlxc.include: /x\nlxc.proc.oom_score_adj: 5\n");
+        assert_eq!(c.lxc, vec![("lxc.include".to_string(), "/x".to_string())]);
     }
 }
