@@ -10,7 +10,7 @@ mod common;
 use std::fs::File;
 use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -398,6 +398,124 @@ fn bind_mounts_and_privileged_containers() {
     assert_eq!(code, Some(0));
     assert!(out.lines().next().unwrap().split_whitespace().eq(["0", "0", "4294967295"]), "{out}");
     l.assert_clean("privileged");
+}
+
+/// A process holding fresh network, IPC and UTS namespaces (hostname `nexcage-joined`),
+/// as a pod's sandbox does; killed on drop.
+struct NsHolder(std::process::Child);
+
+impl NsHolder {
+    fn start() -> NsHolder {
+        let child = Command::new("unshare")
+            .args([
+                "--net",
+                "--ipc",
+                "--uts",
+                "sh",
+                "-c",
+                "echo nexcage-joined > /proc/sys/kernel/hostname && exec sleep 900",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let h = NsHolder(child);
+        let pid = h.0.id();
+        for _ in 0..500 {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                return h;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("unshare did not make its namespaces");
+    }
+
+    fn path(&self, ns: &str) -> String {
+        format!("/proc/{}/ns/{ns}", self.0.id())
+    }
+
+    /// `net:[…]`, `ipc:[…]`, `uts:[…]` of the holder, as readlink prints them.
+    fn links(&self) -> Vec<String> {
+        ["net", "ipc", "uts"].iter().map(|n| std::fs::read_link(self.path(n)).unwrap().display().to_string()).collect()
+    }
+}
+
+impl Drop for NsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Joining the namespaces a bundle names (`linux.namespaces[].path`: what Kubernetes pods
+/// and `docker run --network container:` send). Proxmox VE drops `lxc.namespace.share.*`
+/// from a container config, so nexcage puts them in a root-only file the config includes.
+#[test]
+fn bundle_namespace_paths_are_joined_by_the_program_and_exec() {
+    let holder = NsHolder::start();
+    let want = holder.links();
+    let report = "cat /proc/sys/kernel/hostname; for n in net ipc uts; do readlink /proc/self/ns/$n; done";
+    let l = Lxc::with(9610, 9619, r#","unprivileged":false"#);
+    let b = l.w.bundle("ns", &["sh", "-c", &format!("{report}; exec sleep 900")], &[]);
+    let join = |c: &mut serde_json::Value| {
+        c.as_object_mut().unwrap().remove("hostname");
+        c["linux"]["namespaces"] = serde_json::json!([
+            {"type": "pid"}, {"type": "mount"},
+            {"type": "network", "path": holder.path("net")},
+            {"type": "ipc", "path": holder.path("ipc")},
+            {"type": "uts", "path": holder.path("uts")},
+        ]);
+    };
+    edit_config(&b, join);
+    let c = l.create("joined", &b);
+    let vmid = l.vmid("joined");
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{vmid}.conf"))).unwrap();
+    assert!(!conf.contains("lxc.namespace"), "no line Proxmox VE drops: {conf}");
+    let include = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("lxc.include: "))
+        .unwrap_or_else(|| panic!("no lxc.include in {conf}"))
+        .to_string();
+    let md = std::fs::metadata(&include).unwrap();
+    assert_eq!((md.mode() & 0o777, md.uid()), (0o600, 0), "{include}: root-only");
+    ok(&l.w.nexcage(["start", "joined"]));
+    let mut out = String::new();
+    for _ in 0..(wait_limit().as_millis() / 50) {
+        out = read(&c.stdout);
+        if out.lines().count() >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut expect = vec!["nexcage-joined".to_string()];
+    expect.extend(want.iter().cloned());
+    assert_eq!(out.lines().collect::<Vec<_>>(), expect, "the program's namespaces");
+    let e = l.w.nexcage(["exec", "joined", "sh", "-c", report]);
+    ok(&e);
+    assert_eq!(text(&e.stdout).lines().collect::<Vec<_>>(), expect, "exec's namespaces");
+    ok(&l.w.nexcage(["kill", "joined", "KILL"]));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)), "the supervisor dies of the program's signal");
+    ok(&l.w.nexcage(["delete", "joined"]));
+    assert!(!Path::new(&include).exists(), "delete removes {include}");
+    l.assert_clean("joined namespaces");
+
+    // Refused by name, leaving nothing: a pid namespace path (nexcage-init must be pid 1
+    // of its own), and any join by an unprivileged container (the kernel denies setns
+    // into a namespace owned by the host's user namespace).
+    let pid = l.bundle_like(&b, "pid", &["true"], |c| {
+        join(c);
+        c["linux"]["namespaces"][0]["path"] = "/proc/1/ns/pid".into();
+    });
+    let (out, _, _) = l.create_with("pidns", &pid, &[]);
+    fails_with(&out, "linux.namespaces[0].path");
+    fails_with(&out, "pid namespace is not supported by proxmox-lxc");
+    l.assert_clean("pid namespace path");
+    let u = Lxc::with(9610, 9619, "");
+    let (out, _, _) = u.create_with("unpriv", &b, &[]);
+    fails_with(&out, "linux.namespaces[2].path");
+    fails_with(&out, "an unprivileged container cannot join the network namespace");
+    u.assert_clean("unprivileged join");
+    assert!(u.pct_calls().is_empty(), "refused before pct: {:?}", u.pct_calls());
 }
 
 /// Receive the pty master a runtime sends to a console socket.

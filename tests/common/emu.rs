@@ -231,9 +231,13 @@ pub fn reservations(pve: &Path, range: (u32, u32)) -> Vec<String> {
     in_range(reserved, range, ".reserved")
 }
 
-/// nexcage's run directories of the VMIDs in `range`.
+/// nexcage's run directories and their include files (`<vmid>.conf`) of the VMIDs in
+/// `range`.
 pub fn run_dirs(pve: &Path, range: (u32, u32)) -> Vec<String> {
-    in_range(names(pve.join("run/nexcage-lxc")), range, "")
+    let all = names(pve.join("run/nexcage-lxc"));
+    let mut out = in_range(all.clone(), range, "");
+    out.extend(in_range(all, range, ".conf"));
+    out
 }
 
 /// The entries of a directory (none if it does not exist).

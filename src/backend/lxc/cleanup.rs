@@ -89,17 +89,21 @@ pub fn dead_temp_templates(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Run directories (`run/nexcage-lxc/<vmid>`) whose container has no PVE config.
+/// Run directories (`run/nexcage-lxc/<vmid>`, or only their include file
+/// `<vmid>.conf`) whose container has no PVE config, as run directory paths.
 pub fn orphan_run_dirs(pve_root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(run_dir::base(pve_root)) else { return out };
     for e in rd.flatten() {
-        let Some(v) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(v) = name.strip_suffix(".conf").unwrap_or(name).parse::<u32>().ok() else { continue };
         if !pveconf::conf_path(pve_root, v).exists() {
-            out.push(e.path());
+            out.push(run_dir::path(pve_root, v));
         }
     }
     out.sort();
+    out.dedup();
     out
 }
 

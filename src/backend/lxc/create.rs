@@ -389,7 +389,14 @@ pub fn create(
     // clean up.
     let outcome = ctx.store.save(record).and_then(|()| {
         crate::fault::point("lxc:record-saved");
-        let prepared = Prepared { facts: &facts, init: &init, owner, raw: &mapped.raw_lxc, pct: &pct };
+        let prepared = Prepared {
+            facts: &facts,
+            init: &init,
+            owner,
+            raw: &mapped.raw_lxc,
+            shares: &mapped.namespace_shares,
+            pct: &pct,
+        };
         start_container(ctx, req, record, &mut data, prepared, launch)
     });
     match outcome {
@@ -421,6 +428,8 @@ struct Prepared<'a> {
     init: &'a Path,
     owner: (u32, u32),
     raw: &'a [(String, String)],
+    /// Namespaces to join (`spec::PveContainer::namespace_shares`).
+    shares: &'a [(String, PathBuf)],
     pct: &'a pct::Pct,
 }
 
@@ -432,12 +441,15 @@ fn start_container(
     p: Prepared,
     launch: Launch,
 ) -> Result<Created> {
-    let Prepared { facts, init, owner, raw, pct } = p;
+    let Prepared { facts, init, owner, raw, shares, pct } = p;
     let args = req.args;
     let vmid = data.vmid;
     let dir = run_dir::create(&data.pve_root, vmid, owner)?;
     run_dir::write_setup(&dir, &facts.setup)?;
     let mut lines = raw.to_vec();
+    if !shares.is_empty() {
+        lines.push(run_dir::write_include(&dir, shares)?);
+    }
     lines.extend(run_dir::lxc_lines(&dir, init));
     pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
     crate::fault::point("lxc:raw-lines-written");

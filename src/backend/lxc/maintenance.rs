@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::cleanup::{self, Owner};
 use super::data::LxcData;
-use super::{create, lifecycle, pct, vmid};
+use super::{create, lifecycle, pct, run_dir, vmid};
 use crate::backend::Sweeper;
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -82,8 +82,8 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
     }
     for d in cleanup::orphan_run_dirs(&cfg.pve_root) {
         if s.act(&format!("remove {} (run directory without a container)", d.display())) {
-            if let Err(e) = std::fs::remove_dir_all(&d) {
-                s.fail(&format!("remove {}", d.display()), &e);
+            if let Err(e) = run_dir::remove(&d) {
+                s.fail(&format!("remove {}", d.display()), &format!("{e:#}"));
             }
         }
     }

@@ -12,7 +12,7 @@
 //! unprivileged container, host uid 100000 must be able to traverse every directory
 //! leading to both sources. `check_reachable` says so before anything is created.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -54,12 +54,52 @@ pub fn create(pve_root: &Path, vmid: u32, owner: (u32, u32)) -> Result<PathBuf> 
     Ok(dir)
 }
 
+/// Remove the run directory and its include file.
 pub fn remove(run_dir: &Path) -> Result<()> {
+    let include = include_file(run_dir);
+    match std::fs::remove_file(&include) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", include.display())),
+    }
     match std::fs::remove_dir_all(run_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("cannot remove {}", run_dir.display())),
     }
+}
+
+/// The LXC config file the container's PVE config includes (`lxc.include`), beside its
+/// run directory: `<base>/<vmid>.conf`. It holds what Proxmox VE would drop from the
+/// config itself (`lxc.namespace.share.*`). LXC reads it as host root when the container
+/// starts, so it must never be writable from inside: root-owned, mode 0600, outside the
+/// run directory (which the container's root owns and sees).
+pub fn include_file(run_dir: &Path) -> PathBuf {
+    let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    run_dir.with_file_name(format!("{name}.conf"))
+}
+
+/// Write the include file of `run_dir` (replacing any stale one) and return the raw
+/// line that includes it.
+pub fn write_include(run_dir: &Path, lines: &[(String, PathBuf)]) -> Result<(String, String)> {
+    use std::io::Write;
+    let path = include_file(run_dir);
+    let mut text = String::from("# written by nexcage: what Proxmox VE does not keep in the container's config\n");
+    for (k, v) in lines {
+        let v = v.to_str().filter(|v| !v.contains(['\n', '\r'])).with_context(|| {
+            format!("{}: cannot be written to an LXC config (not UTF-8, or a line break)", v.display())
+        })?;
+        text.push_str(&format!("{k} = {v}\n"));
+    }
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(("lxc.include".into(), path.display().to_string()))
 }
 
 /// A path as an fstab field (`lxc.mount.entry` is fstab syntax): octal escapes for

@@ -39,6 +39,10 @@ pub struct PveContainer {
     pub warnings: Vec<String>,
     /// Namespaced sysctls (`linux.sysctl`, `domainname`) for the mount hook, in order.
     pub sysctls: Vec<(String, String)>,
+    /// Namespaces to join (`linux.namespaces[].path`): LXC's `lxc.namespace.share.<ns>`
+    /// key and the path. Proxmox VE drops that key from a container config, so these go
+    /// into a host-only file the config includes (`run_dir::write_include`).
+    pub namespace_shares: Vec<(String, PathBuf)>,
 }
 
 impl PveContainer {
@@ -702,8 +706,17 @@ impl Mapper<'_> {
                 LinuxNamespaceType::Network => "net",
                 LinuxNamespaceType::Ipc => "ipc",
                 LinuxNamespaceType::Uts => "uts",
-                LinuxNamespaceType::Pid => "pid",
                 LinuxNamespaceType::Cgroup => "cgroup",
+                LinuxNamespaceType::Pid => {
+                    // LXC could start the init in it, but nexcage-init must be pid 1 of
+                    // the container's own pid namespace: it reaps orphans, serves exec,
+                    // and the host trusts its socket only from a namespace's init.
+                    return err(
+                        path,
+                        "joining an existing pid namespace is not supported by proxmox-lxc (nexcage-init must be pid 1 of the container's own pid namespace)",
+                        "drop the path (a new pid namespace is created) or route this container to an oci backend (annotation nexcage.backend)",
+                    );
+                }
                 _ => {
                     return err(
                         path,
@@ -748,7 +761,7 @@ impl Mapper<'_> {
             }
             // LXC opens an absolute path given to lxc.namespace.share.<ns> and setns()es
             // into it (as lxcri does for pods).
-            self.raw(format!("lxc.namespace.share.{share}"), p.to_str().unwrap_or_default());
+            self.out.namespace_shares.push((format!("lxc.namespace.share.{share}"), p.to_path_buf()));
             if t == LinuxNamespaceType::Network {
                 net_shared = true;
             }

@@ -399,9 +399,14 @@ fn namespaces() {
         json!([{"type": "pid"}, {"type": "network", "path": "/proc/self/ns/net"}, {"type": "ipc", "path": "/proc/self/ns/ipc"}, {"type": "uts"}, {"type": "mount"}]),
     );
     let out = e.map_with(v.clone(), &privileged).unwrap();
+    // Not raw lines: Proxmox VE drops lxc.namespace.share.* from a container config.
+    assert!(out.raw_lxc.iter().all(|(k, _)| !k.starts_with("lxc.namespace")), "{:?}", out.raw_lxc);
     assert_eq!(
-        out.raw_lxc,
-        kv(&[("lxc.namespace.share.net", "/proc/self/ns/net"), ("lxc.namespace.share.ipc", "/proc/self/ns/ipc")])
+        out.namespace_shares,
+        vec![
+            ("lxc.namespace.share.net".to_string(), PathBuf::from("/proc/self/ns/net")),
+            ("lxc.namespace.share.ipc".to_string(), PathBuf::from("/proc/self/ns/ipc"))
+        ]
     );
     assert_eq!(out.option("net0"), None);
     assert_eq!(out.option("unprivileged"), Some("0"));
@@ -434,6 +439,13 @@ fn namespaces() {
     if let Err(er) = e.map_with(joined_uts, &privileged) {
         panic!("joined uts without hostname: {er}");
     }
+    // A pid namespace path is refused by name: nexcage-init must be pid 1 of its own.
+    let pid = with_ns(
+        json!([{"type": "pid", "path": "/proc/self/ns/pid"}, {"type": "uts"}, {"type": "mount"}, {"type": "ipc"}]),
+    );
+    let er = e.map_with(pid, &privileged).unwrap_err();
+    assert_eq!(er.path, "linux.namespaces[0].path");
+    assert!(er.problem.contains("pid namespace is not supported"), "{er}");
     let mut annotated = v.clone();
     annotated["annotations"] = json!({"nexcage.proxmox.net1": "name=eth1,bridge=vmbr1"});
     assert_eq!(err_path(e.map_with(annotated, &privileged)), "annotations[\"nexcage.proxmox.net1\"]");
