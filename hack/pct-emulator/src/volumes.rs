@@ -49,6 +49,36 @@ pub fn storage_path(paths: &Paths, storage: &str) -> Result<PathBuf> {
     }
 }
 
+/// The content types of a (dir) storage: its `content` line, else the dir default
+/// (images, rootdir); without storage.cfg, `local` has every type.
+pub fn storage_content(paths: &Paths, storage: &str) -> Vec<String> {
+    let Ok(cfg) = std::fs::read_to_string(paths.storage_cfg()) else {
+        return ["images", "rootdir", "vztmpl", "iso", "backup", "snippets"].map(String::from).to_vec();
+    };
+    let mut current = false;
+    let mut found = false;
+    for line in cfg.lines() {
+        if !line.starts_with(char::is_whitespace) && line.contains(':') {
+            if current {
+                break;
+            }
+            current = line.split_once(':').is_some_and(|(_, id)| id.trim() == storage);
+            found |= current;
+            continue;
+        }
+        if current {
+            if let Some(c) = line.trim().strip_prefix("content ") {
+                return c.split(',').map(|c| c.trim().to_string()).collect();
+            }
+        }
+    }
+    if found || storage == "local" {
+        vec!["images".into(), "rootdir".into()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Resolve an `ostemplate` argument to a file: `<storage>:vztmpl/<file>` or an absolute path.
 pub fn template_path(paths: &Paths, volid: &str) -> Result<PathBuf> {
     if volid.starts_with('/') {

@@ -77,6 +77,29 @@ fn template_errors_leave_nothing() {
     env.pct(&["config", &vs]).fails(2, "does not exist");
 }
 
+/// A fresh Proxmox VE install's `local` (content iso,vztmpl,backup) cannot hold a
+/// container: real pct refuses `--rootfs local:0` before making anything.
+#[test]
+fn storage_without_rootdir_content_is_refused() {
+    let mut env = Env::new();
+    let v = env.track(vmid(27));
+    let vs = v.to_string();
+    if emulated() {
+        // The real test host's storage.cfg already says so (hack/pve-vm.d).
+        let cfg = env.path("/etc/pve/storage.cfg");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        std::fs::write(&cfg, "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n").unwrap();
+    }
+    let cache = env.path("/var/lib/vz/template/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let t = cache.join("pct-emu-test-norootdir.tar.zst");
+    std::fs::write(&t, b"never read").unwrap();
+    let r = env.pct(&["create", &vs, "local:vztmpl/pct-emu-test-norootdir.tar.zst", "--rootfs", "local:0"]);
+    let _ = std::fs::remove_file(&t);
+    r.fails(255, "storage 'local' does not support container directories");
+    env.pct(&["config", &vs]).fails(2, "does not exist");
+}
+
 #[test]
 fn create_failure_removes_everything() {
     let mut env = Env::new();
@@ -196,6 +219,26 @@ fn config_layout_list_and_set() {
     assert!(!env.pct(&["config", &vs]).stdout.contains("cores:"));
     // Raw lines survive a set.
     assert!(std::fs::read_to_string(&conf).unwrap().ends_with("lxc.init.cmd: /bin/sh\nlxc.cgroup2.pids.max: 64\n"));
+    // A raw key outside PVE's whitelist: every parse warns and drops it, so the next
+    // write loses it (what broke namespace joins on real Proxmox VE).
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("lxc.namespace.share.net: /proc/1/ns/net\nlxc.include: /nonexistent/x.conf\n");
+    std::fs::write(&conf, text).unwrap();
+    let r = env.pct(&["config", &vs]);
+    r.ok();
+    assert!(
+        r.stderr.contains(&format!("vm {v} - unable to parse config: lxc.namespace.share.net: /proc/1/ns/net")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stdout.contains("lxc.namespace") && r.stdout.contains("lxc.include: /nonexistent/x.conf"),
+        "{}",
+        r.stdout
+    );
+    env.pct(&["set", &vs, "--memory", "200"]).ok();
+    let file = std::fs::read_to_string(&conf).unwrap();
+    assert!(!file.contains("lxc.namespace") && file.ends_with("lxc.include: /nonexistent/x.conf\n"), "{file}");
 
     // An existing VMID is rejected and the config is left alone.
     let before = std::fs::read_to_string(&conf).unwrap();

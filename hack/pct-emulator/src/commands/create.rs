@@ -249,6 +249,9 @@ fn allocate(
     created: &mut Created,
 ) -> Result<(String, PathBuf)> {
     let base = volumes::storage_path(paths, storage)?;
+    if !volumes::storage_content(paths, storage).iter().any(|c| c == "rootdir") {
+        return Err(die(format!("storage '{storage}' does not support container directories")));
+    }
     let name = volumes::subvol_name(vmid, n);
     let dir = base.join("images").join(vmid.to_string()).join(&name);
     if dir.exists() {
