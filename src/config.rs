@@ -75,9 +75,10 @@ pub struct LxcBackendConfig {
     /// The `pct` binary: a bare name is looked up in `$PATH`.
     #[serde(default = "default_pct")]
     pub pct: String,
-    /// Proxmox storage for container root volumes.
-    #[serde(default = "default_storage")]
-    pub storage: String,
+    /// Proxmox storage for container root volumes; default: the first in storage.cfg
+    /// with rootdir content that is enabled on this node (`storage::Storages::for_root`).
+    #[serde(default)]
+    pub storage: Option<String>,
     /// Proxmox storage (with `vztmpl` content) where rootfs templates are written.
     #[serde(default = "default_storage")]
     pub template_storage: String,
@@ -252,7 +253,8 @@ impl Config {
                     if lxc.pct.is_empty() {
                         return Err(self.err(&format!("{path}.pct"), "must name the pct binary"));
                     }
-                    for (field, value) in [("storage", &lxc.storage), ("template_storage", &lxc.template_storage)] {
+                    let fields = [("storage", lxc.storage.as_ref()), ("template_storage", Some(&lxc.template_storage))];
+                    for (field, value) in fields.into_iter().filter_map(|(f, v)| Some((f, v?))) {
                         if value.is_empty() || !valid_backend_name(value) {
                             return Err(
                                 self.err(&format!("{path}.{field}"), format!("{value:?} is not a Proxmox storage id"))
@@ -467,7 +469,7 @@ mod tests {
         let c = parse(r#"{"default_backend":"l","backends":{"l":{"kind":"proxmox-lxc"}}}"#).unwrap();
         let Some(BackendConfig::ProxmoxLxc(l)) = c.backend("l") else { panic!() };
         assert_eq!(l.pct, "pct");
-        assert_eq!(l.storage, "local");
+        assert_eq!(l.storage, None);
         assert_eq!(l.template_storage, "local");
         assert!(l.network.is_none());
     }

@@ -51,6 +51,11 @@ pub fn spec_map(data: &[u8], bundle: &Path) {
         bundle,
         pveconf::describe("fuzz", bundle),
         spec::HostInfo { memory_mib: Some(4096), swap_mib: Some(0) },
+        crate::backend::lxc::storage::Storages {
+            defs: crate::backend::lxc::storage::parse(""),
+            path: "/etc/pve/storage.cfg".into(),
+            node: "pve".into(),
+        },
     );
     let Ok(out) = spec::map(&s, &opts) else { return };
     for (k, v) in &out.raw_lxc {

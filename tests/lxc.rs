@@ -518,6 +518,60 @@ fn bundle_namespace_paths_are_joined_by_the_program_and_exec() {
     assert!(u.pct_calls().is_empty(), "refused before pct: {:?}", u.pct_calls());
 }
 
+/// The root volume's storage comes from storage.cfg when the configuration names none:
+/// the first with rootdir content. A fresh Proxmox VE install's `local` has none (iso,
+/// vztmpl, backup), so `local:0` is refused there; lvmthin needs a size. Emulator: a
+/// storage.cfg written into its root; real pct (the VM, as a fresh install plus `ct-dir`):
+/// `local-lvm`, an lvmthin pool, with a size from the rootfs.
+#[test]
+fn root_storage_is_chosen_from_storage_cfg_with_a_size_where_needed() {
+    let l = Lxc::with(9620, 9629, r#","storage":null"#);
+    let b = l.w.bundle("st", &["sh", "-c", "df -k / | tail -n 1"], &[]);
+    let (storage, sized) = if emu::real_pct() {
+        ("local-lvm", true)
+    } else {
+        let cfg = l.pve.join("etc/pve/storage.cfg");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        let local = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n";
+        // Nothing can hold a container: refused before anything is made, saying how to fix.
+        std::fs::write(&cfg, local).unwrap();
+        let (out, _, _) = l.create_with("none", &b, &[]);
+        fails_with(&out, "none has rootdir content");
+        fails_with(&out, "pvesm set local --content rootdir");
+        l.assert_clean("no storage for containers");
+        assert!(l.pct_calls().is_empty(), "refused before pct: {:?}", l.pct_calls());
+        std::fs::create_dir_all(l.pve.join("srv/ct")).unwrap();
+        std::fs::write(&cfg, format!("{local}\ndir: ct\n\tpath /srv/ct\n\tcontent rootdir,images\n")).unwrap();
+        ("ct", false)
+    };
+    let c = l.create("st", &b);
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{}.conf", l.vmid("st")))).unwrap();
+    let rootfs = conf.lines().find_map(|l| l.strip_prefix("rootfs: ")).unwrap_or_else(|| panic!("{conf}")).to_string();
+    assert!(rootfs.starts_with(&format!("{storage}:")), "{rootfs}");
+    assert_eq!(rootfs.contains(",size=1G"), sized, "{rootfs}");
+    ok(&l.w.nexcage(["start", "st"]));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(0), None));
+    let df = read(&c.stdout);
+    if sized {
+        // A 1 GiB ext4 volume: its size as df reports it.
+        // (busybox puts a long device name on a line of its own: count from the end)
+        let f: Vec<&str> = df.split_whitespace().collect();
+        let kib: u64 = f.len().checked_sub(5).and_then(|i| f[i].parse().ok()).unwrap_or_else(|| panic!("{df}"));
+        assert!((900_000..=1_048_576).contains(&kib), "{df}");
+    }
+    ok(&l.w.nexcage(["delete", "st"]));
+    // Naming a storage without rootdir content is refused by nexcage with the fix.
+    let named = Lxc::with(9620, 9629, r#","storage":"local""#);
+    if !emu::real_pct() {
+        std::fs::create_dir_all(named.pve.join("etc/pve")).unwrap();
+        std::fs::copy(l.pve.join("etc/pve/storage.cfg"), named.pve.join("etc/pve/storage.cfg")).unwrap();
+    }
+    let (out, _, _) = named.create_with("local", &b, &[]);
+    fails_with(&out, "storage \"local\" cannot hold container root volumes");
+    named.assert_clean("local named");
+    l.assert_clean("chosen storage");
+}
+
 /// Receive the pty master a runtime sends to a console socket.
 fn receive_master(l: &UnixListener) -> OwnedFd {
     let (s, _) = l.accept().unwrap();

@@ -140,6 +140,8 @@ impl Emu {
     pub fn config_text(default: &str, pct: &Path, pve: &Path, first: u32, last: u32, extra: &str) -> String {
         let storage = match pct_world() {
             PctWorld::Emulator => String::new(),
+            // A test that sets its own `storage` (`null`: chosen from storage.cfg) keeps it.
+            PctWorld::Real { .. } if extra.contains(r#""storage":"#) => r#","template_storage":"local""#.to_string(),
             PctWorld::Real { storage, .. } => format!(r#","storage":"{storage}","template_storage":"local""#),
         };
         format!(

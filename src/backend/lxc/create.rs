@@ -19,7 +19,7 @@ use super::init_conn::InitConn;
 use super::procfs::ProcRef;
 use super::template::{resolve_rootfs, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
-use super::{cleanup, pct, pveconf, spec, vmid};
+use super::{cleanup, pct, pveconf, spec, storage, vmid};
 use super::{console, host_limits, process, run_dir, supervisor};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
@@ -290,7 +290,8 @@ pub fn create(
         state_root: Some(std::path::absolute(ctx.store.root())?),
         created: Some(record.created.clone()),
     });
-    let opts = spec::MapOptions::new(cfg, &req.bundle.dir, description, spec::HostInfo::probe());
+    let storages = storage::load(&cfg.pve_root)?;
+    let opts = spec::MapOptions::new(cfg, &req.bundle.dir, description, spec::HostInfo::probe(), storages);
     let (_spec, mapped) = spec::map_bundle(&opts).map_err(|e| anyhow!("{e}"))?;
     for w in &mapped.warnings {
         log::warn!("{w}");

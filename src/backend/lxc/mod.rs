@@ -1,6 +1,7 @@
 pub mod pct;
 pub mod pveconf;
 pub mod spec;
+pub mod storage;
 pub mod template;
 pub mod vmid;
 

@@ -24,6 +24,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, LinuxPersonalityDom
 use crate::config::LxcBackendConfig;
 
 use super::pveconf::NEXCAGE_TAG;
+use super::storage;
 
 /// Prefix of the annotations that tune the Proxmox container.
 pub const ANNOTATION_PREFIX: &str = "nexcage.proxmox.";
@@ -126,8 +127,11 @@ pub struct MapOptions {
     /// The bundle directory: bind sources inside it belong to the container and are
     /// always allowed; relative bind sources are resolved against it.
     pub bundle: PathBuf,
-    /// Storage for the root volume (`nexcage.proxmox.storage` overrides).
-    pub storage: String,
+    /// Storage for the root volume (`nexcage.proxmox.storage` overrides; `None`: the first
+    /// in storage.cfg that can hold one, see `storage::Storages::for_root`).
+    pub storage: Option<String>,
+    /// The host's storages (storage.cfg).
+    pub storages: storage::Storages,
     /// `unprivileged` when the bundle has no user namespace.
     pub unprivileged: bool,
     /// Default `net0` property string (`None`: no network unless annotated).
@@ -140,10 +144,17 @@ pub struct MapOptions {
 }
 
 impl MapOptions {
-    pub fn new(cfg: &LxcBackendConfig, bundle: &Path, description: String, host: HostInfo) -> MapOptions {
+    pub fn new(
+        cfg: &LxcBackendConfig,
+        bundle: &Path,
+        description: String,
+        host: HostInfo,
+        storages: storage::Storages,
+    ) -> MapOptions {
         MapOptions {
             bundle: bundle.to_path_buf(),
             storage: cfg.storage.clone(),
+            storages,
             unprivileged: cfg.unprivileged,
             network: cfg.network.clone(),
             allowed_host_mounts: cfg.allowed_host_mounts.clone(),
@@ -491,7 +502,7 @@ impl Mapper<'_> {
             .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
         self.resources(spec)?;
 
-        let (storage, size) = ann.storage.clone().unwrap_or_else(|| (self.opts.storage.clone(), "0".into()));
+        let (storage, size) = self.root_volume(&ann, root.path())?;
         let mut rootfs = format!("{storage}:{size}");
         if root.readonly() == Some(true) {
             rootfs.push_str(",ro=1");
@@ -520,6 +531,26 @@ impl Mapper<'_> {
             );
         }
         Ok(self.assemble())
+    }
+
+    /// The root volume's storage and size (GiB): the annotation's, else the configured
+    /// or first suitable storage; a storage that cannot take size 0 (lvmthin, ...) gets
+    /// one from the rootfs (`storage::root_size_gib`).
+    fn root_volume(&self, ann: &Annotations, root: &Path) -> Result<(String, String), SpecError> {
+        let (id, size, path) = match &ann.storage {
+            Some((id, size)) => (Some(id.as_str()), size.clone(), ann_path("nexcage.proxmox.storage")),
+            None => (self.opts.storage.as_deref(), "0".to_string(), "(storage)".to_string()),
+        };
+        let def = match self.opts.storages.for_root(id) {
+            Ok(d) => d,
+            Err(e) => return err(path, e.to_string(), ""),
+        };
+        let zero = size.parse::<f64>().is_ok_and(|n| n == 0.0);
+        if zero && def.needs_size() {
+            let rootfs = if root.is_absolute() { root.to_path_buf() } else { self.opts.bundle.join(root) };
+            return Ok((def.id.clone(), storage::root_size_gib(&rootfs).to_string()));
+        }
+        Ok((def.id.clone(), size))
     }
 
     fn assemble(mut self) -> PveContainer {

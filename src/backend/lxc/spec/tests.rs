@@ -1,6 +1,15 @@
 use super::*;
 use serde_json::{json, Value};
 
+/// A host whose `local` takes containers (size 0) and that has an lvmthin `local-lvm`.
+fn test_storages() -> storage::Storages {
+    storage::Storages {
+        defs: storage::parse("dir: local\n\tpath /var/lib/vz\n\tcontent rootdir,vztmpl\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n"),
+        path: "/etc/pve/storage.cfg".into(),
+        node: "pve".into(),
+    }
+}
+
 const NET: &str = "name=eth0,bridge=vmbr0,ip=dhcp";
 
 /// A config.json as `runc spec` / engines write it.
@@ -55,7 +64,8 @@ impl Env {
     fn opts(&self) -> MapOptions {
         MapOptions {
             bundle: self.p("bundle"),
-            storage: "local".into(),
+            storage: None,
+            storages: test_storages(),
             unprivileged: true,
             network: Some(NET.into()),
             allowed_host_mounts: vec![self.p("host")],
@@ -717,7 +727,8 @@ fn emulator_create_start_destroy() {
 
     let opts = MapOptions {
         bundle: bundle.clone(),
-        storage: "local".into(),
+        storage: None,
+        storages: test_storages(),
         unprivileged: true,
         network: None,
         allowed_host_mounts: vec![host.clone()],
