@@ -132,6 +132,10 @@ fn passes_on_a_set_up_host() {
         "backend lxc: template storage",
         "backend lxc: init",
         "backend lxc: subuid/subgid",
+        "backend lxc: root storage",
+        "backend lxc: lxc",
+        "backend lxc: pve-container",
+        "backend lxc: apparmor",
         "route default",
         "route routes[0]",
     ] {
@@ -144,6 +148,16 @@ fn passes_on_a_set_up_host() {
     assert_eq!(pct["status"], "warn", "{pct:#}");
     assert!(pct["detail"].as_str().unwrap().contains("pct emulator"), "{pct:#}");
     assert!(check(&report, "config")["detail"].as_str().unwrap().contains("nexcage.json"));
+    // LXC's version as lxc-start prints it; AppArmor as the kernel reports it (this build
+    // host has none: a warning; the Proxmox VE test VM has it enforcing).
+    let lxc = Command::new("lxc-start").arg("--version").output().unwrap();
+    let lxc_check = check(&report, "backend lxc: lxc");
+    assert_eq!(lxc_check["detail"], format!("LXC {}", text(&lxc.stdout).trim()), "{lxc_check:#}");
+    let aa = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
+    assert_eq!(check(&report, "backend lxc: apparmor")["status"], if aa { "pass" } else { "warn" });
+    // No storage.cfg under this pve_root: PVE's implicit `local`, a directory.
+    let root = check(&report, "backend lxc: root storage");
+    assert!(root["detail"].as_str().unwrap().starts_with("local (dir at /var/lib/vz, "), "{root:#}");
     // Doctor changes nothing: no probe files left, the state root not created.
     assert_eq!(std::fs::read_dir(h.pve_root.join("var/lib/vz/template/cache")).unwrap().count(), 0);
     assert!(!h.root.exists());
@@ -213,6 +227,25 @@ fn template_storage_that_is_not_a_dir_storage_fails() {
         .unwrap();
     let (code, report) = h.json();
     fails(code, &report, "backend lxc: template storage", "is not a directory storage", "template_storage");
+}
+
+/// A fresh Proxmox VE install on ZFS: `local` holds no containers; doctor says so, and
+/// names the storage create will use once one can.
+#[test]
+fn root_storage_follows_storage_cfg() {
+    let h = Host::new();
+    std::fs::create_dir_all(h.pve_root.join("etc/pve")).unwrap();
+    let cfg = h.pve_root.join("etc/pve/storage.cfg");
+    let local = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n";
+    std::fs::write(&cfg, local).unwrap();
+    let (code, report) = h.json();
+    fails(code, &report, "backend lxc: root storage", "none has rootdir content", "rootdir");
+    std::fs::write(&cfg, format!("{local}\nzfspool: local-zfs\n\tpool rpool/data\n\tcontent images,rootdir\n"))
+        .unwrap();
+    let (_, report) = h.json();
+    let c = check(&report, "backend lxc: root storage");
+    assert_eq!(c["status"], json!("pass"), "{c}");
+    assert!(c["detail"].as_str().unwrap().starts_with("local-zfs (zfspool, rootdir content in "), "{c}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! functions that feed them from /proc, /sys and /etc.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,41 +68,21 @@ pub fn subid_covers(text: &str, user: &str, start: u64, count: u64) -> bool {
     })
 }
 
-/// A section of Proxmox's `storage.cfg`: `<type>: <id>` followed by indented properties.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Storage {
-    pub kind: String,
-    pub path: Option<PathBuf>,
-    /// `content` list; `None` when the line is absent.
-    pub content: Option<Vec<String>>,
+/// Whether the kernel's AppArmor is enabled (`None`: not built in or not readable).
+pub fn apparmor_enabled() -> Option<bool> {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").ok().map(|s| s.trim() == "Y")
 }
 
-pub fn find_storage(storage_cfg: &str, id: &str) -> Option<Storage> {
-    let mut found: Option<Storage> = None;
-    for line in storage_cfg.lines() {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        if !line.starts_with(char::is_whitespace) {
-            if found.is_some() {
-                break;
-            }
-            if let Some((kind, name)) = line.split_once(':') {
-                if name.trim() == id {
-                    found = Some(Storage { kind: kind.trim().to_string(), path: None, content: None });
-                }
-            }
-        } else if let Some(s) = found.as_mut() {
-            let line = line.trim();
-            let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            match key {
-                "path" => s.path = Some(PathBuf::from(value.trim())),
-                "content" => s.content = Some(value.split(',').map(|c| c.trim().to_string()).collect()),
-                _ => {}
-            }
-        }
-    }
-    found
+/// The version `lxc-start --version` prints (`6.0.5`), if it looks like one.
+pub fn lxc_version(output: &str) -> Option<String> {
+    let v = output.lines().next()?.trim();
+    let ok = !v.is_empty() && v.starts_with(|c: char| c.is_ascii_digit()) && !v.contains(char::is_whitespace);
+    ok.then(|| v.to_string())
+}
+
+/// The leading major number of a version string (`6.0.5` -> 6, `6.1.10` -> 6).
+pub fn major(version: &str) -> Option<u32> {
+    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// Run a program (stdin null) and return its exit success and its stdout+stderr, killing
@@ -160,6 +140,15 @@ mod tests {
         cpuset\t3\t10\t1\ncpu\t1\t10\t1\ncpuacct\t2\t10\t1\nhugetlb\t0\t1\t1\nrdma\t0\t1\t0\n";
 
     #[test]
+    fn versions() {
+        assert_eq!(lxc_version("6.0.5\n").as_deref(), Some("6.0.5"));
+        assert_eq!(lxc_version("lxc-start: unknown option\n"), None);
+        assert_eq!(major("6.1.10"), Some(6));
+        assert_eq!(major("5.0.2"), Some(5));
+        assert_eq!(major("x"), None);
+    }
+
+    #[test]
     fn hybrid_controllers_not_on_v1_are_found() {
         let mounts = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
             cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0\n\
@@ -180,23 +169,6 @@ mod tests {
         assert!(!subid_covers("root:200000:65536\n", "root", 100000, 65536));
         assert!(!subid_covers("", "root", 100000, 65536));
         assert!(!subid_covers("root:x:y\n", "root", 100000, 65536));
-    }
-
-    #[test]
-    fn storage_cfg_sections() {
-        let cfg = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\n\
-            lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
-            dir: tank\n        path /tank/pve\n";
-        let local = find_storage(cfg, "local").unwrap();
-        assert_eq!(local.kind, "dir");
-        assert_eq!(local.path.as_deref(), Some(Path::new("/var/lib/vz")));
-        assert!(local.content.unwrap().contains(&"vztmpl".to_string()));
-        let lvm = find_storage(cfg, "local-lvm").unwrap();
-        assert_eq!((lvm.kind.as_str(), lvm.path), ("lvmthin", None));
-        let tank = find_storage(cfg, "tank").unwrap();
-        assert_eq!(tank.path.as_deref(), Some(Path::new("/tank/pve")));
-        assert_eq!(tank.content, None);
-        assert!(find_storage(cfg, "nope").is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::backend::find_binary;
+use crate::backend::lxc::storage;
 use crate::config::{BackendConfig, Config, ConfigSource, LxcBackendConfig, OciBackendConfig, SYSTEM_CONFIG};
 
 /// Where the Debian package installs the in-container init (and its config points `init`).
@@ -134,11 +135,77 @@ fn check_oci(name: &str, oci: &OciBackendConfig, file: &str) -> Check {
 fn check_lxc(name: &str, lxc: &LxcBackendConfig, file: &str) -> Vec<Check> {
     let mut checks = vec![check_pct(name, lxc, file)];
     checks.push(check_template_storage(name, lxc, file));
+    checks.push(check_root_storage(name, lxc, file));
     checks.push(check_init(name, lxc, file));
+    checks.push(check_lxc_version(name));
+    checks.push(check_pve_container(name));
+    checks.push(check_apparmor(name));
     if lxc.unprivileged {
         checks.push(check_subids(name));
     }
     checks
+}
+
+/// The LXC pct drives: Proxmox VE 9 ships 6.0 with lxc-pve's patches, 8 ships 6.0 too.
+fn check_lxc_version(name: &str) -> Check {
+    let check = format!("backend {name}: lxc");
+    let Some(bin) = find_binary("lxc-start") else {
+        return Check::fail(check, "lxc-start not found", "install LXC (on Proxmox VE: the lxc-pve package)");
+    };
+    match host::run(&bin, &["--version"], TIMEOUT) {
+        Ok((true, out)) => match host::lxc_version(&out) {
+            Some(v) if host::major(&v).is_some_and(|m| m >= 5) => Check::pass(check, format!("LXC {v}")),
+            Some(v) => Check::warn(
+                check,
+                format!("LXC {v}: older than any Proxmox VE nexcage supports (8 and 9 ship 6.0)"),
+                "upgrade to Proxmox VE 8 or 9",
+            ),
+            None => Check::warn(check, format!("unrecognised version {:?}", out.trim()), "check lxc-start --version"),
+        },
+        Ok((false, out)) | Err(out) => {
+            Check::warn(check, format!("lxc-start --version failed: {}", out.trim()), "check the LXC installation")
+        }
+    }
+}
+
+/// pve-container's version (Proxmox VE 9 ships 6.x, 8 ships 5.x): what nexcage may rely
+/// on differs between them (docs/proxmox-lxc.md).
+fn check_pve_container(name: &str) -> Check {
+    let check = format!("backend {name}: pve-container");
+    let out = find_binary("dpkg-query")
+        .map(|q| host::run(&q, &["-W", "-f", "${Version}", "pve-container"], TIMEOUT))
+        .and_then(|r| r.ok())
+        .filter(|(ok, out)| *ok && !out.trim().is_empty());
+    match out {
+        Some((_, v)) => {
+            let v = v.trim();
+            let pve = match host::major(v) {
+                Some(6) => " (Proxmox VE 9)",
+                Some(5) => " (Proxmox VE 8)",
+                _ => "",
+            };
+            Check::pass(check, format!("{v}{pve}"))
+        }
+        None => Check::warn(
+            check,
+            "pve-container is not installed as a Debian package: version unknown",
+            "on a Proxmox VE host it is (dpkg-query -W pve-container); the pct emulator and the test VM's source build have none",
+        ),
+    }
+}
+
+/// Proxmox VE confines every container with an AppArmor profile it generates; without
+/// AppArmor that layer is missing.
+fn check_apparmor(name: &str) -> Check {
+    let check = format!("backend {name}: apparmor");
+    match host::apparmor_enabled() {
+        Some(true) => Check::pass(check, "enabled: containers run under Proxmox VE's generated profile"),
+        Some(false) | None => Check::warn(
+            check,
+            "AppArmor is not enabled in the kernel: containers run without Proxmox VE's AppArmor confinement",
+            "boot with AppArmor enabled (Proxmox VE's default: apparmor=1 security=apparmor)",
+        ),
+    }
 }
 
 fn check_pct(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
@@ -182,13 +249,41 @@ fn check_pct(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
 
 /// A warning when `storage.cfg` defines the template storage without `vztmpl` content.
 fn vztmpl_warning(lxc: &LxcBackendConfig) -> Option<String> {
-    let cfg_path = lxc.pve_root.join("etc/pve/storage.cfg");
-    let text = std::fs::read_to_string(&cfg_path).ok()?;
+    let path = storage::cfg_path(&lxc.pve_root);
+    let text = std::fs::read_to_string(&path).ok()?;
     let id = &lxc.template_storage;
-    let content = host::find_storage(&text, id)?.content?;
-    (!content.iter().any(|c| c == "vztmpl")).then(|| {
-        format!("storage {id} has no vztmpl content in {}: pvesm set {id} --content vztmpl,...", cfg_path.display())
+    let def = storage::parse(&text).into_iter().find(|s| &s.id == id)?;
+    (!def.has("vztmpl")).then(|| {
+        format!("storage {id} has no vztmpl content in {}: pvesm set {id} --content vztmpl,...", path.display())
     })
+}
+
+/// Where root volumes go: the storage create would use (the same lookup), its type and
+/// whether volumes get a size there.
+fn check_root_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
+    let check = format!("backend {name}: root storage");
+    let chosen = storage::load(&lxc.pve_root).and_then(|s| {
+        let d = s.for_root(lxc.storage.as_deref())?.clone();
+        Ok((d, s.path))
+    });
+    match chosen {
+        Ok((d, path)) => Check::pass(
+            check,
+            format!(
+                "{} ({}{}, rootdir content in {}){}",
+                d.id,
+                d.kind,
+                d.path.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_default(),
+                path.display(),
+                if d.needs_size() { "; root volumes get a size from each bundle's rootfs" } else { "" }
+            ),
+        ),
+        Err(e) => Check::fail(
+            check,
+            e.to_string(),
+            format!("set backends.{name}.storage in {file} to a storage with rootdir content, or give one rootdir content (pvesm set <storage> --content rootdir,...)"),
+        ),
+    }
 }
 
 fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
@@ -425,6 +520,21 @@ mod tests {
         .unwrap();
         assert!(vztmpl_warning(&lxc(t.path(), "local")).is_none());
         assert!(vztmpl_warning(&lxc(t.path(), "tank")).unwrap().contains("pvesm set tank --content vztmpl"));
+        // Root volumes: local lacks rootdir here, tank has none (dir content images only).
+        let c = check_root_storage("l", &lxc(t.path(), "local"), "config.json");
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.detail.contains("none has rootdir content"), "{c:?}");
+        std::fs::write(
+            t.path().join("etc/pve/storage.cfg"),
+            "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl\n\nlvmthin: local-lvm\n\tvgname pve\n\tthinpool data\n\tcontent rootdir,images\n",
+        )
+        .unwrap();
+        let c = check_root_storage("l", &lxc(t.path(), "local"), "config.json");
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        assert!(
+            c.detail.starts_with("local-lvm (lvmthin, rootdir content in ") && c.detail.contains("get a size"),
+            "{c:?}"
+        );
     }
 
     #[test]
