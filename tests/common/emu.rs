@@ -186,10 +186,15 @@ impl Emu {
         }
         for d in in_range(names(self.pve.join("var/lib/lxc")), r, "") {
             // Real pct's destroy leaves these two behind itself (PVE::LXC::destroy_lxc_container
-            // removes only `config` and `rootfs`): not nexcage's.
+            // removes only `config` and `rootfs`), and a failed create an empty `rootfs`
+            // (the emulator too): not nexcage's.
             let pve_leftovers = ["passthrough", "rules.seccomp"];
-            let inside = names(self.pve.join("var/lib/lxc").join(&d));
-            if !(real_pct() && inside.iter().all(|n| pve_leftovers.contains(&n.as_str()))) {
+            let dir = self.pve.join("var/lib/lxc").join(&d);
+            let inside = names(dir.clone());
+            let leftover = |n: &String| {
+                (real_pct() && pve_leftovers.contains(&n.as_str())) || (n == "rootfs" && names(dir.join(n)).is_empty())
+            };
+            if !inside.iter().all(leftover) {
                 found.push(format!("LXC container directory {d} ({inside:?})"));
             }
         }

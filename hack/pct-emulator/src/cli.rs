@@ -256,8 +256,9 @@ impl Command {
         })
     }
 
+    /// A `400` error of PVE's CLI handler: the message, the command's usage, exit 2.
     fn usage_error(&self, first: &str) -> anyhow::Error {
-        Exit { code: 255, text: format!("{first}\n{}", self.usage()) }.into()
+        Exit { code: 2, text: format!("{first}\n{}", self.usage()) }.into()
     }
 
     /// Parse argv (after the subcommand) like PVE's CLI handler does.
@@ -305,6 +306,10 @@ impl Command {
                     }
                 }
             };
+            // PVE's getopt step reads booleans itself and refuses anything else.
+            if matches!(param.kind, Kind::Bool) && validate::boolean(&value).is_err() {
+                return Err(self.usage_error("400 unable to parse boolean option"));
+            }
             out.opts.insert(name.to_string(), value);
         }
         if positionals.len() < self.args.len() {
@@ -347,7 +352,7 @@ impl Command {
             }
             text.push('\n');
             text.push_str(&self.usage());
-            return Err(Exit { code: 255, text }.into());
+            return Err(Exit { code: 2, text }.into());
         }
         parsed.opts = normalized;
         Ok(())
@@ -395,9 +400,12 @@ pub fn check(kind: &Kind, v: &str) -> Result<String, String> {
     }
 }
 
-/// `ERROR: unknown command 'pct foo'` + the usage of every emulated command.
+/// `ERROR: unknown command 'pct foo'` (or `incomplete command` for a prefix of several
+/// commands, as `st`) + the usage of every emulated command.
 pub fn unknown_command(word: &str) -> Exit {
-    let mut text = format!("ERROR: unknown command 'pct {word}'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]");
+    let ambiguous = !word.is_empty() && ALL_COMMANDS.iter().filter(|c| c.starts_with(word)).count() > 1;
+    let what = if ambiguous { "incomplete" } else { "unknown" };
+    let mut text = format!("ERROR: {what} command 'pct {word}'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]");
     for name in ["config", "create", "destroy", "exec", "list", "set", "shutdown", "start", "status", "stop", "unlock"]
     {
         text.push_str(&format!("\n       {}", spec(name).expect("emulated").usage()));

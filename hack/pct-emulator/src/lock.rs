@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::output::die;
+use crate::output::Exit;
 use crate::paths::Paths;
 
 /// Held until dropped (closing the file releases the flock).
@@ -21,6 +21,8 @@ pub struct ConfigLock {
 pub enum Stream {
     Stdout,
     Stderr,
+    /// Nothing shown: `pct start` waits for the lock without a word (real pct 6.1).
+    Silent,
 }
 
 fn say(stream: Stream, msg: &str) {
@@ -29,6 +31,7 @@ fn say(stream: Stream, msg: &str) {
             print!("{msg}");
             let _ = std::io::stdout().flush();
         }
+        Stream::Silent => {}
         Stream::Stderr => {
             eprint!("{msg}");
             let _ = std::io::stderr().flush();
@@ -64,5 +67,6 @@ pub fn lock_config(paths: &Paths, vmid: u32, timeout: Duration, stream: Stream) 
         }
     }
     say(stream, "\n");
-    Err(die(format!("can't lock file '{}' - got timeout", path.display())))
+    // Perl's die exits with $!: EINTR (4), from the alarm that ended the wait.
+    Err(Exit { code: 4, text: format!("can't lock file '{}' - got timeout", path.display()) }.into())
 }

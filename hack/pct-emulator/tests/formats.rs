@@ -6,7 +6,7 @@ mod common;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use common::{emulated, node, vmid, Env};
+use common::{emulated, node, storage, vmid, Env};
 
 #[test]
 fn list_is_empty_without_containers() {
@@ -31,26 +31,34 @@ fn unknown_command_and_prefixes() {
     let r = env.pct(&["conf", &v]);
     r.fails(2, &format!("Configuration file 'nodes/{}/lxc/{v}.conf' does not exist", node()));
     // `st` is ambiguous (start, status, stop).
-    env.pct(&["st", &v]).fails(255, "ERROR: unknown command 'pct st'");
+    env.pct(&["st", &v]).fails(255, "ERROR: incomplete command 'pct st'");
 }
 
 #[test]
 fn parameter_verification() {
     let env = Env::new();
     let r = env.pct(&["create", "abc", "local:vztmpl/x.tar", "--memory", "8", "--cores", "x"]);
-    assert_eq!(r.code, 255);
+    // 400 errors exit 2. The errors come in Perl's hash order (random per process).
+    assert_eq!(r.code, 2);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines[0], "400 Parameter verification failed.");
-    assert_eq!(lines[1], "cores: type check ('integer') failed - got 'x'");
-    assert_eq!(lines[2], "memory: value must have a minimum value of 16");
-    assert_eq!(lines[3], "vmid: type check ('integer') failed - got 'abc'");
+    let mut errors = lines[1..4].to_vec();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            "cores: type check ('integer') failed - got 'x'",
+            "memory: value must have a minimum value of 16",
+            "vmid: type check ('integer') failed - got 'abc'"
+        ]
+    );
     assert!(lines[4].starts_with("pct create <vmid> <ostemplate>"), "usage line: {:?}", lines[4]);
     assert_eq!(r.stdout, "");
 
     let r = env.pct(&["status", "99"]);
-    r.fails(255, "vmid: invalid format - value does not look like a valid VM ID");
+    r.fails(2, "vmid: invalid format - value does not look like a valid VM ID");
     let r = env.pct(&["destroy", &vmid(2).to_string(), "--force", "maybe"]);
-    r.fails(255, "force: type check ('boolean') failed - got 'maybe'");
+    r.fails(2, "400 unable to parse boolean option\npct destroy <vmid>");
 }
 
 #[test]
@@ -58,11 +66,11 @@ fn option_grammar_errors() {
     let env = Env::new();
     let v = vmid(3).to_string();
     let r = env.pct(&["start", &v, "--bogus"]);
-    r.fails(255, "Unknown option: bogus\n400 unable to parse option\n");
+    r.fails(2, "Unknown option: bogus\n400 unable to parse option\n");
     let r = env.pct(&["start"]);
-    r.fails(255, "400 not enough arguments\npct start <vmid>");
+    r.fails(2, "400 not enough arguments\npct start <vmid>");
     let r = env.pct(&["start", &v, "101"]);
-    r.fails(255, "400 too many arguments\npct start <vmid>");
+    r.fails(2, "400 too many arguments\npct start <vmid>");
 }
 
 #[test]
@@ -73,7 +81,7 @@ fn template_errors_leave_nothing() {
     env.pct(&["create", &vs, "local:vztmpl/nope.zip"])
         .fails(255, "unable to parse directory volume name 'vztmpl/nope.zip'");
     env.pct(&["create", &vs, "local:vztmpl/pct-emu-test-missing.tar.zst"])
-        .fails(255, "can't find file 'local:vztmpl/pct-emu-test-missing.tar.zst'");
+        .fails(255, "volume 'local:vztmpl/pct-emu-test-missing.tar.zst' does not exist");
     env.pct(&["config", &vs]).fails(2, "does not exist");
 }
 
@@ -115,7 +123,11 @@ fn create_failure_removes_everything() {
     r.fails(255, &format!("unable to create CT {v} - "));
     assert!(!env.conf_path(v).exists(), "config left behind");
     assert!(!env.path(&format!("/var/lib/vz/images/{v}")).exists(), "volume left behind");
-    assert!(!env.path(&format!("/var/lib/lxc/{v}")).exists(), "lxc dir left behind");
+    // Real pct leaves an empty /var/lib/lxc/<vmid>/rootfs (and nothing else) there.
+    let lxc_dir = env.path(&format!("/var/lib/lxc/{v}"));
+    let left: Vec<_> =
+        std::fs::read_dir(&lxc_dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty() || left == ["rootfs"], "lxc dir left behind: {left:?}");
     env.pct(&["config", &vs]).fails(2, "does not exist");
     if emulated() {
         assert_eq!(env.pct(&["list"]).stdout, "");
@@ -161,8 +173,14 @@ fn config_layout_list_and_set() {
         "1",
     ]);
     r.ok();
-    // No os-release in the busybox template: a warning, ostype unmanaged, still exit 0.
-    assert!(r.stderr.contains("Task finished with 1 warning(s)!"), "{}", r.stderr);
+    // No os-release in the busybox template: a plain line of output (no task warning),
+    // ostype unmanaged, exit 0.
+    assert!(
+        r.stdout.contains("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 
     // Raw lxc lines are appended to the file directly (as nexcage does under the flock).
     let conf = env.conf_path(v);
@@ -178,7 +196,7 @@ fn config_layout_list_and_set() {
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "keys sorted:\n{}", r.stdout);
-    assert!(lines.contains(&"description: nexcage%3A id=abc%0Aline two"), "{}", r.stdout);
+    assert!(lines.contains(&"description: nexcage%3A id=abc%0Aline two%0A"), "{}", r.stdout);
     assert!(lines.contains(&"hostname: web-1"));
     assert!(lines.contains(&"memory: 128"));
     assert!(lines.contains(&"tags: alpha;zeta"));
@@ -187,7 +205,8 @@ fn config_layout_list_and_set() {
     assert!(net0.starts_with("net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:"), "{net0}");
     assert!(net0.ends_with(",ip=dhcp,type=veth"), "{net0}");
     let rootfs = lines.iter().find(|l| l.starts_with("rootfs: ")).unwrap();
-    assert!(rootfs.starts_with("rootfs: local:") && rootfs.ends_with(",size=4G"), "{rootfs}");
+    let size = if emulated() { ",size=4G" } else { ",size=0T" };
+    assert!(rootfs.starts_with(&format!("rootfs: {}:", storage())) && rootfs.ends_with(size), "{rootfs}");
     assert_eq!(&lines[lines.len() - 2..], &["lxc.init.cmd: /bin/sh", "lxc.cgroup2.pids.max: 64"]);
 
     // The file itself: description as '#' lines first.
@@ -212,8 +231,8 @@ fn config_layout_list_and_set() {
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
     let r = env.pct(&["config", &vs]);
     assert!(r.stdout.contains("memory: 256\n") && r.stdout.contains("tags: a;b\n"), "{}", r.stdout);
-    env.pct(&["set", &vs]).fails(255, "no options specified");
-    env.pct(&["set", &vs, "--memory", "1"]).fails(255, "memory: value must have a minimum value of 16");
+    env.pct(&["set", &vs]).fails(2, "no options specified");
+    env.pct(&["set", &vs, "--memory", "1"]).fails(2, "memory: value must have a minimum value of 16");
     let r = env.pct(&["set", &vs, "--delete", "cores"]);
     r.ok();
     assert!(!env.pct(&["config", &vs]).stdout.contains("cores:"));
@@ -303,7 +322,8 @@ fn held_flock_times_out_after_10s() {
     let r = env.pct(&["set", &vs, "--memory", "300"]);
     let took = t0.elapsed();
     let path = env.path(&format!("/run/lock/lxc/pve-config-{v}.lock"));
-    r.fails(255, &format!("can't lock file '{}' - got timeout", path.display()));
+    // Perl's die exits with $! (EINTR from the alarm that ended the wait).
+    r.fails(4, &format!("can't lock file '{}' - got timeout", path.display()));
     assert!(r.stderr.contains("trying to acquire lock..."), "{}", r.stderr);
     assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(20), "took {took:?}");
     assert!(env.pct(&["config", &vs]).stdout.contains("memory: 512\n"));
@@ -330,7 +350,8 @@ fn held_flock_makes_start_wait() {
     releaser.join().unwrap();
     r.ok();
     assert!(took >= Duration::from_millis(1400), "start did not wait: {took:?}");
-    assert!(format!("{}{}", r.stdout, r.stderr).contains("trying to acquire lock..."));
+    // Real pct 6.1 waits without a word here (unlike set, which says so on stderr).
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("trying to acquire lock"), "{} {}", r.stdout, r.stderr);
     env.pct(&["stop", &vs]).ok();
     env.pct(&["destroy", &vs]).ok();
 }

@@ -30,7 +30,8 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     }
     let mut keys = conf.keys.clone();
     if !conf.description.is_empty() {
-        keys.insert("description".into(), encode_text(&conf.description));
+        // PVE reads each `#` line with its newline, so the last one ends in `%0A` too.
+        keys.insert("description".into(), encode_text(&format!("{}\n", conf.description)));
     }
     let mut out = String::new();
     for (k, v) in &keys {

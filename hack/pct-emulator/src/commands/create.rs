@@ -17,7 +17,7 @@ use crate::conf::Conf;
 use crate::extract;
 use crate::lock::{lock_config, Stream};
 use crate::ostype::{self, Detected};
-use crate::output::{die, warn};
+use crate::output::die;
 use crate::paths::Paths;
 use crate::propstr;
 use crate::validate;
@@ -133,23 +133,30 @@ fn build(
     storage: &str,
     created: &mut Created,
 ) -> Result<Conf> {
+    let rootfs_opt = p.get("rootfs").map(str::to_string).unwrap_or_else(|| format!("{storage}:4"));
+    let mut rootfs = propstr::parse(&propstr::ROOTFS, &rootfs_opt).map_err(|e| anyhow!("rootfs: {e}"))?;
+    let (rstorage, size) = alloc_spec(&rootfs["volume"])?;
+    if !volumes::storage_content(paths, &rstorage).iter().any(|c| c == "rootdir") {
+        return Err(die(format!("storage '{rstorage}' does not support container directories")));
+    }
+    // From here on, real pct leaves `/var/lib/lxc/<vmid>/rootfs` (empty) behind a failed
+    // create (seen after a missing template and a failed extraction): not tracked in
+    // `created`, so the emulator does too.
+    let ct_dir = paths.ct_dir(vmid);
+    std::fs::create_dir_all(ct_dir.join("rootfs"))?;
     if !archive.is_file() {
-        bail!("can't find file '{ostemplate}'");
+        if ostemplate.starts_with('/') {
+            bail!("can't find file '{ostemplate}'");
+        }
+        bail!("volume '{ostemplate}' does not exist");
     }
     let unpriv = p.get("unprivileged") != Some("0");
     let mut conf = Conf::default();
 
     // Root volume: `STORAGE:SIZE_GiB` allocated as a directory (subvol).
-    let rootfs_opt = p.get("rootfs").map(str::to_string).unwrap_or_else(|| format!("{storage}:4"));
-    let mut rootfs = propstr::parse(&propstr::ROOTFS, &rootfs_opt).map_err(|e| anyhow!("rootfs: {e}"))?;
-    let (rstorage, size) = alloc_spec(&rootfs["volume"])?;
     let (volid, root_dir) = allocate(paths, vmid, &rstorage, 0, unpriv, created)?;
     rootfs.insert("volume".into(), volid);
     rootfs.insert("size".into(), validate::format_size(size));
-
-    let ct_dir = paths.ct_dir(vmid);
-    created.mkdir(&ct_dir)?;
-    std::fs::create_dir_all(ct_dir.join("rootfs"))?;
 
     let abs = archive.canonicalize().unwrap_or_else(|_| archive.to_path_buf());
     println!("extracting archive '{}'", abs.display());
@@ -171,7 +178,8 @@ fn build(
         None => match ostype::detect(&root_dir) {
             Detected::Os(o) => o.to_string(),
             Detected::Unknown => {
-                warn("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'");
+                // A plain line of the task output (real pct 6.1: no WARN prefix, not counted).
+                println!("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'");
                 "unmanaged".into()
             }
             Detected::Unsupported(id) => bail!("unable to detect OS distribution ('{id}')"),

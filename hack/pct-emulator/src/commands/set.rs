@@ -35,7 +35,8 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     let reverts: Vec<String> =
         p.get("revert").map(|d| validate::split_tags(d).map(str::to_string).collect()).unwrap_or_default();
     if changes.is_empty() && deletes.is_empty() && reverts.is_empty() {
-        return Err(die("no options specified"));
+        // A parameter exception (HTTP 400) in PVE: exit 2.
+        return Err(Exit { code: 2, text: "no options specified".into() }.into());
     }
     if changes.iter().any(|(k, _)| k.as_str() == "unprivileged") {
         return Err(param_error(&usage, "unprivileged", "unable to modify read-only option: 'unprivileged'"));

@@ -21,7 +21,7 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     if lxc::is_running(&paths.lxc, vmid) {
         return Err(die(format!("CT {vmid} already running")));
     }
-    let _lock = lock_config(paths, vmid, Duration::from_secs(10), Stream::Stdout)?;
+    let _lock = lock_config(paths, vmid, Duration::from_secs(10), Stream::Silent)?;
     let conf = super::load_conf(paths, vmid)?;
     super::check_lock(&conf, p.flag("skiplock"))?;
     if conf.lxc.iter().any(|(k, _)| k == "lxc.rootfs.path") {

@@ -16,6 +16,18 @@ pub fn emulated() -> bool {
     real().is_none()
 }
 
+/// The storage for root volumes: `local` in the emulator; on a real host
+/// `PCT_TEST_STORAGE` (a fresh install's `local` cannot hold containers), given as
+/// `--rootfs STORAGE:0` to every `create` that names neither `--rootfs` nor `--storage`
+/// (pct's own default, `STORAGE:4`, makes a raw ext4 image with qemu-img on a real host,
+/// which the emulator does not model: it always makes a directory).
+pub fn storage() -> String {
+    match real() {
+        Some(_) => std::env::var("PCT_TEST_STORAGE").unwrap_or_else(|_| "local".into()),
+        None => "local".into(),
+    }
+}
+
 /// A test VMID: base + offset (distinct offsets per test).
 pub fn vmid(offset: u32) -> u32 {
     let base: u32 = std::env::var("PCT_TEST_VMID_BASE").ok().and_then(|b| b.parse().ok()).unwrap_or(9700);
@@ -67,6 +79,12 @@ impl Env {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.pct_path());
         c.args(args);
+        if real().is_some()
+            && args.first() == Some(&"create")
+            && !args.iter().any(|a| *a == "--rootfs" || *a == "--storage")
+        {
+            c.args(["--rootfs", &format!("{}:0", storage())]);
+        }
         if let Some(r) = &self.root {
             c.env("PCT_EMULATOR_ROOT", r.path());
         }
