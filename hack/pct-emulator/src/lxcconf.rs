@@ -180,22 +180,24 @@ pub fn generate(paths: &Paths, vmid: u32, conf: &Conf, rootfs: &Path, cg: &Cgrou
         if let Some(m) = n.get("mtu") {
             line(&mut out, &format!("{p}.mtu"), m);
         }
-        if n.get("link_down").map(String::as_str) != Some("1") {
-            line(&mut out, &format!("{p}.flags"), "up");
-        }
-        // PVE configures addresses from inside the guest (ostype setup); the emulator
-        // lets LXC do it so that unmanaged containers get them too.
-        if let Some(ip) = n.get("ip").filter(|ip| ip.contains('/')) {
-            line(&mut out, &format!("{p}.ipv4.address"), ip);
+        // As pve-container 6.1: LXC brings the interface up and sets its addresses only
+        // for `host-managed=1` devices; otherwise the guest's ostype setup does (nothing,
+        // for `unmanaged`: the interface stays down).
+        let up = n.get("link_down").map(String::as_str) != Some("1");
+        if up && n.get("host-managed").map(String::as_str) == Some("1") {
+            if let Some(ip) = n.get("ip").filter(|ip| ip.contains('/')) {
+                line(&mut out, &format!("{p}.ipv4.address"), ip);
+            }
             if let Some(gw) = n.get("gw") {
                 line(&mut out, &format!("{p}.ipv4.gateway"), gw);
             }
-        }
-        if let Some(ip) = n.get("ip6").filter(|ip| ip.contains('/')) {
-            line(&mut out, &format!("{p}.ipv6.address"), ip);
+            if let Some(ip) = n.get("ip6").filter(|ip| ip.contains('/')) {
+                line(&mut out, &format!("{p}.ipv6.address"), ip);
+            }
             if let Some(gw) = n.get("gw6") {
                 line(&mut out, &format!("{p}.ipv6.gateway"), gw);
             }
+            line(&mut out, &format!("{p}.flags"), "up");
         }
         if n.contains_key("tag") {
             warnings.push(format!("net{i}: VLAN tag ignored by the pct emulator"));

@@ -182,27 +182,33 @@ fn network_static_dhcp_manual() {
         "--entrypoint",
         "/bin/sleep 600",
         "--net0",
-        "name=eth0,bridge=vmbr0,ip=10.250.77.2/24,gw=10.250.77.1",
+        "name=eth0,bridge=vmbr0,ip=10.250.77.2/24,gw=10.250.77.1,host-managed=1",
         "--net1",
         "name=eth1,bridge=vmbr0,ip=dhcp",
         "--net2",
         "name=eth2,bridge=vmbr0,ip=manual",
+        "--net3",
+        "name=eth3,bridge=vmbr0,ip=10.250.78.2/24",
     ])
     .ok();
     env.pct(&["start", &vs]).ok();
+    // host-managed (Proxmox VE 9): LXC sets the address and route, the link is up.
     let r = env.pct(&["exec", &vs, "--", "ip", "-4", "addr", "show", "eth0"]);
     r.ok();
     assert!(r.stdout.contains("inet 10.250.77.2/24"), "{}", r.stdout);
-    for ifname in ["eth1", "eth2"] {
+    let r = env.pct(&["exec", &vs, "--", "ip", "route"]);
+    assert!(r.stdout.contains("default via 10.250.77.1"), "{}", r.stdout);
+    // Otherwise an unmanaged container's interfaces exist, down and without addresses,
+    // even a static one (the guest's ostype setup would configure it).
+    for ifname in ["eth1", "eth2", "eth3"] {
         let r = env.pct(&["exec", &vs, "--", "ip", "-4", "addr", "show", ifname]);
         r.ok();
         assert!(!r.stdout.contains("inet "), "{ifname} configured: {}", r.stdout);
         let r = env.pct(&["exec", &vs, "--", "ip", "link", "show", ifname]);
         r.ok();
-        assert!(r.stdout.contains(ifname), "{}", r.stdout);
+        let flags = r.stdout.split('<').nth(1).and_then(|f| f.split('>').next()).unwrap_or("");
+        assert!(r.stdout.contains(ifname) && !flags.split(',').any(|f| f == "UP"), "{ifname} is up: {}", r.stdout);
     }
-    let r = env.pct(&["exec", &vs, "--", "ip", "route"]);
-    assert!(r.stdout.contains("default via 10.250.77.1"), "{}", r.stdout);
     env.pct(&["stop", &vs]).ok();
 }
 
