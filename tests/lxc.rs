@@ -572,6 +572,45 @@ fn root_storage_is_chosen_from_storage_cfg_with_a_size_where_needed() {
     l.assert_clean("chosen storage");
 }
 
+/// Namespaced sysctls reach the container's own namespaces: the one Docker puts into every
+/// bundle with a network namespace of its own (`net.ipv4.ip_unprivileged_port_start`), an
+/// IPC key and `domainname`. Proxmox VE drops raw `lxc.sysctl.net.*` lines, so nexcage-init
+/// writes them as LXC's mount hook; a key that is not namespaced is refused by name and
+/// leaves nothing. The host's values stay as they were.
+#[test]
+fn namespaced_sysctls_are_applied_and_others_refused() {
+    let host_port = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    let l = Lxc::with(9630, 9639, "");
+    let b = l.w.bundle(
+        "sysctl",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/msgmax /proc/sys/kernel/domainname",
+        ],
+        &[],
+    );
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({
+            "net.ipv4.ip_unprivileged_port_start": "0",
+            "kernel.msgmax": "12345",
+        });
+        c["domainname"] = "nexcage.test".into();
+    });
+    let (code, out, err) = l.run_to_end("sysctl", &b);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["0", "12345", "nexcage.test"], "{err}");
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(), host_port);
+    l.assert_clean("sysctls");
+    let bad = l.bundle_like(&b, "host-sysctl", &["true"], |c| {
+        c["linux"]["sysctl"] = serde_json::json!({ "kernel.core_pattern": "|/bin/false" });
+    });
+    let (out, _, _) = l.create_with("host-sysctl", &bad, &[]);
+    fails_with(&out, "linux.sysctl[\"kernel.core_pattern\"]");
+    fails_with(&out, "only namespaced sysctls can be set");
+    l.assert_clean("non-namespaced sysctl");
+}
+
 /// Receive the pty master a runtime sends to a console socket.
 fn receive_master(l: &UnixListener) -> OwnedFd {
     let (s, _) = l.accept().unwrap();

@@ -177,9 +177,24 @@ fn mask_path(root: &OwnedFd, path: &str) -> nix::Result<()> {
 }
 
 /// Write a namespaced sysctl of this process's namespaces (`net.ipv4.ip_forward` is
-/// `/proc/sys/net/ipv4/ip_forward`).
+/// `/proc/sys/net/ipv4/ip_forward`). The UTS names go through their system calls: their
+/// /proc/sys files belong to the host's root whatever the namespace, so an unprivileged
+/// container's root may not write them (EACCES), while `setdomainname` only asks for
+/// CAP_SYS_ADMIN in the user namespace that owns the UTS namespace.
 fn write_sysctl(key: &str, value: &str) -> std::io::Result<()> {
     use std::io::Write;
+    match key {
+        "kernel.domainname" => {
+            let v = value.trim_end_matches('\n');
+            // SAFETY: a valid pointer and length of a live buffer.
+            let r = unsafe { libc::setdomainname(v.as_ptr().cast(), v.len()) };
+            return if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+        }
+        "kernel.hostname" => {
+            return nix::unistd::sethostname(value.trim_end_matches('\n')).map_err(std::io::Error::from);
+        }
+        _ => {}
+    }
     let path = Path::new("/proc/sys").join(key.replace('.', "/"));
     let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
     f.write_all(value.as_bytes())
