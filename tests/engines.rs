@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{repo, require_root, text, NEXCAGE};
+use common::emu::{pct_world, PctWorld};
+use common::{nexcage_bin, repo, require_root, text};
 
 /// Image name inside both engines (built by hack/engine-images).
 const IMAGE: &str = "localhost/nexcage-busybox:latest";
@@ -58,6 +59,10 @@ fn backends() -> Vec<String> {
 fn lxc_init() -> &'static Path {
     static INIT: OnceLock<PathBuf> = OnceLock::new();
     INIT.get_or_init(|| {
+        if let PctWorld::Real { .. } = pct_world() {
+            // Real pct (hack/test-pve): the VM-local static init, no emulator daemon.
+            return PathBuf::from(std::env::var("NEXCAGE_TEST_INIT").expect("NEXCAGE_TEST_INIT with NEXCAGE_TEST_PCT"));
+        }
         let out = Command::new(repo().join("hack/build-init")).output().expect("hack/build-init");
         assert!(out.status.success(), "hack/build-init: {}", text(&out.stderr));
         let st = Command::new(repo().join("hack/pct")).arg("--emulator-daemon").status().expect("hack/pct");
@@ -95,11 +100,19 @@ fn nexcage_config(dir: &Path) -> serde_json::Value {
         routes.push(serde_json::json!({
             "name": format!("org.example.engine={b}"), "annotation": { "org.example.engine": b }, "backend": b }));
     }
-    let mut lxc = serde_json::json!({
-        "kind": "proxmox-lxc", "pct": repo().join("hack/pct"), "pve_root": dir.join("pve"),
-        "network": null, "unprivileged": false, "vmid_range": vmid_range(),
-        "allowed_host_mounts": [dir],
-    });
+    let mut lxc = match pct_world() {
+        PctWorld::Emulator => serde_json::json!({
+            "kind": "proxmox-lxc", "pct": repo().join("hack/pct"), "pve_root": dir.join("pve"),
+            "network": null, "unprivileged": false, "vmid_range": vmid_range(),
+            "allowed_host_mounts": [dir],
+        }),
+        // Proxmox's own pct (hack/test-pve): the host's /etc/pve, VMIDs of their own.
+        PctWorld::Real { pct, storage } => serde_json::json!({
+            "kind": "proxmox-lxc", "pct": pct, "pve_root": "/", "storage": storage,
+            "template_storage": "local", "network": null, "unprivileged": false,
+            "vmid_range": [9640, 9679], "allowed_host_mounts": [dir],
+        }),
+    };
     if backends().iter().any(|b| b == "lxc") {
         lxc["init"] = lxc_init().display().to_string().into();
     }
@@ -116,10 +129,11 @@ fn nexcage_config(dir: &Path) -> serde_json::Value {
 
 /// Environment nexcage needs when an engine calls it (config; the pct emulator's root).
 fn nexcage_env(dir: &Path) -> Vec<(String, String)> {
-    vec![
-        ("NEXCAGE_CONFIG".into(), dir.join("nexcage.json").display().to_string()),
-        ("PCT_EMULATOR_ROOT".into(), dir.join("pve").display().to_string()),
-    ]
+    let mut env = vec![("NEXCAGE_CONFIG".into(), dir.join("nexcage.json").display().to_string())];
+    if !common::emu::real_pct() {
+        env.push(("PCT_EMULATOR_ROOT".into(), dir.join("pve").display().to_string()));
+    }
+    env
 }
 
 fn write_nexcage_config(dir: &Path) {
@@ -397,7 +411,7 @@ nexcage = [{nexcage:?}]
 "#,
             tmp = d.join("libpod").display().to_string(),
             env = env.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
-            nexcage = NEXCAGE,
+            nexcage = nexcage_bin(),
         );
         std::fs::write(d.join("containers.conf"), conf).unwrap();
         let p = Podman { dir };
@@ -414,13 +428,13 @@ nexcage = [{nexcage:?}]
             // Podman runs `kill`, `delete` (and `start`) itself, with its own environment:
             // nexcage then calls pct (the emulator) for `delete`, which needs its root.
             // Podman's environment, not conmon's: the config is found through the record.
-            .env("PCT_EMULATOR_ROOT", d.join("pve"))
+            .envs(nexcage_env(d).into_iter().filter(|(k, _)| k == "PCT_EMULATOR_ROOT"))
             .arg("--root")
             .arg(d.join("storage"))
             .arg("--runroot")
             .arg(d.join("run"));
         if let Via::Path = via {
-            c.arg("--runtime").arg(NEXCAGE);
+            c.arg("--runtime").arg(nexcage_bin());
         }
         c.args(args);
         c
@@ -485,7 +499,7 @@ fn podman_run_streams_and_exit_status() {
             assert_eq!(r.stderr, "err\n", "{backend} {via:?}: {}", r.show());
             // The runtime's name (containers.conf) or path (--runtime).
             let rt = p.inspect(&name, "{{.OCIRuntime}}");
-            assert!(rt == "nexcage" || rt == NEXCAGE, "{backend} {via:?}: runtime {rt}");
+            assert!(rt == "nexcage" || rt == nexcage_bin(), "{backend} {via:?}: runtime {rt}");
             assert_eq!(p.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 3", "{backend} {via:?}");
             p.run(&["rm", &name]).ok();
         }
@@ -697,12 +711,14 @@ fn assert_refused_mount(r: &Ran) {
     );
 }
 
-/// No Proxmox container is left in the world's emulator root (failed creates clean up).
+/// No Proxmox container is left in the world's emulator root, or (real pct) in the VMID
+/// range of the engine tests (failed creates clean up).
 #[track_caller]
 fn assert_no_pve_containers(dir: &Path) {
-    let confs: Vec<_> = std::fs::read_dir(dir.join("pve/etc/pve/lxc"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let confs = match pct_world() {
+        PctWorld::Emulator => common::emu::names(dir.join("pve/etc/pve/lxc")),
+        PctWorld::Real { .. } => common::emu::confs(Path::new("/"), (9640, 9679)),
+    };
     assert!(confs.is_empty(), "PVE configs left: {confs:?}");
 }
 
@@ -744,7 +760,7 @@ state = "{d}/state"
     BinaryName = "{nexcage}"
 "#,
         d = dir.display(),
-        nexcage = NEXCAGE
+        nexcage = nexcage_bin()
     )
 }
 
@@ -803,7 +819,7 @@ impl Containerd {
     /// `ctr run` words with nexcage as the runc shim's binary: options, image, id, args.
     fn run_args(&self, opts: &[&str], id: &str, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = vec!["run".into(), "--runtime".into(), "io.containerd.runc.v2".into()];
-        v.extend(["--runc-binary".into(), NEXCAGE.into()]);
+        v.extend(["--runc-binary".into(), nexcage_bin().into()]);
         v.extend(["--runc-root".into(), self.runc_root().display().to_string()]);
         v.extend(opts.iter().map(|s| s.to_string()));
         v.push(IMAGE.into());
@@ -971,7 +987,7 @@ fn containerd_cri_runtime_handler_config_loads() {
         "{}",
         dump.show()
     );
-    assert!(dump.stdout.contains(&format!("BinaryName = {NEXCAGE:?}")), "{}", dump.show());
+    assert!(dump.stdout.contains(&format!("BinaryName = {:?}", nexcage_bin())), "{}", dump.show());
     let plugins = c.ctr(&["plugins", "ls"]).ok();
     // Columns: TYPE ID PLATFORMS STATUS.
     let cri = plugins
