@@ -261,13 +261,13 @@ fn config_layout_list_and_set() {
 
     // An existing VMID is rejected and the config is left alone.
     let before = std::fs::read_to_string(&conf).unwrap();
-    env.pct(&["create", &vs, &t]).fails(255, &format!("CT {v} already exists on node '{}'", node()));
+    env.pct(&["create", &vs, &t]).fails(2, &format!("CT {v} already exists on node '{}'", node()));
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), before);
     // So is a VMID a QEMU VM holds on any node (PVE::Cluster::check_vmid_unused).
     let qemu = env.path("/etc/pve/nodes/other/qemu-server");
     std::fs::create_dir_all(&qemu).unwrap();
     std::fs::write(qemu.join(format!("{}.conf", v + 1)), "").unwrap();
-    env.pct(&["create", &(v + 1).to_string(), &t]).fails(255, &format!("VM {} already exists on node 'other'", v + 1));
+    env.pct(&["create", &(v + 1).to_string(), &t]).fails(2, &format!("VM {} already exists on node 'other'", v + 1));
     std::fs::remove_file(qemu.join(format!("{}.conf", v + 1))).unwrap();
 
     env.pct(&["destroy", &vs]).ok();
@@ -325,7 +325,8 @@ fn held_flock_times_out_after_10s() {
     // Perl's die exits with $! (EINTR from the alarm that ended the wait).
     r.fails(4, &format!("can't lock file '{}' - got timeout", path.display()));
     assert!(r.stderr.contains("trying to acquire lock..."), "{}", r.stderr);
-    assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(20), "took {took:?}");
+    // Real pct adds its own start-up (Perl, 6-25 s under TCG and load): no upper bound there.
+    assert!(took >= Duration::from_secs(9) && (!emulated() || took < Duration::from_secs(20)), "took {took:?}");
     assert!(env.pct(&["config", &vs]).stdout.contains("memory: 512\n"));
     // status, config and list take no lock.
     env.pct(&["status", &vs]).ok();

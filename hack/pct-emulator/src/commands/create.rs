@@ -17,7 +17,7 @@ use crate::conf::Conf;
 use crate::extract;
 use crate::lock::{lock_config, Stream};
 use crate::ostype::{self, Detected};
-use crate::output::die;
+use crate::output::{die, Exit};
 use crate::paths::Paths;
 use crate::propstr;
 use crate::validate;
@@ -81,10 +81,13 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     let ostemplate = &p.args[1];
     paths.ensure_conf_dir()?;
     let conf_path = paths.conf_file(vmid);
-    let exists = || die(format!("CT {vmid} already exists on node '{}'", paths.node));
+    // Exit 2, as real pct 6.1 in the test VM: Perl's die exits with the errno left over
+    // from the lookup (ENOENT).
+    let exists =
+        || anyhow::Error::from(Exit { code: 2, text: format!("CT {vmid} already exists on node '{}'", paths.node) });
     // Real pct checks the whole cluster's guests, QEMU VMs included.
     if let Some((kind, node)) = paths.guest_holding(vmid) {
-        return Err(die(format!("{kind} {vmid} already exists on node '{node}'")));
+        return Err(Exit { code: 2, text: format!("{kind} {vmid} already exists on node '{node}'") }.into());
     }
     if p.flag("restore") {
         return Err(die("pct emulator: --restore is not emulated"));
