@@ -159,30 +159,18 @@ pub fn find_init(cfg: &LxcBackendConfig) -> Result<PathBuf> {
     }))
 }
 
-/// Where templates of `storage` live on this host.
+/// Where templates of `storage` live on this host: `template/cache` of a `dir` storage
+/// (`local` is /var/lib/vz unless storage.cfg says otherwise, see `storage::parse`).
 pub fn template_dir(cfg: &LxcBackendConfig) -> Result<PathBuf> {
-    let storage = &cfg.template_storage;
-    if storage == "local" {
-        return Ok(cfg.pve_root.join("var/lib/vz/template/cache"));
+    let id = &cfg.template_storage;
+    let storages = storage::load(&cfg.pve_root)?;
+    match storages.get(id).ok().filter(|s| s.kind == "dir").and_then(|s| s.path.as_deref()) {
+        Some(p) => Ok(cfg.pve_root.join(p.strip_prefix("/").unwrap_or(p)).join("template/cache")),
+        None => bail!(
+            "template_storage {id:?} is not a directory storage in {}: use a `dir` storage with vztmpl content (e.g. local)",
+            storages.path.display()
+        ),
     }
-    // A directory storage from storage.cfg: `dir: <id>` followed by an indented `path`.
-    let cfg_path = cfg.pve_root.join("etc/pve/storage.cfg");
-    let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
-    let mut current = false;
-    for line in text.lines() {
-        if !line.starts_with(char::is_whitespace) {
-            current = line.trim() == format!("dir: {storage}");
-        } else if current {
-            if let Some(p) = line.trim().strip_prefix("path ") {
-                let p = Path::new(p.trim());
-                return Ok(cfg.pve_root.join(p.strip_prefix("/").unwrap_or(p)).join("template/cache"));
-            }
-        }
-    }
-    bail!(
-        "template_storage {storage:?} is not a directory storage in {}: use a `dir` storage with vztmpl content (e.g. local)",
-        cfg_path.display()
-    )
 }
 
 /// LXC bind-mounts from inside an unprivileged container's user namespace: every
