@@ -144,7 +144,8 @@ pub fn raw_key_check(key: &str) -> Result<(), String> {
     }
 }
 
-pub fn raw_key_known(key: &str) -> bool {
+#[cfg(test)]
+fn raw_key_known(key: &str) -> bool {
     raw_key_check(key).is_ok()
 }
 

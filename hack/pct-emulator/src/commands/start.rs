@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli::Parsed;
-use crate::conf::raw_key_known;
 use crate::daemon;
 use crate::lock::{lock_config, Stream};
 use crate::lxc;
@@ -24,12 +23,8 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     let _lock = lock_config(paths, vmid, Duration::from_secs(10), Stream::Silent)?;
     let conf = super::load_conf(paths, vmid)?;
     super::check_lock(&conf, p.flag("skiplock"))?;
-    if conf.lxc.iter().any(|(k, _)| k == "lxc.rootfs.path") {
-        return Err(die("lxc.rootfs.path is not supported (use 'rootfs')"));
-    }
-    for (k, _) in conf.lxc.iter().filter(|(k, _)| !raw_key_known(k)) {
-        warn(&format!("unknown raw lxc key '{k}' ignored"));
-    }
+    // Raw keys PVE does not keep (lxc.rootfs.path included) were dropped, with PVE's
+    // warning, when the config was read (Conf::parse_for).
 
     let ct_dir = paths.ct_dir(vmid);
     std::fs::create_dir_all(ct_dir.join("rootfs")).with_context(|| format!("mkdir {}", ct_dir.display()))?;
