@@ -173,7 +173,16 @@ impl Emu {
         let mut found = self.w.state_leaks();
         let r = self.range;
         for c in self.confs() {
-            found.push(format!("PVE config {c}"));
+            // With real pct, the pct calls on that VMID say how it was left.
+            let calls = match (real_pct(), c.strip_suffix(".conf")) {
+                (true, Some(v)) => {
+                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let mine: Vec<&str> = log.lines().filter(|l| l.split(' ').nth(2) == Some(v)).collect();
+                    format!(" (pct calls: {mine:?})")
+                }
+                _ => String::new(),
+            };
+            found.push(format!("PVE config {c}{calls}"));
         }
         for v in reservations(&self.pve, r) {
             found.push(format!("VMID reservation {v}"));
