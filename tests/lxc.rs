@@ -238,6 +238,52 @@ fn signals_reach_the_program_and_delete_needs_force() {
     l.assert_clean("after deletes");
 }
 
+/// start and exec talk only to the container's own nexcage-init: the init socket lives in
+/// a run directory the container's root can write, so a planted socket (a hard link to
+/// another container's) or a symlink must be refused, by name, before anything is sent.
+#[test]
+fn start_and_exec_talk_only_to_the_containers_own_init() {
+    let l = Lxc::with(9680, 9689, "");
+    let b = l.w.bundle("b", &["sleep", "1000"], &[]);
+    let ca = l.create("a", &b);
+    let cb = l.create("b", &b);
+    ok(&l.w.nexcage(["start", "a"]));
+    let sock = |id: &str| l.pve.join("run/nexcage-lxc").join(l.vmid(id).to_string()).join("init.sock");
+    let (a, own) = (sock("a"), sock("b"));
+    let saved = own.with_file_name("init.sock.saved");
+    std::fs::rename(&own, &saved).unwrap();
+    // b's run directory now offers a's init.
+    std::fs::hard_link(&a, &own).unwrap();
+    let out = l.w.nexcage(["exec", "b", "touch", "/planted"]);
+    fails_with(&out, "is not this container's nexcage-init");
+    fails_with(&l.w.nexcage(["start", "b"]), "is not this container's nexcage-init");
+    // Nothing reached a: its root has no /planted.
+    let (code, _) = run_exec(&l, "a", &["test", "-e", "/planted"]);
+    assert_eq!(code, 1, "the planted exec reached container a");
+    // A symlink to a's socket: refused before connecting.
+    std::fs::remove_file(&own).unwrap();
+    std::os::unix::fs::symlink(&a, &own).unwrap();
+    fails_with(&l.w.nexcage(["exec", "b", "true"]), "is not a socket");
+    // b's own socket back: b starts and execs.
+    std::fs::remove_file(&own).unwrap();
+    std::fs::rename(&saved, &own).unwrap();
+    ok(&l.w.nexcage(["start", "b"]));
+    assert_eq!(run_exec(&l, "b", &["true"]).0, 0);
+    for (id, c) in [("a", &ca), ("b", &cb)] {
+        ok(&l.w.nexcage(["delete", "--force", id]));
+        assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
+    }
+    l.assert_clean("after deletes");
+}
+
+/// `nexcage exec ID ARGS...`: its exit status and stdout.
+fn run_exec(l: &Lxc, id: &str, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["exec", id];
+    all.extend(args);
+    let out = l.w.nexcage(&all);
+    (out.status.code().unwrap_or(-1), text(&out.stdout))
+}
+
 #[test]
 fn process_settings_hostname_and_memory_limit() {
     let l = Lxc::new(9200);

@@ -454,7 +454,7 @@ fn start_container(
         }
     })?;
     crate::fault::point("lxc:pct-started");
-    let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT)?;
+    let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT, None)?;
 
     // The caller's stdio (unless a pty is made) and --preserve-fds.
     let mut fds: Vec<RawFd> = if facts.process.terminal { Vec::new() } else { vec![0, 1, 2] };

@@ -57,7 +57,8 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     if !spec.terminal && args.console_socket.is_some() {
         bail!("--console-socket was given but the process has no terminal (use --tty)");
     }
-    let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5))?;
+    let init = data.init.ok_or_else(|| anyhow::anyhow!("container not running (no nexcage-init recorded)"))?;
+    let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5), Some(init))?;
     let mut fds: Vec<RawFd> = if spec.terminal { Vec::new() } else { vec![0, 1, 2] };
     fds.extend((0..args.preserve_fds as RawFd).map(|i| 3 + i));
     let request = Request::Spawn {

@@ -1,19 +1,24 @@
 //! The host side of the conversation with nexcage-init (see the nexcage-wire crate).
 //!
 //! The socket lives in the run directory, which the container's root can write to, so
-//! before trusting a connection we check that the path is a socket (not a planted
-//! symlink to some host daemon) and that the peer is the init (pid 1) of a nested pid
-//! namespace.
+//! before trusting a connection we open the path without following a symlink (`O_PATH |
+//! O_NOFOLLOW`), check that what we opened is a socket, and connect to that very inode
+//! (through `/proc/self/fd/N`, so the path cannot be swapped in between). The peer
+//! (SO_PEERCRED) must then be the init this container recorded (same pid and start time)
+//! once there is one (start, exec), and the init (pid 1) of a nested pid namespace when
+//! create connects for the first time: a socket of another container planted in the run
+//! directory (a hard link) reaches that container's init, which is not ours.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{open, OFlag};
 use nix::sys::socket::{connect, getsockopt, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::sys::stat::{fstat, Mode, SFlag};
 
-use super::procfs;
+use super::procfs::{self, ProcRef};
 use super::wire::{self, Reply, Request, WireError};
 
 pub struct InitConn {
@@ -21,6 +26,13 @@ pub struct InitConn {
     /// Host pid of the container's init.
     pub init_pid: i32,
     path: PathBuf,
+}
+
+/// Why a connection attempt failed: worth retrying (init has not made its socket yet), or
+/// refused for good.
+enum Attempt {
+    NotYet(anyhow::Error),
+    Refused(anyhow::Error),
 }
 
 /// A process prepared (or started, for exec) by init.
@@ -35,35 +47,55 @@ pub struct Spawned {
 
 impl InitConn {
     /// Connect to init's socket, retrying until `timeout` while it does not exist yet
-    /// (init creates it right after LXC starts it).
-    pub fn connect(path: &Path, timeout: Duration) -> Result<InitConn> {
+    /// (init creates it right after LXC starts it). `recorded`: the init this container
+    /// recorded (None only for create's first connection, before there is one).
+    pub fn connect(path: &Path, timeout: Duration, recorded: Option<ProcRef>) -> Result<InitConn> {
         let deadline = Instant::now() + timeout;
         loop {
-            match Self::try_connect(path) {
+            match Self::try_connect(path, recorded) {
                 Ok(c) => return Ok(c),
-                Err(e) if Instant::now() >= deadline => {
+                // Not a socket, or not our init: waiting does not change that.
+                Err(Attempt::Refused(e)) => return Err(e),
+                Err(Attempt::NotYet(e)) if Instant::now() >= deadline => {
                     return Err(
                         e.context(format!("nexcage-init did not answer on {} within {timeout:?}", path.display()))
                     )
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(Attempt::NotYet(_)) => std::thread::sleep(Duration::from_millis(5)),
             }
         }
     }
 
-    fn try_connect(path: &Path) -> Result<InitConn> {
-        let md = std::fs::symlink_metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
-        if !md.file_type().is_socket() {
-            bail!("{} is not a socket", path.display());
+    fn try_connect(path: &Path, recorded: Option<ProcRef>) -> Result<InitConn, Attempt> {
+        let not_yet = |e: anyhow::Error| Attempt::NotYet(e);
+        let node = open(path, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+            .with_context(|| format!("cannot open {}", path.display()))
+            .map_err(not_yet)?;
+        let st = fstat(node.as_raw_fd()).with_context(|| format!("cannot stat {}", path.display())).map_err(not_yet)?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+            return Err(Attempt::Refused(anyhow!("{} is not a socket; refusing to use it", path.display())));
         }
-        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
-        connect(fd.as_raw_fd(), &UnixAddr::new(path)?)
-            .with_context(|| format!("cannot connect to {}", path.display()))?;
-        let peer = getsockopt(&fd, sockopt::PeerCredentials)?.pid();
-        if !procfs::is_namespace_init(peer) {
-            bail!("{}: the peer (pid {peer}) is not a container's init; refusing to talk to it", path.display());
+        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
+            .map_err(|e| not_yet(e.into()))?;
+        let at = UnixAddr::new(&PathBuf::from(format!("/proc/self/fd/{}", node.as_raw_fd())))
+            .map_err(|e| not_yet(e.into()))?;
+        connect(fd.as_raw_fd(), &at)
+            .with_context(|| format!("cannot connect to {}", path.display()))
+            .map_err(not_yet)?;
+        let peer = getsockopt(&fd, sockopt::PeerCredentials).map_err(|e| not_yet(e.into()))?.pid();
+        let refused = match recorded {
+            Some(init) if init.pid != peer || !init.alive() => {
+                Some(format!("the peer (pid {peer}) is not this container's nexcage-init (pid {})", init.pid))
+            }
+            None if !procfs::is_namespace_init(peer) => {
+                Some(format!("the peer (pid {peer}) is not a container's init"))
+            }
+            _ => None,
+        };
+        if let Some(why) = refused {
+            return Err(Attempt::Refused(anyhow!("{}: {why}; refusing to talk to it", path.display())));
         }
-        setsockopt(&fd, sockopt::PassCred, &true)?;
+        setsockopt(&fd, sockopt::PassCred, &true).map_err(|e| not_yet(e.into()))?;
         Ok(InitConn { fd, init_pid: peer, path: path.to_path_buf() })
     }
 

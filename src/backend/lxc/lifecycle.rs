@@ -129,7 +129,8 @@ pub fn start(ctx: &Ctx, record: &Record) -> Result<i32> {
 /// Let the prepared program run (no status check: `run` calls it inside create).
 pub fn start_program(record: &mut Record, data: &mut LxcData) -> Result<()> {
     let program = data.program.map(|p| p.pid).unwrap_or(0);
-    let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5))?;
+    let init = data.init.ok_or_else(|| anyhow::anyhow!("container not running (no nexcage-init recorded)"))?;
+    let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5), Some(init))?;
     conn.start(&state_json(record, data, "created", program))?;
     data.started = true;
     data.store(record);
