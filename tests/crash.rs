@@ -23,9 +23,13 @@ const CREATE_STEPS_LXC: &[&str] = &[
     "lxc:pending-saved",
     "lxc:template-built",
     "lxc:vmid-reserved",
+    // while `pct create` runs: delete and gc wait for it, then destroy what it made
+    "lxc:pct-create-running",
     "lxc:pct-created",
     "lxc:record-saved",
     "lxc:raw-lines-written",
+    // while `pct start` runs
+    "lxc:pct-start-running",
     "lxc:pct-started",
     "lxc:program-spawned",
     "lxc:supervisor-forked",

@@ -10,6 +10,9 @@
 //! description still names the record's id (and root, when it names one), so a VMID that
 //! was freed and reused by another container is never destroyed by a stale record.
 
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::pct::{self, Pct, PctError};
@@ -24,6 +27,73 @@ pub enum Owner {
     Gone,
     /// Someone else's (another id, another root, or not a nexcage description).
     Other(String),
+}
+
+/// A create's pct commands hold this lock (an flock, taken by create, inherited by every
+/// pct it runs): a killed create leaves its pct running (killing pct mid-way would leave
+/// half-made volumes and `lock: create`), and the lock stays held until that pct and
+/// everything it forked have exited. `delete` and `gc` wait for it, then clean up what
+/// pct made. Lives in the record's directory.
+pub struct InflightLock(File);
+
+const INFLIGHT_FILE: &str = "pct-inflight.lock";
+
+impl InflightLock {
+    /// Create and lock the file of container `id` under `state_root` (its record exists).
+    pub fn acquire(state_root: &Path, id: &str) -> std::io::Result<InflightLock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(state_root.join(id).join(INFLIGHT_FILE))?;
+        flock(&f, libc::LOCK_EX)?;
+        Ok(InflightLock(f))
+    }
+
+    /// The descriptor pct inherits.
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on an open descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Wait until no pct of container `id` started by a create holds its lock, up to `limit`.
+pub fn wait_inflight_pct(state_root: &Path, id: &str, limit: std::time::Duration) -> Result<(), String> {
+    let path = state_root.join(id).join(INFLIGHT_FILE);
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+    };
+    let deadline = std::time::Instant::now() + limit;
+    let mut told = false;
+    loop {
+        match flock(&f, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+            Err(e) => return Err(format!("cannot lock {}: {e}", path.display())),
+        }
+        if !told {
+            log::warn!("container {id}: waiting for the pct command of a create that did not finish");
+            told = true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "a pct command started by the create of container {id}, which did not finish, is still running after {} s (it holds {}); wait for it to end, then delete again",
+                limit.as_secs(),
+                path.display()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Read the PVE config of `vmid` (no pct call) and say whose container it is.
@@ -162,4 +232,32 @@ pub fn after_crashed_create(pending: &super::data::Pending, id: &str) -> Result<
 /// For messages: `pct destroy <vmid> --force --purge`.
 pub fn manual_destroy(vmid: u32) -> String {
     pct::command_line(&["destroy".into(), vmid.to_string(), "--force".into(), "1".into(), "--purge".into(), "1".into()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_waits_for_a_pct_holding_the_inflight_lock() {
+        use std::os::unix::process::CommandExt;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("c1")).unwrap();
+        assert_eq!(wait_inflight_pct(root.path(), "c1", std::time::Duration::ZERO), Ok(()), "no file: nothing runs");
+        let lock = InflightLock::acquire(root.path(), "c1").unwrap();
+        let fd = lock.fd();
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("0.5");
+        // SAFETY: fcntl only, between fork and exec.
+        unsafe { cmd.pre_exec(move || pct::inherit(fd)) };
+        let mut child = cmd.spawn().unwrap();
+        // The creating process dies: its child still holds the lock.
+        drop(lock);
+        let e = wait_inflight_pct(root.path(), "c1", std::time::Duration::from_millis(100)).unwrap_err();
+        assert!(e.contains("is still running after 0 s"), "{e}");
+        let t0 = std::time::Instant::now();
+        assert_eq!(wait_inflight_pct(root.path(), "c1", std::time::Duration::from_secs(20)), Ok(()));
+        assert!(child.try_wait().unwrap().is_some(), "returned before the child ended");
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(200));
+    }
 }

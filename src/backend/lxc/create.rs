@@ -322,7 +322,10 @@ pub fn create(
     );
     let volid = template.volid(&cfg.template_storage);
 
-    let pct = pct::Pct::new(&pct_bin);
+    // Every pct of this create holds the in-flight lock, even if this process is killed.
+    let inflight = cleanup::InflightLock::acquire(&pending.state_root, &record.id)
+        .with_context(|| format!("cannot make the pct lock of container {}", record.id))?;
+    let pct = pct::Pct::new(&pct_bin).inherit_fd(inflight.fd());
     let mut saved = Ok(());
     let created = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| {
         crate::fault::point("lxc:vmid-reserved");

@@ -191,9 +191,17 @@ pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// How long delete waits for a killed create's pct (a create of a large template on slow
+/// storage takes minutes).
+const INFLIGHT_LIMIT: Duration = Duration::from_secs(600);
+
 /// Delete a container. `state_root` is the absolute `--root` of the record: the VMID is
 /// destroyed only while its PVE description still names this container (cleanup.rs).
 pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
+    // A create killed while its pct worked: let that pct finish, then clean what it made.
+    if record.phase == Phase::Creating {
+        cleanup::wait_inflight_pct(state_root, &record.id, INFLIGHT_LIMIT).map_err(|e| anyhow::anyhow!(e))?;
+    }
     let Ok(data) = LxcData::from_record(record) else {
         // A create that died before its record named a VMID: look for what it may have
         // made (by the description every container carries), else only the record exists.

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -25,6 +27,18 @@ pub type CreateOptions = [(String, String)];
 pub struct Pct {
     bin: PathBuf,
     env: Vec<(OsString, OsString)>,
+    /// A descriptor every pct run inherits (cleanup::InflightLock).
+    inherit: Option<RawFd>,
+}
+
+/// In a child between fork and exec: keep `fd` open across exec.
+pub fn inherit(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; async-signal-safe.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A container's run state as `pct status` reports it.
@@ -139,7 +153,13 @@ pub struct PctOutput {
 
 impl Pct {
     pub fn new(bin: impl Into<PathBuf>) -> Pct {
-        Pct { bin: bin.into(), env: Vec::new() }
+        Pct { bin: bin.into(), env: Vec::new(), inherit: None }
+    }
+
+    /// Let every pct run inherit `fd` (open, without close-on-exec).
+    pub fn inherit_fd(mut self, fd: RawFd) -> Pct {
+        self.inherit = Some(fd);
+        self
     }
 
     /// Add an environment variable for every pct run (e.g. `PCT_EMULATOR_ROOT`).
@@ -240,23 +260,39 @@ impl Pct {
     /// Run pct once with `args`; `vmid` is what errors are attributed to.
     fn run(&self, vmid: u32, args: Vec<String>) -> Result<PctOutput, PctError> {
         log::debug!("{} {}", self.bin.display(), command_line(&args));
-        let out = Command::new(&self.bin)
-            .args(&args)
+        // pct's output goes to memory files, not pipes: if nexcage is killed, pct must go on
+        // (a pipe without a reader would kill it with SIGPIPE half-way through a create).
+        let (out_file, err_file) = (output_file(c"pct-stdout")?, output_file(c"pct-stderr")?);
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .output()
-            .map_err(|e| self.spawn_error(e))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
+            .stdout(out_file.try_clone().map_err(|e| self.spawn_error(e))?)
+            .stderr(err_file.try_clone().map_err(|e| self.spawn_error(e))?);
+        if let Some(fd) = self.inherit {
+            // SAFETY: the closure only calls fcntl, which is async-signal-safe.
+            unsafe { cmd.pre_exec(move || inherit(fd)) };
+        }
+        let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        drop(cmd); // its copies of the output files
+                   // Crash-safety tests: nexcage dies while pct works (pct goes on).
+        match args.first().map(String::as_str) {
+            Some("create") => crate::fault::point("lxc:pct-create-running"),
+            Some("start") => crate::fault::point("lxc:pct-start-running"),
+            _ => {}
+        }
+        let status = child.wait().map_err(|e| self.spawn_error(e))?;
+        let stdout = read_output(out_file);
+        let stderr = read_output(err_file);
+        if status.success() {
             for w in stdout.lines().filter_map(|l| l.strip_prefix("WARN: ")) {
                 log::warn!("pct {}: {w}", args.first().map(String::as_str).unwrap_or(""));
             }
             return Ok(PctOutput { stdout, stderr });
         }
-        let status = match out.status.code() {
+        let status = match status.code() {
             Some(c) => format!("exit status {c}"),
-            None => format!("{}", out.status),
+            None => format!("{status}"),
         };
         Err(classify(vmid, &command_line(&args), &status, &stderr))
     }
@@ -264,6 +300,21 @@ impl Pct {
     fn spawn_error(&self, e: io::Error) -> PctError {
         PctError::NotFound { bin: self.bin.clone(), reason: e.to_string() }
     }
+}
+
+/// An anonymous in-memory file for pct's stdout or stderr.
+fn output_file(name: &std::ffi::CStr) -> Result<std::fs::File, PctError> {
+    nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .map(std::fs::File::from)
+        .map_err(|e| PctError::NotFound { bin: PathBuf::from("memfd_create"), reason: e.to_string() })
+}
+
+/// What pct wrote into an output file (lossy UTF-8).
+fn read_output(mut f: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut bytes = Vec::new();
+    let _ = f.rewind().and_then(|_| f.read_to_end(&mut bytes));
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn push_options(args: &mut Vec<String>, opts: &CreateOptions) {
