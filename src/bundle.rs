@@ -1,5 +1,7 @@
 //! Reading an OCI bundle: its absolute path and what routing needs from config.json.
-//! Backends that map the whole spec (proxmox-lxc) parse it fully themselves.
+//! config.json is read and parsed once, here; backends that map the whole spec
+//! (proxmox-lxc) take the parsed document ([`Bundle::config`]) instead of reading the
+//! file again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,11 @@ pub struct Bundle {
     pub annotations: HashMap<String, String>,
     /// The rootfs directory (`root.path`, relative paths resolved against `dir`).
     pub rootfs: PathBuf,
+    /// The configuration file that was read (`dir/config.json`, or crun's `--config`).
+    pub config_path: PathBuf,
+    /// The whole configuration document, parsed once (the fields above are checked views
+    /// of it). Passthrough backends never look at it: the runtime reads the bundle.
+    pub config: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -112,13 +119,12 @@ impl Bundle {
             }
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        let parsed: Annotations = serde_path_to_error::deserialize(de).map_err(|e| {
+        let config: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| anyhow::anyhow!("invalid {}: not valid JSON: {e}", path.display()))?;
+        let parsed: Annotations = serde_path_to_error::deserialize(&config).map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                anyhow::anyhow!("invalid {}: not valid JSON: {inner}", path.display())
-            } else if at.is_empty() || at == "." || at == "?" {
+            if at.is_empty() || at == "." || at == "?" {
                 anyhow::anyhow!("invalid {}: {inner}", path.display())
             } else {
                 anyhow::anyhow!("invalid {}: at {at}: {inner}", path.display())
@@ -131,7 +137,7 @@ impl Bundle {
         if let Some(p) = &parsed.process {
             check_exec_size(p, &path)?;
         }
-        Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default(), rootfs })
+        Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default(), rootfs, config_path: path, config })
     }
 }
 
@@ -185,6 +191,10 @@ mod tests {
         let b = Bundle::open(t.path()).unwrap();
         assert_eq!(b.annotations["nexcage.backend"], "crun");
         assert!(b.dir.is_absolute());
+        // The whole document is kept for the backends that map it.
+        assert_eq!(b.config_path, b.dir.join(CONFIG_FILE));
+        assert_eq!(b.config["ociVersion"], "1.0.2");
+        assert_eq!(b.config["annotations"]["a"], "b");
     }
 
     #[test]

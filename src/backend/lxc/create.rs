@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::Spec;
 
 use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
@@ -37,15 +38,20 @@ pub struct BundleFacts {
     pub rootfs: PathBuf,
     pub hostname: Option<String>,
     pub annotations: std::collections::BTreeMap<String, String>,
-    /// /dev flags, read-only and masked paths, applied by nexcage-init.
-    pub setup: ContainerSetup,
 }
 
+/// Read `<bundle>/config.json` for its [`BundleFacts`]: for a container found without
+/// its record (rebuild). `create` takes them from the document `Bundle::open` parsed.
 pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
     let path = bundle.join(crate::bundle::CONFIG_FILE);
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    bundle_facts(bundle, &path, &v)
+}
+
+/// The [`BundleFacts`] of config.json (`path`, for messages) parsed as `v`.
+pub fn bundle_facts(bundle: &Path, path: &Path, v: &serde_json::Value) -> Result<BundleFacts> {
     let proc_v = v.get("process").filter(|p| !p.is_null()).ok_or_else(|| {
         anyhow!(
             "{}: process is missing: the proxmox-lxc backend needs process.args to know what to run",
@@ -70,34 +76,31 @@ pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
         .and_then(|a| a.as_object())
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default();
-    let setup = container_setup(&v);
-    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations, setup })
+    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations })
 }
 
 /// What nexcage-init applies to the container's mounts (wire::ContainerSetup): the
 /// flags of the bundle's `/dev` and `/sys` mounts (which LXC makes with its own
 /// options), `linux.readonlyPaths`, `linux.maskedPaths` (absolute paths only).
-pub fn container_setup(v: &serde_json::Value) -> ContainerSetup {
-    let strings = |p: &str| -> Vec<String> {
-        v.pointer(p)
-            .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| s.starts_with('/')).map(str::to_string).collect())
-            .unwrap_or_default()
+pub fn container_setup(spec: &Spec) -> ContainerSetup {
+    let absolute = |l: Option<&Vec<String>>| -> Vec<String> {
+        l.into_iter().flatten().filter(|s| s.starts_with('/')).cloned().collect()
     };
     let mut remounts = Vec::new();
     for (dst, types) in [("/dev", &["tmpfs", "devtmpfs"][..]), ("/sys", &["sysfs"][..])] {
         // The standard mount spec.rs leaves to LXC (the last one at that destination).
-        let m = v.get("mounts").and_then(|m| m.as_array()).and_then(|ms| {
-            ms.iter()
-                .rev()
-                .find(|m| m.get("destination").and_then(|d| d.as_str()).map(|d| d.trim_end_matches('/')) == Some(dst))
-        });
-        let Some(m) = m.filter(|m| m.get("type").and_then(|t| t.as_str()).is_some_and(|t| types.contains(&t))) else {
+        let m = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .rev()
+            .find(|m| m.destination().as_os_str().to_str().map(|d| d.trim_end_matches('/')) == Some(dst));
+        let Some(m) = m.filter(|m| m.typ().as_deref().is_some_and(|t| types.contains(&t))) else {
             continue;
         };
         let mut flags: Vec<String> = Vec::new();
-        for opt in m.get("options").and_then(|o| o.as_array()).into_iter().flatten() {
-            if let Some(o @ ("nosuid" | "nodev" | "noexec" | "ro")) = opt.as_str() {
+        for opt in m.options().iter().flatten() {
+            if let o @ ("nosuid" | "nodev" | "noexec" | "ro") = opt.as_str() {
                 if !flags.iter().any(|x| x == o) {
                     flags.push(o.to_string());
                 }
@@ -107,12 +110,13 @@ pub fn container_setup(v: &serde_json::Value) -> ContainerSetup {
             remounts.push((dst.to_string(), flags));
         }
     }
+    let linux = spec.linux().as_ref();
     ContainerSetup {
         // From the mapping, which validates them (spec.rs).
         sysctls: Vec::new(),
         remounts,
-        readonly_paths: strings("/linux/readonlyPaths"),
-        masked_paths: strings("/linux/maskedPaths"),
+        readonly_paths: absolute(linux.and_then(|l| l.readonly_paths().as_ref())),
+        masked_paths: absolute(linux.and_then(|l| l.masked_paths().as_ref())),
     }
 }
 
@@ -257,7 +261,8 @@ pub fn create(
     launch: Launch,
 ) -> Result<Created> {
     let args = req.args;
-    let mut facts = read_bundle(&req.bundle.dir)?;
+    let bundle = req.bundle;
+    let facts = bundle_facts(&bundle.dir, &bundle.config_path, &bundle.config)?;
     if facts.process.terminal && args.console_socket.is_none() {
         bail!("process.terminal is true but no --console-socket was given: the pty master has nowhere to go");
     }
@@ -279,12 +284,12 @@ pub fn create(
         created: Some(record.created.clone()),
     });
     let storages = storage::load(&cfg.pve_root)?;
-    let opts = spec::MapOptions::new(cfg, &req.bundle.dir, description, spec::HostInfo::probe(), storages);
-    let (_spec, mapped) = spec::map_bundle(&opts).map_err(|e| anyhow!("{e}"))?;
+    let opts = spec::MapOptions::new(cfg, &bundle.dir, description, spec::HostInfo::probe(), storages);
+    let (spec, mapped) = spec::map_bundle(&bundle.config, &opts).map_err(|e| anyhow!("{e}"))?;
     for w in &mapped.warnings {
         log::warn!("{w}");
     }
-    facts.setup.sysctls = mapped.sysctls.clone();
+    let setup = ContainerSetup { sysctls: mapped.sysctls.clone(), ..container_setup(&spec) };
     let unprivileged = mapped.option("unprivileged") != Some("0");
     if unprivileged {
         run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
@@ -380,6 +385,7 @@ pub fn create(
         crate::fault::point("lxc:record-saved");
         let prepared = Prepared {
             facts: &facts,
+            setup: &setup,
             init: &init,
             owner,
             raw: &mapped.raw_lxc,
@@ -414,6 +420,8 @@ pub fn destroy_quietly(pct: &pct::Pct, vmid: u32, run_dir: &Path) {
 /// What start_container needs from the preparation.
 struct Prepared<'a> {
     facts: &'a BundleFacts,
+    /// /dev flags, read-only and masked paths, sysctls, applied by nexcage-init.
+    setup: &'a ContainerSetup,
     init: &'a Path,
     owner: (u32, u32),
     raw: &'a [(String, String)],
@@ -430,11 +438,11 @@ fn start_container(
     p: Prepared,
     launch: Launch,
 ) -> Result<Created> {
-    let Prepared { facts, init, owner, raw, shares, pct } = p;
+    let Prepared { facts, setup, init, owner, raw, shares, pct } = p;
     let args = req.args;
     let vmid = data.vmid;
     let dir = run_dir::create(&data.pve_root, vmid, owner)?;
-    run_dir::write_setup(&dir, &facts.setup)?;
+    run_dir::write_setup(&dir, setup)?;
     let mut lines = raw.to_vec();
     if !shares.is_empty() {
         lines.push(run_dir::write_include(&dir, shares)?);
@@ -543,11 +551,11 @@ mod tests {
             ],
             "linux": {"maskedPaths": ["/proc/kcore", "relative"], "readonlyPaths": ["/proc/sys"]}
         });
-        let s = container_setup(&v);
+        let s = container_setup(&serde_json::from_value(v).unwrap());
         // The last mount at /sys is a bind, not LXC's sysfs: nothing to add there.
         assert_eq!(s.remounts, vec![("/dev".to_string(), vec!["nosuid".to_string()])]);
         assert_eq!(s.masked_paths, vec!["/proc/kcore".to_string()]);
         assert_eq!(s.readonly_paths, vec!["/proc/sys".to_string()]);
-        assert_eq!(container_setup(&serde_json::json!({})), ContainerSetup::default());
+        assert_eq!(container_setup(&serde_json::from_value(serde_json::json!({})).unwrap()), ContainerSetup::default());
     }
 }

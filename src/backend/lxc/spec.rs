@@ -164,24 +164,21 @@ impl MapOptions {
     }
 }
 
-/// Read and parse `<bundle>/config.json`. Parse errors name the JSON path. Returns the
-/// spec and warnings for properties unknown to this runtime (the OCI spec says to
-/// ignore them).
-pub fn load_spec(bundle: &Path) -> Result<(Spec, Vec<String>), SpecError> {
-    let path = bundle.join("config.json");
-    let text = std::fs::read(&path).or_else(|e| err("", format!("cannot read {}: {e}", path.display()), ""))?;
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    let spec: Spec = serde_path_to_error::deserialize(&mut de).or_else(|e| {
+/// The bundle's config.json (parsed once, by `Bundle::open`) as a [`Spec`]. Errors name
+/// the JSON path. Returns the spec and warnings for properties unknown to this runtime
+/// (the OCI spec says to ignore them).
+pub fn parse_spec(config: &serde_json::Value) -> Result<(Spec, Vec<String>), SpecError> {
+    let spec: Spec = serde_path_to_error::deserialize(config).or_else(|e| {
         let p = e.path().to_string();
         err(if p == "." { String::new() } else { p }, e.into_inner().to_string(), "fix config.json")
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-    Ok((spec, unknown_properties(&value)))
+    Ok((spec, unknown_properties(config)))
 }
 
-/// Load and map a bundle; unknown-property warnings are merged into the result's.
-pub fn map_bundle(opts: &MapOptions) -> Result<(Spec, PveContainer), SpecError> {
-    let (spec, unknown) = load_spec(&opts.bundle)?;
+/// Parse and map a bundle's config.json; unknown-property warnings are merged into the
+/// result's.
+pub fn map_bundle(config: &serde_json::Value, opts: &MapOptions) -> Result<(Spec, PveContainer), SpecError> {
+    let (spec, unknown) = parse_spec(config)?;
     let mut out = map(&spec, opts)?;
     out.warnings.extend(unknown);
     Ok((spec, out))
