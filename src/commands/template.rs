@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use super::Ctx;
 use crate::backend::lxc::create::template_dir;
@@ -49,7 +49,7 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
             TemplateCommand::List => {
                 writeln!(out, "# backend {name}: {}", dir.display())?;
                 writeln!(out, "{:<48} {:>10} {:>8}  USED BY", "TEMPLATE", "SIZE", "AGE")?;
-                for t in cache.list().map_err(|e| anyhow!("{e}"))? {
+                for t in cache.list()? {
                     let users = used_by.get(&t.file_name).map(|v| v.join(",")).unwrap_or_else(|| "-".into());
                     writeln!(out, "{:<48} {:>10} {:>8}  {users}", t.file_name, human_bytes(t.bytes), age(t.modified))?;
                 }
@@ -57,7 +57,7 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
             TemplateCommand::Prune { min_age, dry_run } => {
                 let min_age = Duration::from_secs(*min_age);
                 let mut keep: HashSet<String> = used_by.keys().cloned().collect();
-                for t in cache.list().map_err(|e| anyhow!("{e}"))? {
+                for t in cache.list()? {
                     let young = SystemTime::now().duration_since(t.modified).unwrap_or_default() < min_age;
                     if young || *dry_run {
                         if young {
@@ -68,7 +68,7 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
                     }
                 }
                 if !*dry_run {
-                    for removed in cache.prune(&keep).map_err(|e| anyhow!("{e}"))? {
+                    for removed in cache.prune(&keep)? {
                         writeln!(out, "removed {}", dir.join(removed).display())?;
                     }
                 }

@@ -69,7 +69,7 @@ pub fn bundle_facts(bundle: &Path, path: &Path, v: &serde_json::Value) -> Result
         .pointer("/root/path")
         .and_then(|p| p.as_str())
         .ok_or_else(|| anyhow!("{}: root.path is missing: it must name the rootfs directory", path.display()))?;
-    let rootfs = resolve_rootfs(bundle, Path::new(root)).map_err(|e| anyhow!("{e}"))?;
+    let rootfs = resolve_rootfs(bundle, Path::new(root))?;
     let hostname = v.get("hostname").and_then(|h| h.as_str()).map(str::to_string);
     let annotations = v
         .get("annotations")
@@ -285,7 +285,7 @@ pub fn create(
     });
     let storages = storage::load(&cfg.pve_root)?;
     let opts = spec::MapOptions::new(cfg, &bundle.dir, description, spec::HostInfo::probe(), storages);
-    let (spec, mapped) = spec::map_bundle(&bundle.config, &opts).map_err(|e| anyhow!("{e}"))?;
+    let (spec, mapped) = spec::map_bundle(&bundle.config, &opts)?;
     for w in &mapped.warnings {
         log::warn!("{w}");
     }
@@ -313,7 +313,7 @@ pub fn create(
     crate::fault::point("lxc:pending-saved");
     let cache = TemplateCache::new(templates, cfg.pve_root.join("var/lib/nexcage/template-index"));
     let t0 = std::time::Instant::now();
-    let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
+    let template = cache.ensure(&facts.rootfs).context("template")?;
     log::debug!(
         "template {} {} in {:.2} ms ({} bytes of file contents read)",
         template.file_name,
@@ -356,7 +356,11 @@ pub fn create(
                     log::warn!("{c}");
                 }
             }
-            return Err(anyhow!("{e}"));
+            // pct's own error, when pct failed.
+            return Err(match e {
+                vmid::VmidError::Create { err, .. } => err.into(),
+                e => e.into(),
+            });
         }
     };
     let mut data = LxcData {
@@ -417,6 +421,16 @@ pub fn destroy_quietly(pct: &pct::Pct, vmid: u32, run_dir: &Path) {
     let _ = run_dir::remove(run_dir);
 }
 
+/// `pct start` failed, and the mount hook or LXC said why (pct itself only says that
+/// the startup failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{pct}; LXC: {}", lxc.join("; "))]
+pub struct StartError {
+    pub pct: pct::PctError,
+    /// The mount hook's error, then LXC's, in order.
+    pub lxc: Vec<String>,
+}
+
 /// What start_container needs from the preparation.
 struct Prepared<'a> {
     facts: &'a BundleFacts,
@@ -448,17 +462,17 @@ fn start_container(
         lines.push(run_dir::write_include(&dir, shares)?);
     }
     lines.extend(run_dir::lxc_lines(&dir, init));
-    pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
+    pveconf::append_raw_lxc(&data.pve_root, vmid, &lines)?;
     crate::fault::point("lxc:raw-lines-written");
     pct.start(vmid).map_err(|e| {
         // pct (and lxc-start's stderr) only says "startup ... failed": add the mount
         // hook's and LXC's reasons.
-        let mut reasons: Vec<String> = run_dir::mount_hook_error(&dir).into_iter().collect();
-        reasons.extend(run_dir::lxc_errors(&dir));
-        if reasons.is_empty() {
-            anyhow!("{e}")
+        let mut lxc: Vec<String> = run_dir::mount_hook_error(&dir).into_iter().collect();
+        lxc.extend(run_dir::lxc_errors(&dir));
+        if lxc.is_empty() {
+            anyhow::Error::new(e)
         } else {
-            anyhow!("{e}; LXC: {}", reasons.join("; "))
+            anyhow::Error::new(StartError { pct: e, lxc })
         }
     })?;
     crate::fault::point("lxc:pct-started");
@@ -536,8 +550,44 @@ mod tests {
         assert!(e.contains("process is missing"), "{e}");
         std::fs::write(t.path().join("config.json"), r#"{"process":{"args":["sh"],"cwd":"/"},"root":{"path":"nope"}}"#)
             .unwrap();
-        let e = format!("{:#}", read_bundle(t.path()).err().unwrap());
-        assert!(e.contains("nope"), "{e}");
+        let e = read_bundle(t.path()).err().unwrap();
+        assert!(format!("{e:#}").contains("nope"), "{e:#}");
+        // Carried typed, not flattened to text.
+        assert!(matches!(e.downcast_ref(), Some(super::super::template::TemplateError::Io { .. })), "{e:?}");
+    }
+
+    /// Errors carried typed print as they did when they were flattened into text (their
+    /// messages already include what they wrap, which is therefore no `source`).
+    #[test]
+    fn typed_errors_keep_their_text() {
+        use super::super::template::TemplateError;
+        let io = || std::io::Error::other("boom");
+        let failed = || pct::PctError::Failed {
+            command: "pct start 9000".into(),
+            status: "exit status 1".into(),
+            stderr: "startup failed".into(),
+        };
+        let cases: Vec<(anyhow::Error, &str)> = vec![
+            (vmid::VmidError::Io { path: "/p".into(), err: io() }.into(), "VMID allocation: /p: boom"),
+            (
+                vmid::VmidError::Create { vmid: 9000, err: failed() }.into(),
+                "`pct start 9000` failed (exit status 1): startup failed",
+            ),
+            (pveconf::PveConfError::Io { path: "/c".into(), err: io() }.into(), "/c: boom"),
+            (TemplateError::Io { op: "read", path: "/t".into(), err: io() }.into(), "read /t: boom"),
+            (
+                StartError { pct: failed(), lxc: vec!["hook: a".into(), "b".into()] }.into(),
+                "`pct start 9000` failed (exit status 1): startup failed; LXC: hook: a; b",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(format!("{e:#}"), text);
+            assert_eq!(e.to_string(), text);
+        }
+        let e = anyhow::Error::from(TemplateError::Io { op: "read", path: "/t".into(), err: io() }).context("template");
+        assert_eq!(format!("{e:#}"), "template: read /t: boom");
+        let e = anyhow::Error::from(StartError { pct: failed(), lxc: vec![] });
+        assert!(matches!(e.downcast_ref::<StartError>(), Some(StartError { pct: pct::PctError::Failed { .. }, .. })));
     }
 
     #[test]

@@ -42,8 +42,10 @@ pub const NEXCAGE_TAG: &str = "nexcage";
 pub enum PveConfError {
     #[error("PVE config {} does not exist", path.display())]
     NotFound { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    // The message includes the io error's: `err` is not a `#[source]`, so that
+    // anyhow's `{:#}` (how nexcage prints errors) does not print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
     #[error("can't lock file '{}' - got timeout (held by a pct command on this container?)", path.display())]
     LockTimeout { path: PathBuf },
     #[error("raw LXC line {key:?}: {problem}")]
@@ -51,7 +53,7 @@ pub enum PveConfError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PveConfError + '_ {
-    move |source| PveConfError::Io { path: path.to_path_buf(), source }
+    move |err| PveConfError::Io { path: path.to_path_buf(), err }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +307,7 @@ pub fn read_config(pve_root: &Path, vmid: u32) -> Result<PveConfig, PveConfError
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok(PveConfig::parse(&t)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(PveConfError::NotFound { path }),
-        Err(e) => Err(PveConfError::Io { path, source: e }),
+        Err(e) => Err(PveConfError::Io { path, err: e }),
     }
 }
 

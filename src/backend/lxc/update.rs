@@ -143,7 +143,7 @@ pub fn update(record: &Record, args: &UpdateArgs) -> Result<i32> {
     let current =
         pveconf::read_config(&data.pve_root, data.vmid).ok().and_then(|c| c.get("memory").and_then(|m| m.parse().ok()));
     let opts = pct_options(&res, current)?;
-    pct::Pct::new(&data.pct).set(data.vmid, &opts).map_err(|e| anyhow!("{e}"))?;
+    pct::Pct::new(&data.pct).set(data.vmid, &opts)?;
     Ok(0)
 }
 

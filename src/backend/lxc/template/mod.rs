@@ -73,13 +73,10 @@ const TMP_PREFIX: &str = ".nexcage-tmp-";
 /// Errors of the template cache; every variant names the path concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // The message includes the io error's: `err` is not a `#[source]`, so that
+    // anyhow's `{:#}` (how nexcage prints errors) does not print it twice.
+    #[error("{op} {path}: {err}")]
+    Io { op: &'static str, path: PathBuf, err: io::Error },
     #[error("rootfs {0} is not a directory")]
     NotADirectory(PathBuf),
     #[error("rootfs entry {path} {what}; retry once the rootfs is no longer being modified")]
@@ -87,7 +84,7 @@ pub enum TemplateError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
-    move |source| TemplateError::Io { op, path: path.to_path_buf(), source }
+    move |err| TemplateError::Io { op, path: path.to_path_buf(), err }
 }
 
 /// A template ready for `pct create`.
@@ -279,8 +276,8 @@ impl TemplateCache {
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let progress = self.progress.then(|| archive::Progress::new(pre.file_bytes, pre.entries));
         let built = archive::build(rootfs, file, self.workers, progress).map_err(|e| match e {
-            TemplateError::Io { op, path, source } if path.as_os_str() == "<template temp file>" => {
-                TemplateError::Io { op, path: tmp.clone(), source }
+            TemplateError::Io { op, path, err } if path.as_os_str() == "<template temp file>" => {
+                TemplateError::Io { op, path: tmp.clone(), err }
             }
             e => e,
         })?;
