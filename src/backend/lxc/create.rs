@@ -21,7 +21,7 @@ use super::procfs::ProcRef;
 use super::template::{resolve_rootfs, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
 use super::{cleanup, pct, pveconf, spec, storage, vmid};
-use super::{console, host_limits, process, run_dir, supervisor};
+use super::{console, host_limits, lifecycle, process, run_dir, supervisor};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -232,11 +232,6 @@ fn root_owner(unprivileged: bool, raw: &[(String, String)]) -> (u32, u32) {
     (uid, gid)
 }
 
-/// The OCI state document (`state`'s output, and hooks' stdin).
-pub fn state_json(record: &Record, data: &LxcData, status: &str, pid: i32) -> String {
-    serde_json::to_string(&super::lifecycle::oci_state(record, data, status, pid)).expect("serializable")
-}
-
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let abs = std::path::absolute(path)?;
     crate::state::write_atomic(&abs, pid.to_string().as_bytes(), 0o644)
@@ -404,21 +399,10 @@ pub fn create(
             Ok(created)
         }
         Err(e) => {
-            destroy_quietly(&pct, vmid, &data.run_dir);
+            cleanup::destroy_quietly(&pct, vmid, &data.run_dir);
             Err(e)
         }
     }
-}
-
-/// Remove the container and its run directory after a failed create.
-pub fn destroy_quietly(pct: &pct::Pct, vmid: u32, run_dir: &Path) {
-    match pct.destroy(vmid, true, true) {
-        Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
-        Err(e) => log::error!(
-            "cleanup after the failed create: {e}; remove CT {vmid} by hand (pct destroy {vmid} --force --purge)"
-        ),
-    }
-    let _ = run_dir::remove(run_dir);
 }
 
 /// `pct start` failed, and the mount hook or LXC said why (pct itself only says that
@@ -502,7 +486,7 @@ fn start_container(
     data.program = Some(program);
     data.init = ProcRef::of(conn.init_pid);
 
-    let state = state_json(record, data, "created", program.pid);
+    let state = lifecycle::state_json(record, data, "created", program.pid);
     hooks::run("prestart", &facts.hooks.prestart, &state)?;
     hooks::run("createRuntime", &facts.hooks.create_runtime, &state)?;
     hooks::run("createContainer", &facts.hooks.create_container, &state)?;

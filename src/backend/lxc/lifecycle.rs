@@ -19,7 +19,6 @@ use nix::unistd::Pid;
 
 use super::cgroup::Cgroup;
 use super::cleanup;
-use super::create::{destroy_quietly, state_json};
 use super::data::{LxcData, Pending};
 use super::hooks;
 use super::init_conn::InitConn;
@@ -65,6 +64,11 @@ pub fn status(record: &Record, data: Option<&LxcData>) -> (Status, i32) {
     }
     let frozen = d.init.filter(|i| i.alive()).and_then(|i| Cgroup::of(i.pid).ok()).is_some_and(|c| c.is_frozen());
     (if frozen { Status::Paused } else { Status::Running }, sup.pid)
+}
+
+/// The OCI state document (`state`'s output, and hooks' stdin).
+pub fn state_json(record: &Record, data: &LxcData, status: &str, pid: i32) -> String {
+    serde_json::to_string(&oci_state(record, data, status, pid)).expect("serializable")
 }
 
 pub fn oci_state(record: &Record, data: &LxcData, status: &str, pid: i32) -> ContainerState {
@@ -260,6 +264,6 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
 /// For `run` in the foreground: the container ended; remove it.
 pub fn remove_after_run(record: &Record) {
     if let Ok(data) = LxcData::from_record(record) {
-        destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
+        cleanup::destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
     }
 }
