@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use super::Ctx;
-use crate::backend::lxc::create::template_dir;
 use crate::backend::lxc::data::LxcData;
+use crate::backend::lxc::host::template_dir;
 use crate::backend::lxc::template::TemplateCache;
 use crate::cli::{TemplateArgs, TemplateCommand};
 use crate::config::{BackendConfig, Config};

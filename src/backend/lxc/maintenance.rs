@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::cleanup::{self, Owner};
 use super::data::LxcData;
-use super::{create, lifecycle, pct, run_dir, vmid};
+use super::{host, lifecycle, pct, run_dir, vmid};
 use crate::backend::Sweeper;
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -71,7 +71,7 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
         }
         Err(e) => s.fail("remove stale VMID reservations", &e),
     }
-    if let Ok(dir) = create::template_dir(cfg) {
+    if let Ok(dir) = host::template_dir(cfg) {
         for t in cleanup::dead_temp_templates(&dir) {
             if s.act(&format!("remove {} (a template build that died)", t.display())) {
                 if let Err(e) = std::fs::remove_file(&t) {

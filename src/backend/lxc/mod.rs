@@ -15,6 +15,7 @@ pub mod data;
 pub mod exec;
 pub mod features;
 pub mod hooks;
+pub mod host;
 pub mod host_limits;
 pub mod init_conn;
 pub mod lifecycle;
