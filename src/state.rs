@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::lxc::data::LxcState;
@@ -165,15 +165,13 @@ impl From<BackendData> for RawData {
 /// An exclusive flock on a container's record directory, released on drop.
 #[derive(Debug)]
 pub struct Lock {
-    _dir: File,
+    _dir: Flock<File>,
 }
 
 fn lock_dir(path: &Path) -> io::Result<Lock> {
     let dir = File::open(path)?;
     // Blocking: other commands on the same id finish quickly.
-    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let dir = Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
     Ok(Lock { _dir: dir })
 }
 
@@ -291,10 +289,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotExist.into()),
             Err(e) => return Err(anyhow!(e).context(format!("cannot lock {}", self.dir(id).display()))),
         };
-        // SAFETY: flock on an owned, open file descriptor.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Ok(None);
-        }
+        let Ok(dir) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else { return Ok(None) };
         Ok(Some((self.load(id)?, Lock { _dir: dir })))
     }
 
@@ -302,8 +297,8 @@ impl Store {
     /// that nobody holds was left by a create that died (its lock died with it).
     pub fn is_busy(&self, id: &str) -> bool {
         let Ok(dir) = File::open(self.dir(id)) else { return false };
-        // SAFETY: flock on an owned, open file descriptor; released when `dir` closes.
-        unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+        // A lock taken here is released at once (dropped).
+        Flock::lock(dir, FlockArg::LockExclusiveNonblock).is_err()
     }
 
     /// Temporary claim directories (`@new-<pid>-<n>`) whose creator is gone.
