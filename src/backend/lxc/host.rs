@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::{run_dir, storage};
 use crate::config::LxcBackendConfig;
 
-pub use super::run_dir::{check_reachable, check_static};
+pub use super::run_dir::check_reachable;
 
 /// The nexcage-init binary: the configured one; else `nexcage-init` next to the nexcage
 /// executable; else, in a cargo target directory (`target/<profile>/nexcage`), the static
