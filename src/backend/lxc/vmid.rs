@@ -130,12 +130,12 @@ pub fn reserve(range: [u32; 2], pve_root: &Path, skip: &BTreeSet<u32>) -> Result
         PveConfError::Io { path, err } => VmidError::Io { path, err },
         e => VmidError::Lock { path: lock_path.clone(), problem: e.to_string() },
     })?;
-    if !flock_wait(&lock, HOST_LOCK_TIMEOUT) {
+    let Some(lock) = flock_wait(lock, HOST_LOCK_TIMEOUT) else {
         return Err(VmidError::Lock {
             path: lock_path,
             problem: format!("not acquired within {}s", HOST_LOCK_TIMEOUT.as_secs()),
         });
-    }
+    };
     let used = used_vmids(pve_root)?;
     for vmid in lo..=hi {
         if used.contains(&vmid) || skip.contains(&vmid) {
@@ -173,12 +173,12 @@ pub fn reap_stale(pve_root: &Path, dry_run: bool) -> Result<Vec<u32>, VmidError>
     let lock_path = dir.join("nexcage-vmid.lock");
     let lock =
         open_lock_file(&lock_path).map_err(|e| VmidError::Lock { path: lock_path.clone(), problem: e.to_string() })?;
-    if !flock_wait(&lock, HOST_LOCK_TIMEOUT) {
+    let Some(_lock) = flock_wait(lock, HOST_LOCK_TIMEOUT) else {
         return Err(VmidError::Lock {
             path: lock_path,
             problem: format!("not acquired within {}s", HOST_LOCK_TIMEOUT.as_secs()),
         });
-    }
+    };
     let mut out = Vec::new();
     let rd = std::fs::read_dir(&dir).map_err(|err| VmidError::Io { path: dir.clone(), err })?;
     for e in rd.flatten() {

@@ -57,11 +57,12 @@ mod walk;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// Hex digits of the digest used in the template file name.
@@ -184,11 +185,11 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Exclusive `flock` held until drop.
-struct FileLock(#[allow(dead_code)] File);
+struct FileLock(#[allow(dead_code)] Flock<File>);
 
 impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock, TemplateError> {
-        let f = OpenOptions::new()
+        let mut f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -196,13 +197,10 @@ impl FileLock {
             .open(path)
             .map_err(io_err("open lock file", path))?;
         loop {
-            // SAFETY: valid descriptor owned by `f`.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock(f));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(io_err("lock", path)(e));
+            match Flock::lock(f, FlockArg::LockExclusive) {
+                Ok(locked) => return Ok(FileLock(locked)),
+                Err((back, Errno::EINTR)) => f = back,
+                Err((_, e)) => return Err(io_err("lock", path)(e.into())),
             }
         }
     }
