@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -22,7 +23,34 @@ pub struct Bundle {
     pub config_path: PathBuf,
     /// The whole configuration document, parsed once (the fields above are checked views
     /// of it). Passthrough backends never look at it: the runtime reads the bundle.
-    pub config: serde_json::Value,
+    pub config: Document,
+}
+
+/// A JSON document parsed once: the tree, and the text it came from. The text is kept
+/// only so that a typed view that does not fit says at which line and column, as a
+/// parse of the text would (the tree has no positions).
+#[derive(Debug, Clone)]
+pub struct Document {
+    value: serde_json::Value,
+    text: Vec<u8>,
+}
+
+impl Document {
+    pub fn parse(text: Vec<u8>) -> Result<Document, serde_json::Error> {
+        let value = serde_json::from_slice(&text)?;
+        Ok(Document { value, text })
+    }
+
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// The document as a `T`, from the tree. Errors name the JSON path; for them only,
+    /// the text is read again, so that they also give the line and column.
+    pub fn typed<T: DeserializeOwned>(&self) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+        serde_path_to_error::deserialize(&self.value)
+            .or_else(|_| serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&self.text)))
+    }
 }
 
 #[derive(Deserialize)]
@@ -119,9 +147,9 @@ impl Bundle {
             }
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
-        let config: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| anyhow::anyhow!("invalid {}: not valid JSON: {e}", path.display()))?;
-        let parsed: Annotations = serde_path_to_error::deserialize(&config).map_err(|e| {
+        let config =
+            Document::parse(text).map_err(|e| anyhow::anyhow!("invalid {}: not valid JSON: {e}", path.display()))?;
+        let parsed: Annotations = config.typed().map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner();
             if at.is_empty() || at == "." || at == "?" {
@@ -193,8 +221,8 @@ mod tests {
         assert!(b.dir.is_absolute());
         // The whole document is kept for the backends that map it.
         assert_eq!(b.config_path, b.dir.join(CONFIG_FILE));
-        assert_eq!(b.config["ociVersion"], "1.0.2");
-        assert_eq!(b.config["annotations"]["a"], "b");
+        assert_eq!(b.config.value()["ociVersion"], "1.0.2");
+        assert_eq!(b.config.value()["annotations"]["a"], "b");
     }
 
     #[test]
@@ -216,6 +244,8 @@ mod tests {
         let t = bundle_with(r#"{"annotations":{"a":1}}"#);
         let e = Bundle::open(t.path()).unwrap_err().to_string();
         assert!(e.contains("at annotations.a"), "{e}");
+        // The line and column too, although the typed view is made from the parsed tree.
+        assert!(e.ends_with("expected a string at line 1 column 21"), "{e}");
         let t = bundle_with(r#"{"process":{}}"#);
         assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("root.path is missing"));
         let t = bundle_with(r#"{"root":{"path":"nope"}}"#);

@@ -200,7 +200,7 @@ pub fn create(
 ) -> Result<Created> {
     let args = req.args;
     let bundle = req.bundle;
-    let facts = bundle_facts(&bundle.dir, &bundle.config_path, &bundle.config)?;
+    let facts = bundle_facts(&bundle.dir, &bundle.config_path, bundle.config.value())?;
     if facts.process.terminal && args.console_socket.is_none() {
         bail!("process.terminal is true but no --console-socket was given: the pty master has nowhere to go");
     }

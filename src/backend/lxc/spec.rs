@@ -24,6 +24,7 @@ use oci_spec::runtime::{
     LinuxPersonalityDomain, LinuxRdma, Mount, Spec,
 };
 
+use crate::bundle::Document;
 use crate::config::LxcBackendConfig;
 
 use super::pveconf::NEXCAGE_TAG;
@@ -170,17 +171,17 @@ impl MapOptions {
 /// The bundle's config.json (parsed once, by `Bundle::open`) as a [`Spec`]. Errors name
 /// the JSON path. Returns the spec and warnings for properties unknown to this runtime
 /// (the OCI spec says to ignore them).
-pub fn parse_spec(config: &serde_json::Value) -> Result<(Spec, Vec<String>), SpecError> {
-    let spec: Spec = serde_path_to_error::deserialize(config).or_else(|e| {
+pub fn parse_spec(config: &Document) -> Result<(Spec, Vec<String>), SpecError> {
+    let spec: Spec = config.typed().or_else(|e| {
         let p = e.path().to_string();
         err(if p == "." { String::new() } else { p }, e.into_inner().to_string(), "fix config.json")
     })?;
-    Ok((spec, unknown_properties(config)))
+    Ok((spec, unknown_properties(config.value())))
 }
 
 /// Parse and map a bundle's config.json; unknown-property warnings are merged into the
 /// result's.
-pub fn map_bundle(config: &serde_json::Value, opts: &MapOptions) -> Result<(Spec, PveContainer), SpecError> {
+pub fn map_bundle(config: &Document, opts: &MapOptions) -> Result<(Spec, PveContainer), SpecError> {
     let (spec, unknown) = parse_spec(config)?;
     let mut out = map(&spec, opts)?;
     out.warnings.extend(unknown);
