@@ -14,9 +14,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use super::Ctx;
-use crate::backend::lxc::data::LxcData;
-use crate::backend::lxc::host::template_dir;
-use crate::backend::lxc::template::TemplateCache;
+use crate::backend::lxc::host::{template_cache, template_dir, template_of};
 use crate::cli::{TemplateArgs, TemplateCommand};
 use crate::config::{BackendConfig, Config};
 use crate::state::BackendKind;
@@ -30,10 +28,8 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
         if record.kind != BackendKind::ProxmoxLxc {
             continue;
         }
-        if let Ok(data) = LxcData::from_record(&record) {
-            if !data.template.is_empty() {
-                used_by.entry(data.template).or_default().push(id);
-            }
+        if let Some(template) = template_of(&record) {
+            used_by.entry(template).or_default().push(id);
         }
     }
     let mut out = std::io::stdout().lock();
@@ -44,7 +40,7 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
         if !dirs.insert(dir.clone()) {
             continue; // two backends sharing one storage
         }
-        let cache = TemplateCache::new(&dir, cfg.pve_root.join("var/lib/nexcage/template-index"));
+        let cache = template_cache(cfg, &dir);
         match &args.command {
             TemplateCommand::List => {
                 writeln!(out, "# backend {name}: {}", dir.display())?;

@@ -18,7 +18,7 @@ use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
 use super::procfs::ProcRef;
-use super::template::{resolve_rootfs, TemplateCache};
+use super::template::resolve_rootfs;
 use super::wire::{ContainerSetup, ProcessSpec, Request};
 use super::{cleanup, host, pct, pveconf, spec, storage, vmid};
 use super::{console, host_limits, lifecycle, process, run_dir, supervisor};
@@ -249,7 +249,7 @@ pub fn create(
     pending.store(record);
     ctx.store.save(record)?;
     crate::fault::point("lxc:pending-saved");
-    let cache = TemplateCache::new(templates, cfg.pve_root.join("var/lib/nexcage/template-index"));
+    let cache = host::template_cache(cfg, &templates);
     let t0 = std::time::Instant::now();
     let template = cache.ensure(&facts.rootfs).context("template")?;
     log::debug!(

@@ -1,13 +1,17 @@
 //! What the proxmox-lxc backend needs from the host, found as `create` finds it:
-//! nexcage-init and the template directory. `doctor`, `template` and `gc` ask this
-//! module (not create.rs), so they and `create` never disagree.
+//! nexcage-init, the template directory and its cache, and which template a record's
+//! container was made from. `doctor`, `template` and `gc` ask this module (not create.rs
+//! or the record's data), so they and `create` never disagree.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::data::LxcData;
+use super::template::TemplateCache;
 use super::{run_dir, storage};
 use crate::config::LxcBackendConfig;
+use crate::state::Record;
 
 pub use super::run_dir::check_reachable;
 
@@ -66,4 +70,16 @@ pub fn template_dir(cfg: &LxcBackendConfig) -> Result<PathBuf> {
             storages.path.display()
         ),
     }
+}
+
+/// The template cache over `dir` (this backend's [`template_dir`]): its index and locks
+/// live under the PVE root.
+pub fn template_cache(cfg: &LxcBackendConfig, dir: &Path) -> TemplateCache {
+    TemplateCache::new(dir, cfg.pve_root.join("var/lib/nexcage/template-index"))
+}
+
+/// The template file a proxmox-lxc record's container was created from; `None` when the
+/// record has no placed container or does not know (rebuilt from Proxmox).
+pub fn template_of(record: &Record) -> Option<String> {
+    LxcData::from_record(record).ok().map(|d| d.template).filter(|t| !t.is_empty())
 }
