@@ -86,14 +86,20 @@ pub struct LxcData {
 }
 
 impl LxcData {
-    pub fn from_record(r: &Record) -> Result<LxcData> {
+    /// The record's data, placed: its container has a VMID.
+    pub fn of(r: &Record) -> Result<&LxcData> {
         match &r.data {
-            BackendData::ProxmoxLxc(LxcState::Placed { data, .. }) => Ok((**data).clone()),
+            BackendData::ProxmoxLxc(LxcState::Placed { data, .. }) => Ok(data),
             BackendData::Unreadable { error, .. } => {
                 Err(anyhow!("container {}: corrupt proxmox-lxc record data: {error}", r.id))
             }
             _ => Err(anyhow!("container {}: its record has no proxmox-lxc data", r.id)),
         }
+    }
+
+    /// A copy of [`LxcData::of`], to change and [`store`](LxcData::store) back.
+    pub fn from_record(r: &Record) -> Result<LxcData> {
+        LxcData::of(r).cloned()
     }
 
     /// Save into the record (placed), keeping the create's [`Pending`].

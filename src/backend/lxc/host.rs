@@ -81,5 +81,5 @@ pub fn template_cache(cfg: &LxcBackendConfig, dir: &Path) -> TemplateCache {
 /// The template file a proxmox-lxc record's container was created from; `None` when the
 /// record has no placed container or does not know (rebuilt from Proxmox).
 pub fn template_of(record: &Record) -> Option<String> {
-    LxcData::from_record(record).ok().map(|d| d.template).filter(|t| !t.is_empty())
+    LxcData::of(record).ok().map(|d| d.template.clone()).filter(|t| !t.is_empty())
 }

@@ -88,11 +88,11 @@ pub fn oci_state(record: &Record, data: &LxcData, status: &str, pid: i32) -> Con
 /// The state `state` and `list` report. A record still `creating` whose lock nobody
 /// holds belongs to a create that died: it reports `stopped` (delete or gc removes it).
 pub fn container_state(record: &Record, store: &Store) -> ContainerState {
-    let data = LxcData::from_record(record).ok();
+    let data = LxcData::of(record).ok();
     let (st, pid) = if record.phase == Phase::Creating && !store.is_busy(&record.id) {
         (Status::Stopped, 0)
     } else {
-        status(record, data.as_ref())
+        status(record, data)
     };
     match &data {
         Some(d) => oci_state(record, d, st.as_str(), pid),
@@ -148,8 +148,8 @@ pub fn run_poststart(record: &Record, data: &LxcData) {
 pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
     let sig = crate::signal::parse(args.signal.as_deref())?;
     let signal = Signal::try_from(sig).ok();
-    let data = LxcData::from_record(record)?;
-    let (st, _) = status(record, Some(&data));
+    let data = LxcData::of(record)?;
+    let (st, _) = status(record, Some(data));
     if matches!(st, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
@@ -181,8 +181,8 @@ pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
 }
 
 pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
-    let data = LxcData::from_record(record)?;
-    let (st, _) = status(record, Some(&data));
+    let data = LxcData::of(record)?;
+    let (st, _) = status(record, Some(data));
     match (freeze, st) {
         (true, Status::Running) | (false, Status::Paused) => {}
         (true, Status::Paused) => bail!("container {} is already paused", record.id),
@@ -197,7 +197,7 @@ pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
 /// Delete a container. `state_root` is the absolute `--root` of the record: the VMID is
 /// destroyed only while its PVE description still names this container (cleanup.rs).
 pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
-    let Ok(data) = LxcData::from_record(record) else {
+    let Ok(data) = LxcData::of(record) else {
         // A create that died before its record named a VMID: look for what it may have
         // made (by the description every container carries), else only the record exists.
         if let Some(pending) = Pending::from_record(record) {
@@ -206,7 +206,7 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
         }
         return Ok(0);
     };
-    let (st, _) = status(record, Some(&data));
+    let (st, _) = status(record, Some(data));
     if matches!(st, Status::Running | Status::Paused) && !force {
         bail!("cannot delete running container {}: stop it first (kill), or use delete --force", record.id);
     }
@@ -256,14 +256,14 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     }
     run_dir::remove(&data.run_dir)?;
     if !data.hooks.poststop.is_empty() {
-        hooks::run_warn("poststop", &data.hooks.poststop, &state_json(record, &data, "stopped", 0));
+        hooks::run_warn("poststop", &data.hooks.poststop, &state_json(record, data, "stopped", 0));
     }
     Ok(0)
 }
 
 /// For `run` in the foreground: the container ended; remove it.
 pub fn remove_after_run(record: &Record) {
-    if let Ok(data) = LxcData::from_record(record) {
+    if let Ok(data) = LxcData::of(record) {
         cleanup::destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
     }
 }

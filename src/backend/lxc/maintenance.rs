@@ -18,7 +18,7 @@ use crate::state::{validate_id, Record, StateError};
 
 /// Why this record no longer stands for a Proxmox container, if it does not.
 pub fn stale_reason(record: &Record, root: &Path) -> Option<String> {
-    let Ok(d) = LxcData::from_record(record) else {
+    let Ok(d) = LxcData::of(record) else {
         return Some("its record has no proxmox-lxc data".into());
     };
     match cleanup::owner(&d.pve_root, d.vmid, &record.id, root) {
@@ -42,7 +42,7 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
             Some(false)
         } else {
             match ctx.store.try_load_locked(&c.oci_id) {
-                Ok(Some((rec, _lock))) => Some(LxcData::from_record(&rec).is_ok_and(|d| d.vmid == c.vmid)),
+                Ok(Some((rec, _lock))) => Some(LxcData::of(&rec).is_ok_and(|d| d.vmid == c.vmid)),
                 Ok(None) => None, // busy: a create or delete of that id is running
                 Err(e) if StateError::is_not_exist(&e) => Some(false),
                 Err(_) => None,

@@ -135,8 +135,8 @@ fn resources(args: &UpdateArgs) -> Result<Value> {
 }
 
 pub fn update(record: &Record, args: &UpdateArgs) -> Result<i32> {
-    let data = LxcData::from_record(record)?;
-    if matches!(status(record, Some(&data)).0, Status::Stopped | Status::Creating) {
+    let data = LxcData::of(record)?;
+    if matches!(status(record, Some(data)).0, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
     let res = resources(args)?;
