@@ -1,10 +1,13 @@
 //! Reading an OCI bundle: its absolute path and what routing needs from config.json.
-//! Backends that map the whole spec (proxmox-lxc) parse it fully themselves.
+//! config.json is read and parsed once, here; backends that map the whole spec
+//! (proxmox-lxc) take the parsed document ([`Bundle::config`]) instead of reading the
+//! file again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -16,6 +19,38 @@ pub struct Bundle {
     pub annotations: HashMap<String, String>,
     /// The rootfs directory (`root.path`, relative paths resolved against `dir`).
     pub rootfs: PathBuf,
+    /// The configuration file that was read (`dir/config.json`, or crun's `--config`).
+    pub config_path: PathBuf,
+    /// The whole configuration document, parsed once (the fields above are checked views
+    /// of it). Passthrough backends never look at it: the runtime reads the bundle.
+    pub config: Document,
+}
+
+/// A JSON document parsed once: the tree, and the text it came from. The text is kept
+/// only so that a typed view that does not fit says at which line and column, as a
+/// parse of the text would (the tree has no positions).
+#[derive(Debug, Clone)]
+pub struct Document {
+    value: serde_json::Value,
+    text: Vec<u8>,
+}
+
+impl Document {
+    pub fn parse(text: Vec<u8>) -> Result<Document, serde_json::Error> {
+        let value = serde_json::from_slice(&text)?;
+        Ok(Document { value, text })
+    }
+
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// The document as a `T`, from the tree. Errors name the JSON path; for them only,
+    /// the text is read again, so that they also give the line and column.
+    pub fn typed<T: DeserializeOwned>(&self) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+        serde_path_to_error::deserialize(&self.value)
+            .or_else(|_| serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&self.text)))
+    }
 }
 
 #[derive(Deserialize)]
@@ -112,13 +147,12 @@ impl Bundle {
             }
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        let parsed: Annotations = serde_path_to_error::deserialize(de).map_err(|e| {
+        let config =
+            Document::parse(text).map_err(|e| anyhow::anyhow!("invalid {}: not valid JSON: {e}", path.display()))?;
+        let parsed: Annotations = config.typed().map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                anyhow::anyhow!("invalid {}: not valid JSON: {inner}", path.display())
-            } else if at.is_empty() || at == "." || at == "?" {
+            if at.is_empty() || at == "." || at == "?" {
                 anyhow::anyhow!("invalid {}: {inner}", path.display())
             } else {
                 anyhow::anyhow!("invalid {}: at {at}: {inner}", path.display())
@@ -131,7 +165,7 @@ impl Bundle {
         if let Some(p) = &parsed.process {
             check_exec_size(p, &path)?;
         }
-        Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default(), rootfs })
+        Ok(Bundle { dir, annotations: parsed.annotations.unwrap_or_default(), rootfs, config_path: path, config })
     }
 }
 
@@ -185,6 +219,10 @@ mod tests {
         let b = Bundle::open(t.path()).unwrap();
         assert_eq!(b.annotations["nexcage.backend"], "crun");
         assert!(b.dir.is_absolute());
+        // The whole document is kept for the backends that map it.
+        assert_eq!(b.config_path, b.dir.join(CONFIG_FILE));
+        assert_eq!(b.config.value()["ociVersion"], "1.0.2");
+        assert_eq!(b.config.value()["annotations"]["a"], "b");
     }
 
     #[test]
@@ -206,6 +244,8 @@ mod tests {
         let t = bundle_with(r#"{"annotations":{"a":1}}"#);
         let e = Bundle::open(t.path()).unwrap_err().to_string();
         assert!(e.contains("at annotations.a"), "{e}");
+        // The line and column too, although the typed view is made from the parsed tree.
+        assert!(e.ends_with("expected a string at line 1 column 21"), "{e}");
         let t = bundle_with(r#"{"process":{}}"#);
         assert!(Bundle::open(t.path()).unwrap_err().to_string().contains("root.path is missing"));
         let t = bundle_with(r#"{"root":{"path":"nope"}}"#);

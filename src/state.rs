@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
+
+use crate::backend::lxc::data::LxcState;
 
 pub const DEFAULT_ROOT: &str = "/run/nexcage";
 const RECORD_FILE: &str = "record.json";
@@ -97,22 +99,79 @@ pub struct Record {
     pub created: String,
     pub phase: Phase,
     /// Backend-specific data (e.g. the VMID of a Proxmox container).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "BackendData::is_none")]
+    pub data: BackendData,
+}
+
+/// The `data` of a record as it is on disk: an object keyed by the backend kind.
+type RawData = BTreeMap<String, serde_json::Value>;
+
+/// A record's backend data, typed. On disk an object keyed by the backend kind
+/// (`{"proxmox-lxc": {"state": "pending" | "placed", ...}}`), absent when there is none.
+/// Records written before this type (`{"lxc": ..., "lxc-pending": ...}`) are read too
+/// (`LxcState::from_legacy`) and written back in the new form when next saved. Data this
+/// nexcage cannot read is kept as it was ([`BackendData::Unreadable`]), so the record still
+/// loads: the backend reports the problem where it needs the data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "RawData", into = "RawData")]
+pub enum BackendData {
+    /// Nothing (passthrough backends; a proxmox-lxc record before its create saved any).
+    #[default]
+    None,
+    ProxmoxLxc(LxcState),
+    /// Data that does not parse: kept verbatim, with the reason.
+    Unreadable {
+        raw: RawData,
+        error: String,
+    },
+}
+
+const PROXMOX_LXC: &str = "proxmox-lxc";
+
+impl BackendData {
+    pub fn is_none(&self) -> bool {
+        matches!(self, BackendData::None)
+    }
+}
+
+impl From<RawData> for BackendData {
+    fn from(raw: RawData) -> BackendData {
+        if raw.is_empty() {
+            return BackendData::None;
+        }
+        let parsed = match raw.get(PROXMOX_LXC) {
+            Some(v) if raw.len() == 1 => serde_json::from_value(v.clone()).map_err(|e| e.to_string()),
+            _ => LxcState::from_legacy(&raw).unwrap_or_else(|| Err("no data of a known backend".to_string())),
+        };
+        match parsed {
+            Ok(s) => BackendData::ProxmoxLxc(s),
+            Err(error) => BackendData::Unreadable { raw, error },
+        }
+    }
+}
+
+impl From<BackendData> for RawData {
+    fn from(d: BackendData) -> RawData {
+        match d {
+            BackendData::None => RawData::new(),
+            BackendData::ProxmoxLxc(s) => {
+                RawData::from([(PROXMOX_LXC.to_string(), serde_json::to_value(s).expect("serializable"))])
+            }
+            BackendData::Unreadable { raw, .. } => raw,
+        }
+    }
 }
 
 /// An exclusive flock on a container's record directory, released on drop.
 #[derive(Debug)]
 pub struct Lock {
-    _dir: File,
+    _dir: Flock<File>,
 }
 
 fn lock_dir(path: &Path) -> io::Result<Lock> {
     let dir = File::open(path)?;
     // Blocking: other commands on the same id finish quickly.
-    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let dir = Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
     Ok(Lock { _dir: dir })
 }
 
@@ -230,10 +289,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotExist.into()),
             Err(e) => return Err(anyhow!(e).context(format!("cannot lock {}", self.dir(id).display()))),
         };
-        // SAFETY: flock on an owned, open file descriptor.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Ok(None);
-        }
+        let Ok(dir) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else { return Ok(None) };
         Ok(Some((self.load(id)?, Lock { _dir: dir })))
     }
 
@@ -241,8 +297,8 @@ impl Store {
     /// that nobody holds was left by a create that died (its lock died with it).
     pub fn is_busy(&self, id: &str) -> bool {
         let Ok(dir) = File::open(self.dir(id)) else { return false };
-        // SAFETY: flock on an owned, open file descriptor; released when `dir` closes.
-        unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+        // A lock taken here is released at once (dropped).
+        Flock::lock(dir, FlockArg::LockExclusiveNonblock).is_err()
     }
 
     /// Temporary claim directories (`@new-<pid>-<n>`) whose creator is gone.
@@ -327,7 +383,7 @@ mod tests {
             bundle: "/b".into(),
             created: now_rfc3339(),
             phase: Phase::Creating,
-            data: BTreeMap::new(),
+            data: BackendData::None,
         }
     }
 
@@ -401,11 +457,18 @@ mod tests {
         let mut r = record("x");
         let _l = s.claim(&r).unwrap();
         r.phase = Phase::Created;
-        r.data.insert("vmid".into(), 9000.into());
+        r.data = BackendData::Unreadable {
+            raw: RawData::from([("other".to_string(), serde_json::json!({"vmid": 9000}))]),
+            error: String::new(),
+        };
         s.save(&r).unwrap();
         let back = s.load("x").unwrap();
         assert_eq!(back.phase, Phase::Created);
-        assert_eq!(back.data["vmid"], 9000);
+        // Data this nexcage cannot read is kept as it was.
+        match back.data {
+            BackendData::Unreadable { raw, .. } => assert_eq!(raw["other"]["vmid"], 9000),
+            d => panic!("{d:?}"),
+        }
         s.remove("x").unwrap();
         assert!(s.ids().unwrap().is_empty());
     }

@@ -227,5 +227,5 @@ fn gc_respects_roots_and_stale_records_respect_reused_vmids() {
 fn vmid_of(e: &Emu, id: &str) -> u64 {
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(e.w.root.join(id).join("record.json")).unwrap()).unwrap();
-    r["data"]["lxc"]["vmid"].as_u64().unwrap()
+    r["data"]["proxmox-lxc"]["data"]["vmid"].as_u64().unwrap()
 }

@@ -61,7 +61,7 @@ impl Lxc {
     }
 
     fn vmid(&self, id: &str) -> u64 {
-        self.record(id)["data"]["lxc"]["vmid"].as_u64().unwrap()
+        self.record(id)["data"]["proxmox-lxc"]["data"]["vmid"].as_u64().unwrap()
     }
 
     /// A bundle sharing `base`'s rootfs (so the template is built once per test).

@@ -98,7 +98,7 @@ fn cycle(e: &Emu, id: &str, tag: &str, s: &Stats, lxc: bool) -> bool {
     let vmid = lxc.then(|| {
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(e.w.root.join(id).join("record.json")).unwrap()).unwrap();
-        r["data"]["lxc"]["vmid"].as_u64().unwrap()
+        r["data"]["proxmox-lxc"]["data"]["vmid"].as_u64().unwrap()
     });
     // The same id again while it exists: refused cleanly.
     let out = bounded(e, &create, &format!("{tag}-dup"));

@@ -2,7 +2,7 @@
 //! backend; every later command goes to the same one.
 
 pub mod lxc;
-pub mod oci;
+pub(crate) mod oci;
 
 use std::path::{Path, PathBuf};
 

@@ -11,12 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use super::Ctx;
-use crate::backend::lxc::create::template_dir;
-use crate::backend::lxc::data::LxcData;
-use crate::backend::lxc::template::TemplateCache;
+use crate::backend::lxc::host::{template_cache, template_dir, template_of};
 use crate::cli::{TemplateArgs, TemplateCommand};
 use crate::config::{BackendConfig, Config};
 use crate::state::BackendKind;
@@ -30,10 +28,8 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
         if record.kind != BackendKind::ProxmoxLxc {
             continue;
         }
-        if let Ok(data) = LxcData::from_record(&record) {
-            if !data.template.is_empty() {
-                used_by.entry(data.template).or_default().push(id);
-            }
+        if let Some(template) = template_of(&record) {
+            used_by.entry(template).or_default().push(id);
         }
     }
     let mut out = std::io::stdout().lock();
@@ -44,12 +40,12 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
         if !dirs.insert(dir.clone()) {
             continue; // two backends sharing one storage
         }
-        let cache = TemplateCache::new(&dir, cfg.pve_root.join("var/lib/nexcage/template-index"));
+        let cache = template_cache(cfg, &dir);
         match &args.command {
             TemplateCommand::List => {
                 writeln!(out, "# backend {name}: {}", dir.display())?;
                 writeln!(out, "{:<48} {:>10} {:>8}  USED BY", "TEMPLATE", "SIZE", "AGE")?;
-                for t in cache.list().map_err(|e| anyhow!("{e}"))? {
+                for t in cache.list()? {
                     let users = used_by.get(&t.file_name).map(|v| v.join(",")).unwrap_or_else(|| "-".into());
                     writeln!(out, "{:<48} {:>10} {:>8}  {users}", t.file_name, human_bytes(t.bytes), age(t.modified))?;
                 }
@@ -57,7 +53,7 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
             TemplateCommand::Prune { min_age, dry_run } => {
                 let min_age = Duration::from_secs(*min_age);
                 let mut keep: HashSet<String> = used_by.keys().cloned().collect();
-                for t in cache.list().map_err(|e| anyhow!("{e}"))? {
+                for t in cache.list()? {
                     let young = SystemTime::now().duration_since(t.modified).unwrap_or_default() < min_age;
                     if young || *dry_run {
                         if young {
@@ -68,7 +64,7 @@ pub fn template(ctx: &Ctx, args: &TemplateArgs) -> Result<i32> {
                     }
                 }
                 if !*dry_run {
-                    for removed in cache.prune(&keep).map_err(|e| anyhow!("{e}"))? {
+                    for removed in cache.prune(&keep)? {
                         writeln!(out, "removed {}", dir.join(removed).display())?;
                     }
                 }

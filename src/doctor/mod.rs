@@ -289,7 +289,7 @@ fn check_root_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
 fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
     let check = format!("backend {name}: template storage");
     // The backend's own lookup, so doctor and create never disagree.
-    let dir = match crate::backend::lxc::create::template_dir(lxc) {
+    let dir = match crate::backend::lxc::host::template_dir(lxc) {
         Ok(d) => d,
         Err(e) => {
             return Check::fail(
@@ -334,7 +334,7 @@ fn check_template_storage(name: &str, lxc: &LxcBackendConfig, file: &str) -> Che
 }
 
 fn check_init(name: &str, lxc: &LxcBackendConfig, file: &str) -> Check {
-    use crate::backend::lxc::{create::find_init, run_dir::check_reachable};
+    use crate::backend::lxc::host::{check_reachable, find_init};
     let check = format!("backend {name}: init");
     let fix = if Path::new(PACKAGED_INIT).exists() && lxc.init.is_none() {
         format!("set backends.{name}.init to {PACKAGED_INIT} in {file}")

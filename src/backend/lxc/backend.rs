@@ -82,7 +82,7 @@ impl Backend for LxcBackend {
              those of Proxmox container {}",
             record.id,
             record.backend,
-            LxcData::from_record(record).map_or_else(|_| "(unknown)".to_string(), |d| d.vmid.to_string())
+            LxcData::of(record).map_or_else(|_| "(unknown)".to_string(), |d| d.vmid.to_string())
         )
     }
     fn checkpoint(&self, _ctx: &Ctx, record: &Record) -> Result<i32> {
@@ -97,7 +97,7 @@ impl Backend for LxcBackend {
         Ok(records.iter().map(|r| lifecycle::container_state(r, &ctx.store)).collect())
     }
     fn vmid(&self, record: &Record) -> Option<u64> {
-        LxcData::from_record(record).ok().map(|d| u64::from(d.vmid))
+        LxcData::of(record).ok().map(|d| u64::from(d.vmid))
     }
     fn stale_reason(&self, _ctx: &Ctx, record: &Record, root: &std::path::Path) -> Option<String> {
         maintenance::stale_reason(record, root)

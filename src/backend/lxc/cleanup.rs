@@ -18,6 +18,17 @@ use std::path::{Path, PathBuf};
 use super::pct::{self, Pct, PctError};
 use super::{pveconf, run_dir, vmid};
 
+/// Remove the container and its run directory after a failed create.
+pub fn destroy_quietly(pct: &Pct, vmid: u32, run_dir: &Path) {
+    match pct.destroy(vmid, true, true) {
+        Ok(()) | Err(PctError::DoesNotExist { .. }) => {}
+        Err(e) => log::error!(
+            "cleanup after the failed create: {e}; remove CT {vmid} by hand (pct destroy {vmid} --force --purge)"
+        ),
+    }
+    let _ = run_dir::remove(run_dir);
+}
+
 /// Who a VMID belongs to now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {

@@ -12,15 +12,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::Spec;
 
 use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
 use super::procfs::ProcRef;
-use super::template::{resolve_rootfs, TemplateCache};
+use super::template::resolve_rootfs;
 use super::wire::{ContainerSetup, ProcessSpec, Request};
-use super::{cleanup, pct, pveconf, spec, storage, vmid};
-use super::{console, host_limits, process, run_dir, supervisor};
+use super::{cleanup, host, pct, pveconf, spec, storage, vmid};
+use super::{console, host_limits, lifecycle, process, run_dir, supervisor};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -37,15 +38,20 @@ pub struct BundleFacts {
     pub rootfs: PathBuf,
     pub hostname: Option<String>,
     pub annotations: std::collections::BTreeMap<String, String>,
-    /// /dev flags, read-only and masked paths, applied by nexcage-init.
-    pub setup: ContainerSetup,
 }
 
+/// Read `<bundle>/config.json` for its [`BundleFacts`]: for a container found without
+/// its record (rebuild). `create` takes them from the document `Bundle::open` parsed.
 pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
     let path = bundle.join(crate::bundle::CONFIG_FILE);
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    bundle_facts(bundle, &path, &v)
+}
+
+/// The [`BundleFacts`] of config.json (`path`, for messages) parsed as `v`.
+pub fn bundle_facts(bundle: &Path, path: &Path, v: &serde_json::Value) -> Result<BundleFacts> {
     let proc_v = v.get("process").filter(|p| !p.is_null()).ok_or_else(|| {
         anyhow!(
             "{}: process is missing: the proxmox-lxc backend needs process.args to know what to run",
@@ -63,41 +69,38 @@ pub fn read_bundle(bundle: &Path) -> Result<BundleFacts> {
         .pointer("/root/path")
         .and_then(|p| p.as_str())
         .ok_or_else(|| anyhow!("{}: root.path is missing: it must name the rootfs directory", path.display()))?;
-    let rootfs = resolve_rootfs(bundle, Path::new(root)).map_err(|e| anyhow!("{e}"))?;
+    let rootfs = resolve_rootfs(bundle, Path::new(root))?;
     let hostname = v.get("hostname").and_then(|h| h.as_str()).map(str::to_string);
     let annotations = v
         .get("annotations")
         .and_then(|a| a.as_object())
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default();
-    let setup = container_setup(&v);
-    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations, setup })
+    Ok(BundleFacts { process, hooks, rootfs, hostname, annotations })
 }
 
 /// What nexcage-init applies to the container's mounts (wire::ContainerSetup): the
 /// flags of the bundle's `/dev` and `/sys` mounts (which LXC makes with its own
 /// options), `linux.readonlyPaths`, `linux.maskedPaths` (absolute paths only).
-pub fn container_setup(v: &serde_json::Value) -> ContainerSetup {
-    let strings = |p: &str| -> Vec<String> {
-        v.pointer(p)
-            .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| s.starts_with('/')).map(str::to_string).collect())
-            .unwrap_or_default()
+pub fn container_setup(spec: &Spec) -> ContainerSetup {
+    let absolute = |l: Option<&Vec<String>>| -> Vec<String> {
+        l.into_iter().flatten().filter(|s| s.starts_with('/')).cloned().collect()
     };
     let mut remounts = Vec::new();
     for (dst, types) in [("/dev", &["tmpfs", "devtmpfs"][..]), ("/sys", &["sysfs"][..])] {
         // The standard mount spec.rs leaves to LXC (the last one at that destination).
-        let m = v.get("mounts").and_then(|m| m.as_array()).and_then(|ms| {
-            ms.iter()
-                .rev()
-                .find(|m| m.get("destination").and_then(|d| d.as_str()).map(|d| d.trim_end_matches('/')) == Some(dst))
-        });
-        let Some(m) = m.filter(|m| m.get("type").and_then(|t| t.as_str()).is_some_and(|t| types.contains(&t))) else {
+        let m = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .rev()
+            .find(|m| m.destination().as_os_str().to_str().map(|d| d.trim_end_matches('/')) == Some(dst));
+        let Some(m) = m.filter(|m| m.typ().as_deref().is_some_and(|t| types.contains(&t))) else {
             continue;
         };
         let mut flags: Vec<String> = Vec::new();
-        for opt in m.get("options").and_then(|o| o.as_array()).into_iter().flatten() {
-            if let Some(o @ ("nosuid" | "nodev" | "noexec" | "ro")) = opt.as_str() {
+        for opt in m.options().iter().flatten() {
+            if let o @ ("nosuid" | "nodev" | "noexec" | "ro") = opt.as_str() {
                 if !flags.iter().any(|x| x == o) {
                     flags.push(o.to_string());
                 }
@@ -107,69 +110,13 @@ pub fn container_setup(v: &serde_json::Value) -> ContainerSetup {
             remounts.push((dst.to_string(), flags));
         }
     }
+    let linux = spec.linux().as_ref();
     ContainerSetup {
         // From the mapping, which validates them (spec.rs).
         sysctls: Vec::new(),
         remounts,
-        readonly_paths: strings("/linux/readonlyPaths"),
-        masked_paths: strings("/linux/maskedPaths"),
-    }
-}
-
-/// The nexcage-init binary: the configured one; else `nexcage-init` next to the nexcage
-/// executable; else, in a cargo target directory (`target/<profile>/nexcage`), the static
-/// build hack/build-init makes (`target/<arch>-unknown-linux-gnu/<profile>/nexcage-init`),
-/// since `cargo build` puts a dynamically linked one next to nexcage.
-pub fn find_init(cfg: &LxcBackendConfig) -> Result<PathBuf> {
-    if let Some(p) = &cfg.init {
-        if !p.is_file() {
-            bail!(
-                "nexcage-init not found at {} (the proxmox-lxc backend's `init`): build it with hack/build-init",
-                p.display()
-            );
-        }
-        run_dir::check_static(p)?;
-        return Ok(p.clone());
-    }
-    let exe = std::env::current_exe().context("cannot find the nexcage executable")?;
-    let beside = exe.with_file_name("nexcage-init");
-    let mut candidates = vec![beside.clone()];
-    if let (Some(profile_dir), Some(profile)) = (exe.parent(), exe.parent().and_then(|p| p.file_name())) {
-        if let Some(target) = profile_dir.parent() {
-            let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-            candidates.push(target.join(&triple).join(profile).join("nexcage-init"));
-            candidates.push(target.join(&triple).join("release").join("nexcage-init"));
-        }
-    }
-    let mut first_error = None;
-    for c in &candidates {
-        if !c.is_file() {
-            continue;
-        }
-        match run_dir::check_static(c) {
-            Ok(()) => return Ok(c.clone()),
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
-    }
-    Err(first_error.unwrap_or_else(|| {
-        anyhow!(
-            "nexcage-init not found next to {}: install the static build of hack/build-init there, or set `init` in the proxmox-lxc backend's configuration",
-            exe.display()
-        )
-    }))
-}
-
-/// Where templates of `storage` live on this host: `template/cache` of a `dir` storage
-/// (`local` is /var/lib/vz unless storage.cfg says otherwise, see `storage::parse`).
-pub fn template_dir(cfg: &LxcBackendConfig) -> Result<PathBuf> {
-    let id = &cfg.template_storage;
-    let storages = storage::load(&cfg.pve_root)?;
-    match storages.get(id).ok().filter(|s| s.kind == "dir").and_then(|s| s.path.as_deref()) {
-        Some(p) => Ok(cfg.pve_root.join(p.strip_prefix("/").unwrap_or(p)).join("template/cache")),
-        None => bail!(
-            "template_storage {id:?} is not a directory storage in {}: use a `dir` storage with vztmpl content (e.g. local)",
-            storages.path.display()
-        ),
+        readonly_paths: absolute(linux.and_then(|l| l.readonly_paths().as_ref())),
+        masked_paths: absolute(linux.and_then(|l| l.masked_paths().as_ref())),
     }
 }
 
@@ -228,11 +175,6 @@ fn root_owner(unprivileged: bool, raw: &[(String, String)]) -> (u32, u32) {
     (uid, gid)
 }
 
-/// The OCI state document (`state`'s output, and hooks' stdin).
-pub fn state_json(record: &Record, data: &LxcData, status: &str, pid: i32) -> String {
-    serde_json::to_string(&super::lifecycle::oci_state(record, data, status, pid)).expect("serializable")
-}
-
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let abs = std::path::absolute(path)?;
     crate::state::write_atomic(&abs, pid.to_string().as_bytes(), 0o644)
@@ -257,7 +199,8 @@ pub fn create(
     launch: Launch,
 ) -> Result<Created> {
     let args = req.args;
-    let mut facts = read_bundle(&req.bundle.dir)?;
+    let bundle = req.bundle;
+    let facts = bundle_facts(&bundle.dir, &bundle.config_path, bundle.config.value())?;
     if facts.process.terminal && args.console_socket.is_none() {
         bail!("process.terminal is true but no --console-socket was given: the pty master has nowhere to go");
     }
@@ -270,7 +213,7 @@ pub fn create(
             cfg.pct
         )
     })?;
-    let init = find_init(cfg)?;
+    let init = host::find_init(cfg)?;
 
     let description = pveconf::describe_full(&pveconf::Description {
         oci_id: record.id.clone(),
@@ -279,12 +222,12 @@ pub fn create(
         created: Some(record.created.clone()),
     });
     let storages = storage::load(&cfg.pve_root)?;
-    let opts = spec::MapOptions::new(cfg, &req.bundle.dir, description, spec::HostInfo::probe(), storages);
-    let (_spec, mapped) = spec::map_bundle(&opts).map_err(|e| anyhow!("{e}"))?;
+    let opts = spec::MapOptions::new(cfg, &bundle.dir, description, spec::HostInfo::probe(), storages);
+    let (spec, mapped) = spec::map_bundle(&bundle.config, &opts)?;
     for w in &mapped.warnings {
         log::warn!("{w}");
     }
-    facts.setup.sysctls = mapped.sysctls.clone();
+    let setup = ContainerSetup { sysctls: mapped.sysctls.clone(), ..container_setup(&spec) };
     let unprivileged = mapped.option("unprivileged") != Some("0");
     if unprivileged {
         run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
@@ -292,7 +235,7 @@ pub fn create(
     }
     let owner = root_owner(unprivileged, &mapped.raw_lxc);
 
-    let templates = template_dir(cfg)?;
+    let templates = host::template_dir(cfg)?;
     // Saved before anything is made on the host: if this process dies from here on,
     // `delete` and `gc` know where to look (containers tagged with this id and root,
     // stale VMID reservations, temp templates of dead builders).
@@ -306,9 +249,9 @@ pub fn create(
     pending.store(record);
     ctx.store.save(record)?;
     crate::fault::point("lxc:pending-saved");
-    let cache = TemplateCache::new(templates, cfg.pve_root.join("var/lib/nexcage/template-index"));
+    let cache = host::template_cache(cfg, &templates);
     let t0 = std::time::Instant::now();
-    let template = cache.ensure(&facts.rootfs).map_err(|e| anyhow!("template: {e}"))?;
+    let template = cache.ensure(&facts.rootfs).context("template")?;
     log::debug!(
         "template {} {} in {:.2} ms ({} bytes of file contents read)",
         template.file_name,
@@ -354,7 +297,11 @@ pub fn create(
                     log::warn!("{c}");
                 }
             }
-            return Err(anyhow!("{e}"));
+            // pct's own error, when pct failed.
+            return Err(match e {
+                vmid::VmidError::Create { err, .. } => err.into(),
+                e => e.into(),
+            });
         }
     };
     let mut data = LxcData {
@@ -383,6 +330,7 @@ pub fn create(
         crate::fault::point("lxc:record-saved");
         let prepared = Prepared {
             facts: &facts,
+            setup: &setup,
             init: &init,
             owner,
             raw: &mapped.raw_lxc,
@@ -397,26 +345,27 @@ pub fn create(
             Ok(created)
         }
         Err(e) => {
-            destroy_quietly(&pct, vmid, &data.run_dir);
+            cleanup::destroy_quietly(&pct, vmid, &data.run_dir);
             Err(e)
         }
     }
 }
 
-/// Remove the container and its run directory after a failed create.
-pub fn destroy_quietly(pct: &pct::Pct, vmid: u32, run_dir: &Path) {
-    match pct.destroy(vmid, true, true) {
-        Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
-        Err(e) => log::error!(
-            "cleanup after the failed create: {e}; remove CT {vmid} by hand (pct destroy {vmid} --force --purge)"
-        ),
-    }
-    let _ = run_dir::remove(run_dir);
+/// `pct start` failed, and the mount hook or LXC said why (pct itself only says that
+/// the startup failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{pct}; LXC: {}", lxc.join("; "))]
+pub struct StartError {
+    pub pct: pct::PctError,
+    /// The mount hook's error, then LXC's, in order.
+    pub lxc: Vec<String>,
 }
 
 /// What start_container needs from the preparation.
 struct Prepared<'a> {
     facts: &'a BundleFacts,
+    /// /dev flags, read-only and masked paths, sysctls, applied by nexcage-init.
+    setup: &'a ContainerSetup,
     init: &'a Path,
     owner: (u32, u32),
     raw: &'a [(String, String)],
@@ -433,27 +382,27 @@ fn start_container(
     p: Prepared,
     launch: Launch,
 ) -> Result<Created> {
-    let Prepared { facts, init, owner, raw, shares, pct } = p;
+    let Prepared { facts, setup, init, owner, raw, shares, pct } = p;
     let args = req.args;
     let vmid = data.vmid;
     let dir = run_dir::create(&data.pve_root, vmid, owner)?;
-    run_dir::write_setup(&dir, &facts.setup)?;
+    run_dir::write_setup(&dir, setup)?;
     let mut lines = raw.to_vec();
     if !shares.is_empty() {
         lines.push(run_dir::write_include(&dir, shares)?);
     }
     lines.extend(run_dir::lxc_lines(&dir, init));
-    pveconf::append_raw_lxc(&data.pve_root, vmid, &lines).map_err(|e| anyhow!("{e}"))?;
+    pveconf::append_raw_lxc(&data.pve_root, vmid, &lines)?;
     crate::fault::point("lxc:raw-lines-written");
     pct.start(vmid).map_err(|e| {
         // pct (and lxc-start's stderr) only says "startup ... failed": add the mount
         // hook's and LXC's reasons.
-        let mut reasons: Vec<String> = run_dir::mount_hook_error(&dir).into_iter().collect();
-        reasons.extend(run_dir::lxc_errors(&dir));
-        if reasons.is_empty() {
-            anyhow!("{e}")
+        let mut lxc: Vec<String> = run_dir::mount_hook_error(&dir).into_iter().collect();
+        lxc.extend(run_dir::lxc_errors(&dir));
+        if lxc.is_empty() {
+            anyhow::Error::new(e)
         } else {
-            anyhow!("{e}; LXC: {}", reasons.join("; "))
+            anyhow::Error::new(StartError { pct: e, lxc })
         }
     })?;
     crate::fault::point("lxc:pct-started");
@@ -483,7 +432,7 @@ fn start_container(
     data.program = Some(program);
     data.init = ProcRef::of(conn.init_pid);
 
-    let state = state_json(record, data, "created", program.pid);
+    let state = lifecycle::state_json(record, data, "created", program.pid);
     hooks::run("prestart", &facts.hooks.prestart, &state)?;
     hooks::run("createRuntime", &facts.hooks.create_runtime, &state)?;
     hooks::run("createContainer", &facts.hooks.create_container, &state)?;
@@ -531,8 +480,44 @@ mod tests {
         assert!(e.contains("process is missing"), "{e}");
         std::fs::write(t.path().join("config.json"), r#"{"process":{"args":["sh"],"cwd":"/"},"root":{"path":"nope"}}"#)
             .unwrap();
-        let e = format!("{:#}", read_bundle(t.path()).err().unwrap());
-        assert!(e.contains("nope"), "{e}");
+        let e = read_bundle(t.path()).err().unwrap();
+        assert!(format!("{e:#}").contains("nope"), "{e:#}");
+        // Carried typed, not flattened to text.
+        assert!(matches!(e.downcast_ref(), Some(super::super::template::TemplateError::Io { .. })), "{e:?}");
+    }
+
+    /// Errors carried typed print as they did when they were flattened into text (their
+    /// messages already include what they wrap, which is therefore no `source`).
+    #[test]
+    fn typed_errors_keep_their_text() {
+        use super::super::template::TemplateError;
+        let io = || std::io::Error::other("boom");
+        let failed = || pct::PctError::Failed {
+            command: "pct start 9000".into(),
+            status: "exit status 1".into(),
+            stderr: "startup failed".into(),
+        };
+        let cases: Vec<(anyhow::Error, &str)> = vec![
+            (vmid::VmidError::Io { path: "/p".into(), err: io() }.into(), "VMID allocation: /p: boom"),
+            (
+                vmid::VmidError::Create { vmid: 9000, err: failed() }.into(),
+                "`pct start 9000` failed (exit status 1): startup failed",
+            ),
+            (pveconf::PveConfError::Io { path: "/c".into(), err: io() }.into(), "/c: boom"),
+            (TemplateError::Io { op: "read", path: "/t".into(), err: io() }.into(), "read /t: boom"),
+            (
+                StartError { pct: failed(), lxc: vec!["hook: a".into(), "b".into()] }.into(),
+                "`pct start 9000` failed (exit status 1): startup failed; LXC: hook: a; b",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(format!("{e:#}"), text);
+            assert_eq!(e.to_string(), text);
+        }
+        let e = anyhow::Error::from(TemplateError::Io { op: "read", path: "/t".into(), err: io() }).context("template");
+        assert_eq!(format!("{e:#}"), "template: read /t: boom");
+        let e = anyhow::Error::from(StartError { pct: failed(), lxc: vec![] });
+        assert!(matches!(e.downcast_ref::<StartError>(), Some(StartError { pct: pct::PctError::Failed { .. }, .. })));
     }
 
     #[test]
@@ -546,11 +531,11 @@ mod tests {
             ],
             "linux": {"maskedPaths": ["/proc/kcore", "relative"], "readonlyPaths": ["/proc/sys"]}
         });
-        let s = container_setup(&v);
+        let s = container_setup(&serde_json::from_value(v).unwrap());
         // The last mount at /sys is a bind, not LXC's sysfs: nothing to add there.
         assert_eq!(s.remounts, vec![("/dev".to_string(), vec!["nosuid".to_string()])]);
         assert_eq!(s.masked_paths, vec!["/proc/kcore".to_string()]);
         assert_eq!(s.readonly_paths, vec!["/proc/sys".to_string()]);
-        assert_eq!(container_setup(&serde_json::json!({})), ContainerSetup::default());
+        assert_eq!(container_setup(&serde_json::from_value(serde_json::json!({})).unwrap()), ContainerSetup::default());
     }
 }

@@ -40,8 +40,8 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
-    let data = LxcData::from_record(record)?;
-    match status(record, Some(&data)).0 {
+    let data = LxcData::of(record)?;
+    match status(record, Some(data)).0 {
         Status::Running | Status::Created => {}
         Status::Paused if args.ignore_paused => {}
         Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused to override)"),

@@ -19,7 +19,6 @@ use nix::unistd::Pid;
 
 use super::cgroup::Cgroup;
 use super::cleanup;
-use super::create::{destroy_quietly, state_json};
 use super::data::{LxcData, Pending};
 use super::hooks;
 use super::init_conn::InitConn;
@@ -67,6 +66,11 @@ pub fn status(record: &Record, data: Option<&LxcData>) -> (Status, i32) {
     (if frozen { Status::Paused } else { Status::Running }, sup.pid)
 }
 
+/// The OCI state document (`state`'s output, and hooks' stdin).
+pub fn state_json(record: &Record, data: &LxcData, status: &str, pid: i32) -> String {
+    serde_json::to_string(&oci_state(record, data, status, pid)).expect("serializable")
+}
+
 pub fn oci_state(record: &Record, data: &LxcData, status: &str, pid: i32) -> ContainerState {
     ContainerState {
         oci_version: OCI_VERSION.into(),
@@ -84,11 +88,11 @@ pub fn oci_state(record: &Record, data: &LxcData, status: &str, pid: i32) -> Con
 /// The state `state` and `list` report. A record still `creating` whose lock nobody
 /// holds belongs to a create that died: it reports `stopped` (delete or gc removes it).
 pub fn container_state(record: &Record, store: &Store) -> ContainerState {
-    let data = LxcData::from_record(record).ok();
+    let data = LxcData::of(record).ok();
     let (st, pid) = if record.phase == Phase::Creating && !store.is_busy(&record.id) {
         (Status::Stopped, 0)
     } else {
-        status(record, data.as_ref())
+        status(record, data)
     };
     match &data {
         Some(d) => oci_state(record, d, st.as_str(), pid),
@@ -145,8 +149,8 @@ pub fn run_poststart(record: &Record, data: &LxcData) {
 pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
     let sig = crate::signal::parse(args.signal.as_deref())?;
     let signal = Signal::try_from(sig).ok();
-    let data = LxcData::from_record(record)?;
-    let (st, _) = status(record, Some(&data));
+    let data = LxcData::of(record)?;
+    let (st, _) = status(record, Some(data));
     if matches!(st, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
@@ -178,8 +182,8 @@ pub fn kill(record: &Record, args: &KillArgs) -> Result<i32> {
 }
 
 pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
-    let data = LxcData::from_record(record)?;
-    let (st, _) = status(record, Some(&data));
+    let data = LxcData::of(record)?;
+    let (st, _) = status(record, Some(data));
     match (freeze, st) {
         (true, Status::Running) | (false, Status::Paused) => {}
         (true, Status::Paused) => bail!("container {} is already paused", record.id),
@@ -202,7 +206,7 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     if record.phase == Phase::Creating {
         cleanup::wait_inflight_pct(state_root, &record.id, INFLIGHT_LIMIT).map_err(|e| anyhow::anyhow!(e))?;
     }
-    let Ok(data) = LxcData::from_record(record) else {
+    let Ok(data) = LxcData::of(record) else {
         // A create that died before its record named a VMID: look for what it may have
         // made (by the description every container carries), else only the record exists.
         if let Some(pending) = Pending::from_record(record) {
@@ -211,7 +215,7 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
         }
         return Ok(0);
     };
-    let (st, _) = status(record, Some(&data));
+    let (st, _) = status(record, Some(data));
     if matches!(st, Status::Running | Status::Paused) && !force {
         bail!("cannot delete running container {}: stop it first (kill), or use delete --force", record.id);
     }
@@ -261,14 +265,14 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     }
     run_dir::remove(&data.run_dir)?;
     if !data.hooks.poststop.is_empty() {
-        hooks::run_warn("poststop", &data.hooks.poststop, &state_json(record, &data, "stopped", 0));
+        hooks::run_warn("poststop", &data.hooks.poststop, &state_json(record, data, "stopped", 0));
     }
     Ok(0)
 }
 
 /// For `run` in the foreground: the container ended; remove it.
 pub fn remove_after_run(record: &Record) {
-    if let Ok(data) = LxcData::from_record(record) {
-        destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
+    if let Ok(data) = LxcData::of(record) {
+        cleanup::destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
     }
 }

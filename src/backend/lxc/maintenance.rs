@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::cleanup::{self, Owner};
 use super::data::LxcData;
-use super::{create, lifecycle, pct, run_dir, vmid};
+use super::{host, lifecycle, pct, run_dir, vmid};
 use crate::backend::Sweeper;
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
@@ -18,7 +18,7 @@ use crate::state::{validate_id, Record, StateError};
 
 /// Why this record no longer stands for a Proxmox container, if it does not.
 pub fn stale_reason(record: &Record, root: &Path) -> Option<String> {
-    let Ok(d) = LxcData::from_record(record) else {
+    let Ok(d) = LxcData::of(record) else {
         return Some("its record has no proxmox-lxc data".into());
     };
     match cleanup::owner(&d.pve_root, d.vmid, &record.id, root) {
@@ -42,7 +42,7 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
             Some(false)
         } else {
             match ctx.store.try_load_locked(&c.oci_id) {
-                Ok(Some((rec, _lock))) => Some(LxcData::from_record(&rec).is_ok_and(|d| d.vmid == c.vmid)),
+                Ok(Some((rec, _lock))) => Some(LxcData::of(&rec).is_ok_and(|d| d.vmid == c.vmid)),
                 Ok(None) => None, // busy: a create or delete of that id is running
                 Err(e) if StateError::is_not_exist(&e) => Some(false),
                 Err(_) => None,
@@ -71,7 +71,7 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
         }
         Err(e) => s.fail("remove stale VMID reservations", &e),
     }
-    if let Ok(dir) = create::template_dir(cfg) {
+    if let Ok(dir) = host::template_dir(cfg) {
         for t in cleanup::dead_temp_templates(&dir) {
             if s.act(&format!("remove {} (a template build that died)", t.display())) {
                 if let Err(e) = std::fs::remove_file(&t) {

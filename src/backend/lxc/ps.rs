@@ -14,8 +14,8 @@ use crate::cli::{Format, PsArgs};
 use crate::state::Record;
 
 pub fn pids(record: &Record) -> Result<Vec<i32>> {
-    let data = LxcData::from_record(record)?;
-    if matches!(status(record, Some(&data)).0, Status::Stopped | Status::Creating) {
+    let data = LxcData::of(record)?;
+    if matches!(status(record, Some(data)).0, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
     let init = data.init.filter(|i| i.alive()).ok_or_else(|| anyhow::anyhow!("container not running"))?;

@@ -26,11 +26,12 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
 
 /// How long [`append_raw_lxc`] waits for the per-VMID flock, as pct does.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,8 +43,10 @@ pub const NEXCAGE_TAG: &str = "nexcage";
 pub enum PveConfError {
     #[error("PVE config {} does not exist", path.display())]
     NotFound { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    // The message includes the io error's: `err` is not a `#[source]`, so that
+    // anyhow's `{:#}` (how nexcage prints errors) does not print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
     #[error("can't lock file '{}' - got timeout (held by a pct command on this container?)", path.display())]
     LockTimeout { path: PathBuf },
     #[error("raw LXC line {key:?}: {problem}")]
@@ -51,7 +54,7 @@ pub enum PveConfError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PveConfError + '_ {
-    move |source| PveConfError::Io { path: path.to_path_buf(), source }
+    move |err| PveConfError::Io { path: path.to_path_buf(), err }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,14 +308,14 @@ pub fn read_config(pve_root: &Path, vmid: u32) -> Result<PveConfig, PveConfError
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok(PveConfig::parse(&t)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(PveConfError::NotFound { path }),
-        Err(e) => Err(PveConfError::Io { path, source: e }),
+        Err(e) => Err(PveConfError::Io { path, err: e }),
     }
 }
 
 /// pct's per-VMID flock, released on drop.
 #[derive(Debug)]
 pub struct ConfigLock {
-    _file: File,
+    _file: Flock<File>,
     vmid: u32,
 }
 
@@ -320,9 +323,7 @@ pub struct ConfigLock {
 pub fn lock_config(pve_root: &Path, vmid: u32, timeout: Duration) -> Result<ConfigLock, PveConfError> {
     let path = lock_path(pve_root, vmid);
     let file = open_lock_file(&path)?;
-    if !flock_wait(&file, timeout) {
-        return Err(PveConfError::LockTimeout { path });
-    }
+    let Some(file) = flock_wait(file, timeout) else { return Err(PveConfError::LockTimeout { path }) };
     Ok(ConfigLock { _file: file, vmid })
 }
 
@@ -334,16 +335,16 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, PveConfError> {
 }
 
 /// Exclusive flock, polling until `timeout` (pct polls too: no blocking call that
-/// cannot be given a deadline).
-pub(crate) fn flock_wait(file: &File, timeout: Duration) -> bool {
+/// cannot be given a deadline). `None`: not acquired in time.
+pub(crate) fn flock_wait(mut file: File, timeout: Duration) -> Option<Flock<File>> {
     let deadline = Instant::now() + timeout;
     loop {
-        // SAFETY: flock on an owned, open file descriptor.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return true;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Some(locked),
+            Err((f, _)) => file = f,
         }
         if Instant::now() >= deadline {
-            return false;
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -701,7 +702,7 @@ mod tests {
         std::fs::write(conf_path(r.path(), 9001), "arch: amd64\n").unwrap();
         let _held = lock_config(r.path(), 9001, Duration::from_secs(1)).unwrap();
         let file = open_lock_file(&lock_path(r.path(), 9001)).unwrap();
-        assert!(!flock_wait(&file, Duration::from_millis(100)));
+        assert!(flock_wait(file, Duration::from_millis(100)).is_none());
         let e = append_raw_lxc(r.path(), 9002, &[("lxc.a".into(), "1".into())]).unwrap_err();
         assert!(matches!(e, PveConfError::NotFound { .. }), "{e}");
         let e = append_raw_lxc(r.path(), 9001, &[("lxc.a".into(), "x\ny".into())]).unwrap_err();

@@ -19,8 +19,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, LinuxPersonalityDomain, Mount, Spec};
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory, LinuxNamespaceType, LinuxNetwork,
+    LinuxPersonalityDomain, LinuxRdma, Mount, Spec,
+};
 
+use crate::bundle::Document;
 use crate::config::LxcBackendConfig;
 
 use super::pveconf::NEXCAGE_TAG;
@@ -164,24 +168,21 @@ impl MapOptions {
     }
 }
 
-/// Read and parse `<bundle>/config.json`. Parse errors name the JSON path. Returns the
-/// spec and warnings for properties unknown to this runtime (the OCI spec says to
-/// ignore them).
-pub fn load_spec(bundle: &Path) -> Result<(Spec, Vec<String>), SpecError> {
-    let path = bundle.join("config.json");
-    let text = std::fs::read(&path).or_else(|e| err("", format!("cannot read {}: {e}", path.display()), ""))?;
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    let spec: Spec = serde_path_to_error::deserialize(&mut de).or_else(|e| {
+/// The bundle's config.json (parsed once, by `Bundle::open`) as a [`Spec`]. Errors name
+/// the JSON path. Returns the spec and warnings for properties unknown to this runtime
+/// (the OCI spec says to ignore them).
+pub fn parse_spec(config: &Document) -> Result<(Spec, Vec<String>), SpecError> {
+    let spec: Spec = config.typed().or_else(|e| {
         let p = e.path().to_string();
         err(if p == "." { String::new() } else { p }, e.into_inner().to_string(), "fix config.json")
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-    Ok((spec, unknown_properties(&value)))
+    Ok((spec, unknown_properties(config.value())))
 }
 
-/// Load and map a bundle; unknown-property warnings are merged into the result's.
-pub fn map_bundle(opts: &MapOptions) -> Result<(Spec, PveContainer), SpecError> {
-    let (spec, unknown) = load_spec(&opts.bundle)?;
+/// Parse and map a bundle's config.json; unknown-property warnings are merged into the
+/// result's.
+pub fn map_bundle(config: &Document, opts: &MapOptions) -> Result<(Spec, PveContainer), SpecError> {
+    let (spec, unknown) = parse_spec(config)?;
     let mut out = map(&spec, opts)?;
     out.warnings.extend(unknown);
     Ok((spec, out))
@@ -873,10 +874,44 @@ impl Mapper<'_> {
         Ok(net_shared)
     }
 
+    /// `linux.resources`, one group at a time (raw lines and warnings in this order).
     fn resources(&mut self, spec: &Spec) -> Result<(), SpecError> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        // Proxmox has no unlimited memory: the host's size stands in, also without any
+        // linux.resources.
+        self.memory(res.and_then(|r| r.memory().as_ref()))?;
+        let Some(res) = res else { return Ok(()) };
+        if let Some(cpu) = res.cpu() {
+            self.cpu(cpu)?;
+        }
+        if let Some(p) = res.pids() {
+            if p.limit() > 0 {
+                self.raw("lxc.cgroup2.pids.max", p.limit().to_string());
+            }
+        }
+        if let Some(b) = res.block_io() {
+            self.block_io(b);
+        }
+        for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
+            self.hugepage_limit(i, h)?;
+        }
+        if let Some(n) = res.network() {
+            network_classes(n)?;
+        }
+        if let Some(rdma) = res.rdma() {
+            self.rdma(rdma)?;
+        }
+        if let Some(unified) = res.unified() {
+            self.unified(unified)?;
+        }
+        // linux.resources.devices (device cgroup rules): replaced by Proxmox's device
+        // policy (docs/mapping.md).
+        Ok(())
+    }
+
+    /// `linux.resources.memory` (absent: the host's memory and swap).
+    fn memory(&mut self, mem: Option<&LinuxMemory>) -> Result<(), SpecError> {
         let host = self.opts.host;
-        let mem = res.and_then(|r| r.memory().as_ref());
         let limit = mem.and_then(|m| m.limit()).filter(|l| *l > 0);
         self.create.memory = match limit {
             Some(l) => Some(ceil_mib(l).max(16)),
@@ -927,144 +962,130 @@ impl Mapper<'_> {
                 self.warn("linux.resources.memory.disableOOMKiller: ignored (no cgroup v2 equivalent)");
             }
         }
+        Ok(())
+    }
 
-        if let Some(cpu) = res.and_then(|r| r.cpu().as_ref()) {
-            if let Some(s) = cpu.shares().filter(|s| *s > 0) {
-                self.create.cpuunits = Some(shares_to_cpuunits(s));
+    fn cpu(&mut self, cpu: &LinuxCpu) -> Result<(), SpecError> {
+        if let Some(s) = cpu.shares().filter(|s| *s > 0) {
+            self.create.cpuunits = Some(shares_to_cpuunits(s));
+        }
+        if let Some(q) = cpu.quota().filter(|q| *q > 0) {
+            let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
+            if q as u128 > 8192 * period as u128 {
+                return err(
+                    "linux.resources.cpu.quota",
+                    "quota/period exceeds Proxmox's cpulimit maximum of 8192 CPUs",
+                    "lower the quota",
+                );
             }
-            if let Some(q) = cpu.quota().filter(|q| *q > 0) {
-                let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
-                if q as u128 > 8192 * period as u128 {
+            self.create.cpulimit = Some(format_cpulimit(q, period));
+        }
+        if let Some(b) = cpu.burst().filter(|b| *b > 0) {
+            self.raw("lxc.cgroup2.cpu.max.burst", b.to_string());
+        }
+        if cpu.realtime_runtime().is_some_and(|r| r != 0) || cpu.realtime_period().is_some_and(|r| r != 0) {
+            return err(
+                "linux.resources.cpu.realtimeRuntime",
+                "realtime CPU limits need cgroup v1's cpu.rt_* files, which Proxmox (cgroup v2) does not have",
+                "drop realtimeRuntime/realtimePeriod",
+            );
+        }
+        for (field, key, value) in [("cpus", "cpuset.cpus", cpu.cpus()), ("mems", "cpuset.mems", cpu.mems())] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                if !v.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-') {
                     return err(
-                        "linux.resources.cpu.quota",
-                        "quota/period exceeds Proxmox's cpulimit maximum of 8192 CPUs",
-                        "lower the quota",
+                        format!("linux.resources.cpu.{field}"),
+                        format!("{v:?} is not a CPU/node list"),
+                        "e.g. \"0-3,6\"",
                     );
                 }
-                self.create.cpulimit = Some(format_cpulimit(q, period));
+                self.raw(format!("lxc.cgroup2.{key}"), v);
             }
-            if let Some(b) = cpu.burst().filter(|b| *b > 0) {
-                self.raw("lxc.cgroup2.cpu.max.burst", b.to_string());
+        }
+        if let Some(i) = cpu.idle() {
+            self.raw("lxc.cgroup2.cpu.idle", i.to_string());
+        }
+        Ok(())
+    }
+
+    fn block_io(&mut self, b: &LinuxBlockIo) {
+        if let Some(w) = b.weight().filter(|w| *w > 0) {
+            self.raw("lxc.cgroup2.io.weight", format!("default {}", blkio_to_io_weight(w)));
+        }
+        if b.leaf_weight().is_some() {
+            self.warn("linux.resources.blockIO.leafWeight: ignored (no cgroup v2 equivalent)");
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(w) = d.weight().filter(|w| *w > 0) {
+                self.raw("lxc.cgroup2.io.weight", format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(w)));
             }
-            if cpu.realtime_runtime().is_some_and(|r| r != 0) || cpu.realtime_period().is_some_and(|r| r != 0) {
+            if d.leaf_weight().is_some() {
+                self.warn("linux.resources.blockIO.weightDevice[].leafWeight: ignored (no cgroup v2 equivalent)");
+            }
+        }
+        for (list, key) in [
+            (b.throttle_read_bps_device(), "rbps"),
+            (b.throttle_write_bps_device(), "wbps"),
+            (b.throttle_read_iops_device(), "riops"),
+            (b.throttle_write_iops_device(), "wiops"),
+        ] {
+            for d in list.iter().flatten() {
+                self.raw("lxc.cgroup2.io.max", format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()));
+            }
+        }
+    }
+
+    fn hugepage_limit(&mut self, i: usize, h: &LinuxHugepageLimit) -> Result<(), SpecError> {
+        let size = h.page_size();
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return err(
+                format!("linux.resources.hugepageLimits[{i}].pageSize"),
+                format!("{size:?} is not a page size"),
+                "e.g. \"2MB\"",
+            );
+        }
+        self.raw(format!("lxc.cgroup2.hugetlb.{size}.max"), h.limit().to_string());
+        Ok(())
+    }
+
+    fn rdma(&mut self, rdma: &HashMap<String, LinuxRdma>) -> Result<(), SpecError> {
+        let mut devs: Vec<_> = rdma.iter().collect();
+        devs.sort_by(|a, b| a.0.cmp(b.0));
+        for (dev, l) in devs {
+            if dev.is_empty() || dev.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return err(format!("linux.resources.rdma[\"{dev}\"]"), "not a device name", "");
+            }
+            let mut v = dev.clone();
+            if let Some(h) = l.hca_handles() {
+                v.push_str(&format!(" hca_handle={h}"));
+            }
+            if let Some(o) = l.hca_objects() {
+                v.push_str(&format!(" hca_object={o}"));
+            }
+            self.raw("lxc.cgroup2.rdma.max", v);
+        }
+        Ok(())
+    }
+
+    fn unified(&mut self, unified: &HashMap<String, String>) -> Result<(), SpecError> {
+        let mut keys: Vec<_> = unified.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            let ok_key = k.split_once('.').is_some_and(|(c, rest)| !c.is_empty() && !rest.is_empty())
+                && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+                && !k.contains("..");
+            if !ok_key {
                 return err(
-                    "linux.resources.cpu.realtimeRuntime",
-                    "realtime CPU limits need cgroup v1's cpu.rt_* files, which Proxmox (cgroup v2) does not have",
-                    "drop realtimeRuntime/realtimePeriod",
+                    format!("linux.resources.unified[\"{k}\"]"),
+                    "not a cgroup v2 interface file name",
+                    "e.g. \"memory.high\"",
                 );
             }
-            for (field, key, value) in [("cpus", "cpuset.cpus", cpu.cpus()), ("mems", "cpuset.mems", cpu.mems())] {
-                if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                    if !v.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-') {
-                        return err(
-                            format!("linux.resources.cpu.{field}"),
-                            format!("{v:?} is not a CPU/node list"),
-                            "e.g. \"0-3,6\"",
-                        );
-                    }
-                    self.raw(format!("lxc.cgroup2.{key}"), v);
-                }
+            if v.contains(['\n', '\r', '\0']) {
+                return err(format!("linux.resources.unified[\"{k}\"]"), "the value contains a line break", "");
             }
-            if let Some(i) = cpu.idle() {
-                self.raw("lxc.cgroup2.cpu.idle", i.to_string());
-            }
+            self.raw(format!("lxc.cgroup2.{k}"), v.as_str());
         }
-
-        if let Some(p) = res.and_then(|r| r.pids().as_ref()) {
-            if p.limit() > 0 {
-                self.raw("lxc.cgroup2.pids.max", p.limit().to_string());
-            }
-        }
-
-        if let Some(b) = res.and_then(|r| r.block_io().as_ref()) {
-            if let Some(w) = b.weight().filter(|w| *w > 0) {
-                self.raw("lxc.cgroup2.io.weight", format!("default {}", blkio_to_io_weight(w)));
-            }
-            if b.leaf_weight().is_some() {
-                self.warn("linux.resources.blockIO.leafWeight: ignored (no cgroup v2 equivalent)");
-            }
-            for d in b.weight_device().iter().flatten() {
-                if let Some(w) = d.weight().filter(|w| *w > 0) {
-                    self.raw("lxc.cgroup2.io.weight", format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(w)));
-                }
-                if d.leaf_weight().is_some() {
-                    self.warn("linux.resources.blockIO.weightDevice[].leafWeight: ignored (no cgroup v2 equivalent)");
-                }
-            }
-            for (list, key) in [
-                (b.throttle_read_bps_device(), "rbps"),
-                (b.throttle_write_bps_device(), "wbps"),
-                (b.throttle_read_iops_device(), "riops"),
-                (b.throttle_write_iops_device(), "wiops"),
-            ] {
-                for d in list.iter().flatten() {
-                    self.raw("lxc.cgroup2.io.max", format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()));
-                }
-            }
-        }
-
-        for (i, h) in res.and_then(|r| r.hugepage_limits().as_ref()).into_iter().flatten().enumerate() {
-            let size = h.page_size();
-            if size.is_empty() || !size.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return err(
-                    format!("linux.resources.hugepageLimits[{i}].pageSize"),
-                    format!("{size:?} is not a page size"),
-                    "e.g. \"2MB\"",
-                );
-            }
-            self.raw(format!("lxc.cgroup2.hugetlb.{size}.max"), h.limit().to_string());
-        }
-
-        if let Some(n) = res.and_then(|r| r.network().as_ref()) {
-            if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-                return err(
-                    "linux.resources.network",
-                    "net_cls/net_prio are cgroup v1 controllers; Proxmox uses cgroup v2",
-                    "drop linux.resources.network (use the PVE firewall or tc for traffic control)",
-                );
-            }
-        }
-
-        if let Some(rdma) = res.and_then(|r| r.rdma().as_ref()) {
-            let mut devs: Vec<_> = rdma.iter().collect();
-            devs.sort_by(|a, b| a.0.cmp(b.0));
-            for (dev, l) in devs {
-                if dev.is_empty() || dev.contains(|c: char| c.is_whitespace() || c.is_control()) {
-                    return err(format!("linux.resources.rdma[\"{dev}\"]"), "not a device name", "");
-                }
-                let mut v = dev.clone();
-                if let Some(h) = l.hca_handles() {
-                    v.push_str(&format!(" hca_handle={h}"));
-                }
-                if let Some(o) = l.hca_objects() {
-                    v.push_str(&format!(" hca_object={o}"));
-                }
-                self.raw("lxc.cgroup2.rdma.max", v);
-            }
-        }
-
-        if let Some(unified) = res.and_then(|r| r.unified().as_ref()) {
-            let mut keys: Vec<_> = unified.iter().collect();
-            keys.sort();
-            for (k, v) in keys {
-                let ok_key = k.split_once('.').is_some_and(|(c, rest)| !c.is_empty() && !rest.is_empty())
-                    && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
-                    && !k.contains("..");
-                if !ok_key {
-                    return err(
-                        format!("linux.resources.unified[\"{k}\"]"),
-                        "not a cgroup v2 interface file name",
-                        "e.g. \"memory.high\"",
-                    );
-                }
-                if v.contains(['\n', '\r', '\0']) {
-                    return err(format!("linux.resources.unified[\"{k}\"]"), "the value contains a line break", "");
-                }
-                self.raw(format!("lxc.cgroup2.{k}"), v.as_str());
-            }
-        }
-        // linux.resources.devices (device cgroup rules): replaced by Proxmox's device
-        // policy (docs/mapping.md).
         Ok(())
     }
 
@@ -1390,6 +1411,18 @@ impl Mapper<'_> {
         }
         Ok(())
     }
+}
+
+/// `linux.resources.network`: net_cls/net_prio, which Proxmox's cgroup v2 lacks.
+fn network_classes(n: &LinuxNetwork) -> Result<(), SpecError> {
+    if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+        return err(
+            "linux.resources.network",
+            "net_cls/net_prio are cgroup v1 controllers; Proxmox uses cgroup v2",
+            "drop linux.resources.network (use the PVE firewall or tc for traffic control)",
+        );
+    }
+    Ok(())
 }
 
 fn ns_name(t: LinuxNamespaceType) -> &'static str {

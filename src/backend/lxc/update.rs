@@ -135,15 +135,15 @@ fn resources(args: &UpdateArgs) -> Result<Value> {
 }
 
 pub fn update(record: &Record, args: &UpdateArgs) -> Result<i32> {
-    let data = LxcData::from_record(record)?;
-    if matches!(status(record, Some(&data)).0, Status::Stopped | Status::Creating) {
+    let data = LxcData::of(record)?;
+    if matches!(status(record, Some(data)).0, Status::Stopped | Status::Creating) {
         bail!("container not running");
     }
     let res = resources(args)?;
     let current =
         pveconf::read_config(&data.pve_root, data.vmid).ok().and_then(|c| c.get("memory").and_then(|m| m.parse().ok()));
     let opts = pct_options(&res, current)?;
-    pct::Pct::new(&data.pct).set(data.vmid, &opts).map_err(|e| anyhow!("{e}"))?;
+    pct::Pct::new(&data.pct).set(data.vmid, &opts)?;
     Ok(0)
 }
 

@@ -38,11 +38,14 @@ pub enum VmidError {
     Exhausted { lo: u32, hi: u32, count: u64 },
     #[error("VMID allocation lock {}: {problem}", path.display())]
     Lock { path: PathBuf, problem: String },
-    #[error("VMID allocation: {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-    /// `pct create` failed for another reason than `already exists`.
-    #[error("{source}")]
-    Create { vmid: u32, source: PctError },
+    // The message includes the io error's: `err` is not a `#[source]`, so that
+    // anyhow's `{:#}` (how nexcage prints errors) does not print it twice.
+    #[error("VMID allocation: {}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
+    /// `pct create` failed for another reason than `already exists` (shown as pct's error;
+    /// not a `#[source]`, for the same reason).
+    #[error("{err}")]
+    Create { vmid: u32, err: PctError },
 }
 
 fn lock_dir(pve_root: &Path) -> PathBuf {
@@ -66,11 +69,11 @@ pub fn used_vmids(pve_root: &Path) -> Result<BTreeSet<u32>, VmidError> {
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(VmidError::Io { path: pve.join("nodes"), source: e }),
+        Err(e) => return Err(VmidError::Io { path: pve.join("nodes"), err: e }),
     }
     let mut used = BTreeSet::new();
     for d in dirs {
-        used.extend(vmids_in(&d).map_err(|source| VmidError::Io { path: d.clone(), source })?);
+        used.extend(vmids_in(&d).map_err(|err| VmidError::Io { path: d.clone(), err })?);
     }
     Ok(used)
 }
@@ -124,15 +127,15 @@ pub fn reserve(range: [u32; 2], pve_root: &Path, skip: &BTreeSet<u32>) -> Result
     }
     let lock_path = lock_dir(pve_root).join("nexcage-vmid.lock");
     let lock = open_lock_file(&lock_path).map_err(|e| match e {
-        PveConfError::Io { path, source } => VmidError::Io { path, source },
+        PveConfError::Io { path, err } => VmidError::Io { path, err },
         e => VmidError::Lock { path: lock_path.clone(), problem: e.to_string() },
     })?;
-    if !flock_wait(&lock, HOST_LOCK_TIMEOUT) {
+    let Some(lock) = flock_wait(lock, HOST_LOCK_TIMEOUT) else {
         return Err(VmidError::Lock {
             path: lock_path,
             problem: format!("not acquired within {}s", HOST_LOCK_TIMEOUT.as_secs()),
         });
-    }
+    };
     let used = used_vmids(pve_root)?;
     for vmid in lo..=hi {
         if used.contains(&vmid) || skip.contains(&vmid) {
@@ -149,10 +152,10 @@ pub fn reserve(range: [u32; 2], pve_root: &Path, skip: &BTreeSet<u32>) -> Result
         let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(VmidError::Io { path, source }),
+            Err(err) => return Err(VmidError::Io { path, err }),
         };
         let res = Reservation { path: path.clone(), vmid };
-        f.write_all(owner_tag().as_bytes()).map_err(|source| VmidError::Io { path, source })?;
+        f.write_all(owner_tag().as_bytes()).map_err(|err| VmidError::Io { path, err })?;
         drop(lock);
         return Ok(res);
     }
@@ -170,14 +173,14 @@ pub fn reap_stale(pve_root: &Path, dry_run: bool) -> Result<Vec<u32>, VmidError>
     let lock_path = dir.join("nexcage-vmid.lock");
     let lock =
         open_lock_file(&lock_path).map_err(|e| VmidError::Lock { path: lock_path.clone(), problem: e.to_string() })?;
-    if !flock_wait(&lock, HOST_LOCK_TIMEOUT) {
+    let Some(_lock) = flock_wait(lock, HOST_LOCK_TIMEOUT) else {
         return Err(VmidError::Lock {
             path: lock_path,
             problem: format!("not acquired within {}s", HOST_LOCK_TIMEOUT.as_secs()),
         });
-    }
+    };
     let mut out = Vec::new();
-    let rd = std::fs::read_dir(&dir).map_err(|source| VmidError::Io { path: dir.clone(), source })?;
+    let rd = std::fs::read_dir(&dir).map_err(|err| VmidError::Io { path: dir.clone(), err })?;
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(v) = name
@@ -218,7 +221,7 @@ where
                 log::debug!("VMID {vmid} already exists; trying the next one");
                 taken.insert(vmid);
             }
-            Err(source) => return Err(VmidError::Create { vmid, source }),
+            Err(err) => return Err(VmidError::Create { vmid, err }),
         }
     }
 }

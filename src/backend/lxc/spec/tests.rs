@@ -660,19 +660,23 @@ fn load_and_map_bundle() {
     let mut v = base();
     v["futureField"] = json!(1);
     v["linux"]["newThing"] = json!({});
-    std::fs::write(e.p("bundle/config.json"), serde_json::to_vec(&v).unwrap()).unwrap();
-    let (spec, out) = map_bundle(&e.opts()).unwrap();
+    let doc = |v: &Value| crate::bundle::Document::parse(serde_json::to_vec(v).unwrap()).unwrap();
+    let (spec, out) = map_bundle(&doc(&v), &e.opts()).unwrap();
     assert_eq!(spec.hostname().as_deref(), Some("web"));
     assert_eq!(out.option("hostname"), Some("web"));
     assert_eq!(out.warnings.len(), 2, "{:?}", out.warnings);
     assert!(out.warnings[0].starts_with("futureField: unknown property"));
     // Parse errors name the JSON path.
     v["linux"]["resources"]["memory"] = json!({"limit": "abc"});
-    std::fs::write(e.p("bundle/config.json"), serde_json::to_vec(&v).unwrap()).unwrap();
-    let er = load_spec(&e.p("bundle")).unwrap_err();
+    let er = parse_spec(&doc(&v)).unwrap_err();
     assert_eq!(er.path, "linux.resources.memory.limit");
-    std::fs::remove_file(e.p("bundle/config.json")).unwrap();
-    assert!(load_spec(&e.p("bundle")).unwrap_err().problem.contains("cannot read"));
+    assert!(er.problem.starts_with("invalid type: string \"abc\""), "{er}");
+    // Where, too (as a parse of the text says it).
+    assert!(er.problem.contains(" at line 1 column "), "{er}");
+    // A document that is not an object: no path, the problem says what was expected.
+    let er = parse_spec(&doc(&json!("x"))).unwrap_err();
+    assert_eq!(er.path, "");
+    assert!(er.problem.contains("invalid type"), "{er}");
 }
 
 #[test]
@@ -735,7 +739,8 @@ fn emulator_create_start_destroy() {
         description: pveconf::describe("map-test", &bundle),
         host: HostInfo::probe(),
     };
-    let (_spec, mapped) = map_bundle(&opts).unwrap();
+    let doc = crate::bundle::Document::parse(serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let (_spec, mapped) = map_bundle(&doc, &opts).unwrap();
     assert_eq!(mapped.option("memory"), Some("64"));
     assert!(mapped.option("mp0").is_some_and(|m| m.ends_with(",mp=/data,ro=1")), "{:?}", mapped.create);
 

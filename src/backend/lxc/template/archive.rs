@@ -112,7 +112,7 @@ impl Progress {
 /// (flushed and fsync'd).
 pub(crate) fn build(root: &Path, out: File, workers: u32, progress: Option<Progress>) -> Result<Built, TemplateError> {
     let out_err = |op: &'static str| {
-        move |e: io::Error| TemplateError::Io { op, path: Path::new("<template temp file>").to_path_buf(), source: e }
+        move |e: io::Error| TemplateError::Io { op, path: Path::new("<template temp file>").to_path_buf(), err: e }
     };
     let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(out_err("init zstd"))?;
     if workers > 1 {

@@ -57,11 +57,12 @@ mod walk;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// Hex digits of the digest used in the template file name.
@@ -73,13 +74,10 @@ const TMP_PREFIX: &str = ".nexcage-tmp-";
 /// Errors of the template cache; every variant names the path concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // The message includes the io error's: `err` is not a `#[source]`, so that
+    // anyhow's `{:#}` (how nexcage prints errors) does not print it twice.
+    #[error("{op} {path}: {err}")]
+    Io { op: &'static str, path: PathBuf, err: io::Error },
     #[error("rootfs {0} is not a directory")]
     NotADirectory(PathBuf),
     #[error("rootfs entry {path} {what}; retry once the rootfs is no longer being modified")]
@@ -87,7 +85,7 @@ pub enum TemplateError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
-    move |source| TemplateError::Io { op, path: path.to_path_buf(), source }
+    move |err| TemplateError::Io { op, path: path.to_path_buf(), err }
 }
 
 /// A template ready for `pct create`.
@@ -187,11 +185,11 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Exclusive `flock` held until drop.
-struct FileLock(#[allow(dead_code)] File);
+struct FileLock(#[allow(dead_code)] Flock<File>);
 
 impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock, TemplateError> {
-        let f = OpenOptions::new()
+        let mut f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -199,13 +197,10 @@ impl FileLock {
             .open(path)
             .map_err(io_err("open lock file", path))?;
         loop {
-            // SAFETY: valid descriptor owned by `f`.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock(f));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(io_err("lock", path)(e));
+            match Flock::lock(f, FlockArg::LockExclusive) {
+                Ok(locked) => return Ok(FileLock(locked)),
+                Err((back, Errno::EINTR)) => f = back,
+                Err((_, e)) => return Err(io_err("lock", path)(e.into())),
             }
         }
     }
@@ -279,8 +274,8 @@ impl TemplateCache {
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let progress = self.progress.then(|| archive::Progress::new(pre.file_bytes, pre.entries));
         let built = archive::build(rootfs, file, self.workers, progress).map_err(|e| match e {
-            TemplateError::Io { op, path, source } if path.as_os_str() == "<template temp file>" => {
-                TemplateError::Io { op, path: tmp.clone(), source }
+            TemplateError::Io { op, path, err } if path.as_os_str() == "<template temp file>" => {
+                TemplateError::Io { op, path: tmp.clone(), err }
             }
             e => e,
         })?;

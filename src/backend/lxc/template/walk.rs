@@ -146,8 +146,8 @@ pub(crate) fn host_path(root: &Path, rel: &[u8]) -> PathBuf {
     }
 }
 
-pub(crate) fn io_err(root: &Path, rel: &[u8], op: &'static str, source: io::Error) -> TemplateError {
-    TemplateError::Io { op, path: host_path(root, rel), source }
+pub(crate) fn io_err(root: &Path, rel: &[u8], op: &'static str, err: io::Error) -> TemplateError {
+    TemplateError::Io { op, path: host_path(root, rel), err }
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -254,7 +254,7 @@ pub(crate) fn open_root(root: &Path) -> Result<(OwnedFd, Stat), TemplateError> {
     let c = CString::new(root.as_os_str().as_bytes()).map_err(|_| TemplateError::Io {
         op: "open rootfs",
         path: root.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
+        err: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
     })?;
     // SAFETY: valid path; we own the returned descriptor.
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY) };
@@ -263,7 +263,7 @@ pub(crate) fn open_root(root: &Path) -> Result<(OwnedFd, Stat), TemplateError> {
         if e.raw_os_error() == Some(libc::ENOTDIR) {
             return Err(TemplateError::NotADirectory(root.to_path_buf()));
         }
-        return Err(TemplateError::Io { op: "open rootfs", path: root.to_path_buf(), source: e });
+        return Err(TemplateError::Io { op: "open rootfs", path: root.to_path_buf(), err: e });
     }
     // SAFETY: fresh descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
