@@ -199,6 +199,22 @@ pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
 /// storage takes minutes).
 const INFLIGHT_LIMIT: Duration = Duration::from_secs(600);
 
+/// How long delete waits for a container whose program is gone to finish stopping
+/// (lxc-start exits after Proxmox's post-stop hook); after it, `pct destroy --force` stops it.
+const LXC_STOP_LIMIT: Duration = Duration::from_secs(30);
+
+fn wait_lxc_start_gone(pve_root: &Path, vmid: u32, limit: Duration) {
+    let lxcpath = pve_root.join("var/lib/lxc");
+    let deadline = std::time::Instant::now() + limit;
+    while let Some(pid) = super::procfs::lxc_start_of(&lxcpath, vmid) {
+        if std::time::Instant::now() >= deadline {
+            log::warn!("CT {vmid}: lxc-start (pid {pid}) still runs after {limit:?}; destroying it anyway");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Delete a container. `state_root` is the absolute `--root` of the record: the VMID is
 /// destroyed only while its PVE description still names this container (cleanup.rs).
 pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
@@ -236,6 +252,13 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
         }
     }
     crate::fault::point("lxc:delete-killed");
+    // Without its program the container stops by itself (nexcage-init exits with it), and
+    // LXC runs Proxmox's post-stop hook after it reports STOPPED: a `pct destroy` in that
+    // window races the hook, which can write the container's configs back after destroy
+    // removed them (seen with real pct, PVE 8). Let lxc-start end first.
+    if !data.program.is_some_and(|p| p.alive()) {
+        wait_lxc_start_gone(&data.pve_root, data.vmid, LXC_STOP_LIMIT);
+    }
     match cleanup::owner(&data.pve_root, data.vmid, &record.id, state_root) {
         cleanup::Owner::Ours => {
             let pct = pct::Pct::new(&data.pct);

@@ -2,6 +2,9 @@
 //! its start time (field 22 of /proc/<pid>/stat, in clock ticks since boot), and a zombie
 //! counts as gone (as runc's `state` treats an exited, not yet reaped init).
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 /// A process we started or learnt about, identified across pid reuse.
@@ -51,6 +54,24 @@ pub fn ppid_and_comm(pid: i32) -> Option<(i32, String)> {
     Some((ppid, comm))
 }
 
+/// The pid of the `lxc-start` running container `vmid` of `lxcpath` (`-n <vmid>`, and
+/// `-P <lxcpath>` or none when `lxcpath` is LXC's default `/var/lib/lxc`), if any.
+pub fn lxc_start_of(lxcpath: &Path, vmid: u32) -> Option<i32> {
+    let name = vmid.to_string();
+    let default = Path::new("/var/lib/lxc");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let argv: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+        if !argv.first()?.ends_with(b"lxc-start") {
+            return None;
+        }
+        let value = |flag: &[u8]| argv.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+        let path = value(b"-P").map(|p| Path::new(std::ffi::OsStr::from_bytes(p)));
+        (value(b"-n") == Some(name.as_bytes()) && path.unwrap_or(default) == lxcpath).then_some(pid)
+    })
+}
+
 /// The pids of `pid` in each pid namespace it belongs to, outermost first (`NSpid`).
 pub fn ns_pids(pid: i32) -> Option<Vec<i32>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -75,6 +96,27 @@ mod tests {
         assert!(ProcRef::of(0).is_none());
         assert_eq!(ns_pids(std::process::id() as i32).unwrap().last(), Some(&(std::process::id() as i32)));
         assert!(!is_namespace_init(std::process::id() as i32));
+    }
+
+    #[test]
+    fn lxc_start_is_found_by_name_and_lxcpath() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .arg0("lxc-start")
+            .args(["-c", "sleep 5", "-F", "-n", "987654", "-P", "/tmp/nexcage-procfs-test/var/lib/lxc"])
+            .spawn()
+            .unwrap();
+        let path = Path::new("/tmp/nexcage-procfs-test/var/lib/lxc");
+        let found = (0..200).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            lxc_start_of(path, 987654)
+        });
+        assert_eq!(found, Some(child.id() as i32));
+        assert_eq!(lxc_start_of(path, 98765), None, "another VMID");
+        assert_eq!(lxc_start_of(Path::new("/var/lib/lxc"), 987654), None, "another lxcpath");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(lxc_start_of(path, 987654), None, "gone");
     }
 
     #[test]
