@@ -15,6 +15,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
+
 use super::pct::{self, Pct, PctError};
 use super::{pveconf, run_dir, vmid};
 
@@ -51,6 +53,8 @@ const INFLIGHT_FILE: &str = "pct-inflight.lock";
 
 impl InflightLock {
     /// Create and lock the file of container `id` under `state_root` (its record exists).
+    /// A plain flock, not nix's `Flock`: that unlocks on drop, which would release the
+    /// lock for the pct processes sharing it too; closing our descriptor does not.
     pub fn acquire(state_root: &Path, id: &str) -> std::io::Result<InflightLock> {
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -58,7 +62,10 @@ impl InflightLock {
             .write(true)
             .mode(0o600)
             .open(state_root.join(id).join(INFLIGHT_FILE))?;
-        flock(&f, libc::LOCK_EX)?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         Ok(InflightLock(f))
     }
 
@@ -66,14 +73,6 @@ impl InflightLock {
     pub fn fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
-}
-
-fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: flock on an open descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Wait until no pct of container `id` started by a create holds its lock, up to `limit`.
@@ -84,26 +83,19 @@ pub fn wait_inflight_pct(state_root: &Path, id: &str, limit: std::time::Duration
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
     };
-    let deadline = std::time::Instant::now() + limit;
-    let mut told = false;
-    loop {
-        match flock(&f, libc::LOCK_EX | libc::LOCK_NB) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
-            Err(e) => return Err(format!("cannot lock {}: {e}", path.display())),
-        }
-        if !told {
-            log::warn!("container {id}: waiting for the pct command of a create that did not finish");
-            told = true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(format!(
-                "a pct command started by the create of container {id}, which did not finish, is still running after {} s (it holds {}); wait for it to end, then delete again",
-                limit.as_secs(),
-                path.display()
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // Free at once: nothing runs. Else say why we wait, then poll until the deadline.
+    let f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(_) => return Ok(()),
+        Err((f, _)) => f,
+    };
+    log::warn!("container {id}: waiting for the pct command of a create that did not finish");
+    match pveconf::flock_wait(f, limit) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "a pct command started by the create of container {id}, which did not finish, is still running after {} s (it holds {}); wait for it to end, then delete again",
+            limit.as_secs(),
+            path.display()
+        )),
     }
 }
 

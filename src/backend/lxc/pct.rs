@@ -31,13 +31,12 @@ pub struct Pct {
     inherit: Option<RawFd>,
 }
 
-/// In a child between fork and exec: keep `fd` open across exec.
+/// In a child between fork and exec: keep `fd` open across exec (clear close-on-exec;
+/// fcntl is async-signal-safe).
 pub fn inherit(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor number; async-signal-safe.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD)?);
+    fcntl(fd, FcntlArg::F_SETFD(flags - FdFlag::FD_CLOEXEC))?;
     Ok(())
 }
 
