@@ -50,7 +50,7 @@ pub fn spec_map(data: &[u8], bundle: &Path) {
         &cfg,
         bundle,
         pveconf::describe("fuzz", bundle),
-        spec::HostInfo { memory_mib: Some(4096), swap_mib: Some(0) },
+        spec::HostInfo { memory_mib: Some(4096), swap_mib: Some(0), cgroup_v1: false },
         crate::backend::lxc::storage::Storages {
             defs: crate::backend::lxc::storage::parse(""),
             path: "/etc/pve/storage.cfg".into(),

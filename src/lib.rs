@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub(crate) mod bundle;
+pub(crate) mod cgroup_mode;
 pub mod cli;
 pub mod commands;
 pub(crate) mod config;

@@ -343,15 +343,19 @@ fn process_settings_hostname_and_memory_limit() {
     assert_eq!(lines[lines.len() - 2].split_whitespace().collect::<Vec<_>>(), ["Cpus_allowed_list:", "0"]);
     assert_eq!(lines[lines.len() - 1], hard, "RLIMIT_NOFILE hard (raised from the host when it can)");
 
-    // The memory limit is in the container's cgroup.
+    // The memory limit (a Proxmox option) and the pids limit (a raw cgroup key, v1 or v2
+    // by the host's layout: LXC ignores cgroup2 keys on a legacy/hybrid host) are in the
+    // container's cgroup.
     let sleeper = l.bundle_like(&b, "mem", &["sleep", "1000"], |c| {
         c["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0});
+        c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 33});
     });
     let c = l.create("mem", &sleeper);
     ok(&l.w.nexcage(["start", "mem"]));
     let pids: Vec<i32> = serde_json::from_slice(&l.w.nexcage(["ps", "--format", "json", "mem"]).stdout).unwrap();
     assert_eq!(pids.len(), 1, "ps lists the program (not nexcage-init): {pids:?}");
-    assert_eq!(memory_limit(pids[0]), 64 * 1024 * 1024);
+    assert_eq!(cgroup_limit(pids[0], "memory", "memory.limit_in_bytes", "memory.max"), 64 * 1024 * 1024);
+    assert_eq!(cgroup_limit(pids[0], "pids", "pids.max", "pids.max"), 33);
     // update: through `pct set` (Proxmox applies it live; the emulator only records it).
     let mut child = l.w.cmd(["update", "--resources", "-", "mem"]).stdin(Stdio::piped()).spawn().unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), br#"{"memory":{"limit":134217728}}"#).unwrap();
@@ -372,16 +376,17 @@ fn has_cap_sys_resource() -> bool {
     u64::from_str_radix(eff, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0
 }
 
-/// The memory limit LXC applied to the cgroup of `pid`'s container (the limit sits on
-/// `lxc/<ct>`, the parent of init's `ns` cgroup): v1 memory controller or cgroup v2.
-fn memory_limit(pid: i32) -> u64 {
+/// The limit LXC applied to the cgroup of `pid`'s container (the limit sits on
+/// `lxc/<ct>`, the parent of init's `ns` cgroup): `v1_file` of the v1 `controller`
+/// hierarchy, or `v2_file` on cgroup v2 (the nearest numeric value going up).
+fn cgroup_limit(pid: i32, controller: &str, v1_file: &str, v2_file: &str) -> u64 {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in cg.lines() {
         let f: Vec<&str> = line.splitn(3, ':').collect();
-        let (file, path) = if f[1].split(',').any(|c| c == "memory") {
-            ("memory.limit_in_bytes", format!("/sys/fs/cgroup/memory{}", f[2]))
+        let (file, path) = if f[1].split(',').any(|c| c == controller) {
+            (v1_file, format!("/sys/fs/cgroup/{controller}{}", f[2]))
         } else if f[0] == "0" && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            ("memory.max", format!("/sys/fs/cgroup{}", f[2]))
+            (v2_file, format!("/sys/fs/cgroup{}", f[2]))
         } else {
             continue;
         };
@@ -399,7 +404,7 @@ fn memory_limit(pid: i32) -> u64 {
             }
         }
     }
-    panic!("no memory limit found for pid {pid}: {cg}");
+    panic!("no {controller} limit found for pid {pid}: {cg}");
 }
 
 #[test]

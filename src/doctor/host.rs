@@ -6,29 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How cgroups are mounted on this host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupMode {
-    /// cgroup2 at /sys/fs/cgroup.
-    V2,
-    /// v1 hierarchies and a cgroup2 mount at /sys/fs/cgroup/unified.
-    Hybrid,
-    /// v1 hierarchies only.
-    V1,
-}
-
-pub fn cgroup_mode(root: &Path) -> Result<CgroupMode, String> {
-    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
-    let fs = statfs(root).map_err(|e| format!("cannot statfs {}: {e}", root.display()))?;
-    if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
-        return Ok(CgroupMode::V2);
-    }
-    if fs.filesystem_type() != TMPFS_MAGIC {
-        return Err(format!("{} is neither cgroup2 nor a tmpfs of v1 hierarchies", root.display()));
-    }
-    let unified = statfs(&root.join("unified")).map(|f| f.filesystem_type() == CGROUP2_SUPER_MAGIC);
-    Ok(if unified == Ok(true) { CgroupMode::Hybrid } else { CgroupMode::V1 })
-}
+pub use crate::cgroup_mode::{detect as cgroup_mode, CgroupMode};
 
 /// Enabled controllers (`/proc/cgroups`) that no v1 hierarchy (`/proc/self/mounts`) has:
 /// on a hybrid host they sit on the v2 side, and crun refuses to run.

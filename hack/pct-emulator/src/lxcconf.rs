@@ -4,9 +4,10 @@
 //! environment, uts name, cgroup limits, rootfs, init cmd, networks, runtime
 //! environment, mount points, raw lines), with two host adaptations:
 //! - cgroups: Proxmox writes cgroup2 keys (pure v2 host). On a hybrid host, a
-//!   controller that is only mounted as v1 cannot take v2 keys, so limits are written
-//!   with the v1 keys of the same controller (as PVE's own cgroup v1 code did), and raw
-//!   `lxc.cgroup2.*` lines are translated to their v1 equivalents.
+//!   controller that is only mounted as v1 cannot take v2 keys, so its own limits are
+//!   written with the v1 keys of the same controller (as PVE's cgroup v1 code does). Raw
+//!   `lxc.cgroup.*`/`lxc.cgroup2.*` lines pass to LXC as they are, as PVE passes them:
+//!   LXC ignores `lxc.cgroup2.*` on a legacy or hybrid host (seen with PVE 8's real pct).
 //! - LXC 5 lacks `lxc.environment.runtime` (LXC 6): it becomes `lxc.environment`;
 //!   `lxc.environment.hooks` has no LXC 5 equivalent and is dropped with a warning.
 
@@ -228,7 +229,6 @@ pub fn generate(paths: &Paths, vmid: u32, conf: &Conf, rootfs: &Path, cg: &Cgrou
         }
     }
 
-    let mem_limit = mem;
     for (k, v) in &conf.lxc {
         if k == "lxc.environment.runtime" {
             continue;
@@ -236,20 +236,6 @@ pub fn generate(paths: &Paths, vmid: u32, conf: &Conf, rootfs: &Path, cg: &Cgrou
         if k == "lxc.environment.hooks" {
             warnings.push(format!("{k} has no LXC 5 equivalent; ignored"));
             continue;
-        }
-        if let Some(key) = k.strip_prefix("lxc.cgroup2.") {
-            let ctrl = key.split('.').next().unwrap_or("");
-            if cg.is_v1(ctrl) {
-                match cgroup2_to_v1(key, v, mem_limit, cg.memsw) {
-                    Some(lines) => {
-                        for (k1, v1) in lines {
-                            line(&mut out, &format!("lxc.cgroup.{k1}"), v1);
-                        }
-                    }
-                    None => warnings.push(format!("{k}: no cgroup v1 equivalent on this host; ignored")),
-                }
-                continue;
-            }
         }
         line(&mut out, k, v);
     }
@@ -279,42 +265,6 @@ fn device_lines(out: &mut String, d: &propstr::Props, cg: &CgroupLayout, warning
     line(out, "lxc.mount.entry", format!("{path} {} none bind,create=file 0 0", path.trim_start_matches('/')));
 }
 
-/// Translate a cgroup2 key (without the `lxc.cgroup2.` prefix) to v1 keys.
-pub fn cgroup2_to_v1(key: &str, v: &str, mem_limit: u64, memsw: bool) -> Option<Vec<(String, String)>> {
-    let max_or = |v: &str| {
-        if v == "max" {
-            "-1".to_string()
-        } else {
-            v.to_string()
-        }
-    };
-    let one = |k: &str, v: String| Some(vec![(k.to_string(), v)]);
-    match key {
-        "memory.max" => one("memory.limit_in_bytes", max_or(v)),
-        "memory.high" | "memory.low" => one("memory.soft_limit_in_bytes", max_or(v)),
-        "memory.swap.max" if memsw => {
-            let total = if v == "max" { "-1".to_string() } else { (mem_limit + v.parse::<u64>().ok()?).to_string() };
-            one("memory.memsw.limit_in_bytes", total)
-        }
-        "cpu.max" => {
-            let mut it = v.split_whitespace();
-            let quota = max_or(it.next()?);
-            let period = it.next().unwrap_or("100000").to_string();
-            Some(vec![("cpu.cfs_period_us".into(), period), ("cpu.cfs_quota_us".into(), quota)])
-        }
-        "cpu.weight" => {
-            let w: u64 = v.parse().ok()?;
-            one("cpu.shares", (2 + (w.clamp(1, 10000) - 1) * 262142 / 9999).to_string())
-        }
-        "cpuset.cpus" | "cpuset.mems" | "pids.max" | "devices.allow" | "devices.deny" => one(key, v.to_string()),
-        "io.weight" => {
-            let w: u64 = v.split_whitespace().last()?.parse().ok()?;
-            one("blkio.weight", (w / 10).clamp(10, 1000).to_string())
-        }
-        _ => None,
-    }
-}
-
 fn lxc_arch(a: &str) -> &str {
     match a {
         "amd64" => "amd64",
@@ -332,28 +282,4 @@ fn fnv32(b: &[u8]) -> u32 {
         h = h.wrapping_mul(0x01000193);
     }
     h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cgroup2_translation() {
-        assert_eq!(
-            cgroup2_to_v1("memory.max", "1048576", 0, true),
-            Some(vec![("memory.limit_in_bytes".into(), "1048576".into())])
-        );
-        assert_eq!(
-            cgroup2_to_v1("cpu.max", "50000 100000", 0, true),
-            Some(vec![("cpu.cfs_period_us".into(), "100000".into()), ("cpu.cfs_quota_us".into(), "50000".into())])
-        );
-        assert_eq!(
-            cgroup2_to_v1("memory.swap.max", "100", 1000, true),
-            Some(vec![("memory.memsw.limit_in_bytes".into(), "1100".into())])
-        );
-        assert_eq!(cgroup2_to_v1("pids.max", "10", 0, true), Some(vec![("pids.max".into(), "10".into())]));
-        assert_eq!(cgroup2_to_v1("cpu.weight", "100", 0, true), Some(vec![("cpu.shares".into(), "2597".into())]));
-        assert_eq!(cgroup2_to_v1("bogus.x", "1", 0, true), None);
-    }
 }

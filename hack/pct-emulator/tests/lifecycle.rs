@@ -212,7 +212,8 @@ fn network_static_dhcp_manual() {
     env.pct(&["stop", &vs]).ok();
 }
 
-/// The limits of the PVE config and translated raw keys really reach the cgroups.
+/// The limits of the PVE config and raw cgroup keys (v1 keys on a host whose controllers
+/// are v1, as nexcage writes them there) really reach the cgroups.
 #[test]
 fn limits_and_runtime_env_are_applied() {
     if !emulated() {
@@ -238,7 +239,9 @@ fn limits_and_runtime_env_are_applied() {
     .ok();
     let conf = env.conf_path(v);
     let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str("lxc.cgroup2.pids.max: 33\nlxc.environment.runtime: NEXCAGE_TEST=yes\n");
+    let v2_host = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let pids_key = if v2_host { "lxc.cgroup2.pids.max" } else { "lxc.cgroup.pids.max" };
+    text.push_str(&format!("{pids_key}: 33\nlxc.environment.runtime: NEXCAGE_TEST=yes\n"));
     std::fs::write(&conf, text).unwrap();
     env.pct(&["start", &vs]).ok();
     let pid = env.init_pid(v);

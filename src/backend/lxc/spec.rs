@@ -106,22 +106,32 @@ fn err<T>(path: impl Into<String>, problem: impl Into<String>, hint: impl Into<S
     Err(SpecError { path: path.into(), problem: problem.into(), hint: hint.into() })
 }
 
-/// Host facts used for limits the bundle leaves unlimited (PVE has no "unlimited"
-/// memory or swap; the host's totals are the honest equivalent).
+/// Host facts the mapping depends on: the totals used for limits the bundle leaves
+/// unlimited (PVE has no "unlimited" memory or swap; the host's totals are the honest
+/// equivalent), and where the cgroup controllers live (which raw keys LXC applies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostInfo {
     pub memory_mib: Option<u64>,
     pub swap_mib: Option<u64>,
+    /// Controllers in v1 hierarchies (a legacy or hybrid host, e.g. Proxmox VE 8 booted
+    /// with `systemd.unified_cgroup_hierarchy=0`): limits go into `lxc.cgroup.*` keys.
+    /// `false` (cgroup v2, Proxmox VE 9's only layout): `lxc.cgroup2.*`.
+    pub cgroup_v1: bool,
 }
 
 impl HostInfo {
-    /// From `/proc/meminfo`.
+    /// From `/proc/meminfo` and the filesystem at /sys/fs/cgroup.
     pub fn probe() -> HostInfo {
         let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let kib = |key: &str| -> Option<u64> {
             text.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()
         };
-        HostInfo { memory_mib: kib("MemTotal:").map(|k| k / 1024), swap_mib: kib("SwapTotal:").map(|k| k / 1024) }
+        let cgroup_v1 = crate::cgroup_mode::detect(Path::new("/sys/fs/cgroup")).is_ok_and(|m| m.controllers_on_v1());
+        HostInfo {
+            memory_mib: kib("MemTotal:").map(|k| k / 1024),
+            swap_mib: kib("SwapTotal:").map(|k| k / 1024),
+            cgroup_v1,
+        }
     }
 }
 
@@ -473,6 +483,21 @@ const STANDARD_DEVICES: &[(&str, i64, i64)] = &[
 impl Mapper<'_> {
     fn raw(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.out.raw_lxc.push((key.into(), value.into()));
+    }
+
+    /// A limit whose value reads the same on both cgroup versions: `lxc.cgroup2.<v2>` on
+    /// a cgroup v2 host, `lxc.cgroup.<v1>` where the controllers are v1.
+    fn cg(&mut self, v2: &str, v1: &str, value: String) {
+        self.cg_value(v2, value.clone(), v1, value);
+    }
+
+    /// A limit written differently for each cgroup version (see [`HostInfo::cgroup_v1`]).
+    fn cg_value(&mut self, v2: &str, v2_value: String, v1: &str, v1_value: String) {
+        if self.opts.host.cgroup_v1 {
+            self.raw(format!("lxc.cgroup.{v1}"), v1_value);
+        } else {
+            self.raw(format!("lxc.cgroup2.{v2}"), v2_value);
+        }
     }
 
     fn warn(&mut self, w: impl Into<String>) {
@@ -886,7 +911,7 @@ impl Mapper<'_> {
         }
         if let Some(p) = res.pids() {
             if p.limit() > 0 {
-                self.raw("lxc.cgroup2.pids.max", p.limit().to_string());
+                self.cg("pids.max", "pids.max", p.limit().to_string());
             }
         }
         if let Some(b) = res.block_io() {
@@ -896,7 +921,7 @@ impl Mapper<'_> {
             self.hugepage_limit(i, h)?;
         }
         if let Some(n) = res.network() {
-            network_classes(n)?;
+            self.network_classes(n)?;
         }
         if let Some(rdma) = res.rdma() {
             self.rdma(rdma)?;
@@ -948,18 +973,30 @@ impl Mapper<'_> {
         };
         if let Some(m) = mem {
             if let Some(r) = m.reservation().filter(|r| *r > 0) {
-                self.raw("lxc.cgroup2.memory.low", r.to_string());
+                self.cg("memory.low", "memory.soft_limit_in_bytes", r.to_string());
             }
             if m.kernel().is_some() || m.kernel_tcp().is_some() {
                 self.warn(
-                    "linux.resources.memory.kernel/kernelTCP: ignored (no cgroup v2 equivalent; runc ignores them too)",
+                    "linux.resources.memory.kernel/kernelTCP: ignored (no cgroup v2 equivalent, gone from cgroup v1 \
+                     since Linux 6.1; runc ignores them too)",
                 );
             }
-            if m.swappiness().is_some() {
-                self.warn("linux.resources.memory.swappiness: ignored (no cgroup v2 equivalent)");
+            match m.swappiness() {
+                Some(s) if self.opts.host.cgroup_v1 => {
+                    if s > 100 {
+                        return err("linux.resources.memory.swappiness", format!("{s} is out of range"), "use 0..100");
+                    }
+                    self.raw("lxc.cgroup.memory.swappiness", s.to_string());
+                }
+                Some(_) => self.warn("linux.resources.memory.swappiness: ignored (no cgroup v2 equivalent)"),
+                None => {}
             }
             if m.disable_oom_killer() == Some(true) {
-                self.warn("linux.resources.memory.disableOOMKiller: ignored (no cgroup v2 equivalent)");
+                if self.opts.host.cgroup_v1 {
+                    self.raw("lxc.cgroup.memory.oom_control", "1");
+                } else {
+                    self.warn("linux.resources.memory.disableOOMKiller: ignored (no cgroup v2 equivalent)");
+                }
             }
         }
         Ok(())
@@ -981,14 +1018,22 @@ impl Mapper<'_> {
             self.create.cpulimit = Some(format_cpulimit(q, period));
         }
         if let Some(b) = cpu.burst().filter(|b| *b > 0) {
-            self.raw("lxc.cgroup2.cpu.max.burst", b.to_string());
+            self.cg("cpu.max.burst", "cpu.cfs_burst_us", b.to_string());
         }
-        if cpu.realtime_runtime().is_some_and(|r| r != 0) || cpu.realtime_period().is_some_and(|r| r != 0) {
-            return err(
-                "linux.resources.cpu.realtimeRuntime",
-                "realtime CPU limits need cgroup v1's cpu.rt_* files, which Proxmox (cgroup v2) does not have",
-                "drop realtimeRuntime/realtimePeriod",
-            );
+        let rt = [
+            ("Period", "cpu.rt_period_us", cpu.realtime_period().map(|p| p.to_string())),
+            ("Runtime", "cpu.rt_runtime_us", cpu.realtime_runtime().map(|r| r.to_string())),
+        ];
+        for (field, key, value) in rt {
+            let Some(v) = value.filter(|v| v != "0") else { continue };
+            if !self.opts.host.cgroup_v1 {
+                return err(
+                    format!("linux.resources.cpu.realtime{field}"),
+                    "realtime CPU limits need cgroup v1's cpu.rt_* files; this host's cgroups are v2",
+                    "drop realtimeRuntime/realtimePeriod",
+                );
+            }
+            self.raw(format!("lxc.cgroup.{key}"), v);
         }
         for (field, key, value) in [("cpus", "cpuset.cpus", cpu.cpus()), ("mems", "cpuset.mems", cpu.mems())] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -999,38 +1044,47 @@ impl Mapper<'_> {
                         "e.g. \"0-3,6\"",
                     );
                 }
-                self.raw(format!("lxc.cgroup2.{key}"), v);
+                self.cg(key, key, v.to_string());
             }
         }
         if let Some(i) = cpu.idle() {
-            self.raw("lxc.cgroup2.cpu.idle", i.to_string());
+            self.cg("cpu.idle", "cpu.idle", i.to_string());
         }
         Ok(())
     }
 
     fn block_io(&mut self, b: &LinuxBlockIo) {
         if let Some(w) = b.weight().filter(|w| *w > 0) {
-            self.raw("lxc.cgroup2.io.weight", format!("default {}", blkio_to_io_weight(w)));
+            self.cg_value("io.weight", format!("default {}", blkio_to_io_weight(w)), "blkio.weight", w.to_string());
         }
+        // The leaf weights were CFQ's, removed from Linux in 5.0 (cgroup v1 has no file
+        // for them any more either).
         if b.leaf_weight().is_some() {
             self.warn("linux.resources.blockIO.leafWeight: ignored (no cgroup v2 equivalent)");
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(w) = d.weight().filter(|w| *w > 0) {
-                self.raw("lxc.cgroup2.io.weight", format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(w)));
+                let dev = format!("{}:{}", d.major(), d.minor());
+                self.cg_value(
+                    "io.weight",
+                    format!("{dev} {}", blkio_to_io_weight(w)),
+                    "blkio.weight_device",
+                    format!("{dev} {w}"),
+                );
             }
             if d.leaf_weight().is_some() {
                 self.warn("linux.resources.blockIO.weightDevice[].leafWeight: ignored (no cgroup v2 equivalent)");
             }
         }
-        for (list, key) in [
-            (b.throttle_read_bps_device(), "rbps"),
-            (b.throttle_write_bps_device(), "wbps"),
-            (b.throttle_read_iops_device(), "riops"),
-            (b.throttle_write_iops_device(), "wiops"),
+        for (list, key, v1_file) in [
+            (b.throttle_read_bps_device(), "rbps", "blkio.throttle.read_bps_device"),
+            (b.throttle_write_bps_device(), "wbps", "blkio.throttle.write_bps_device"),
+            (b.throttle_read_iops_device(), "riops", "blkio.throttle.read_iops_device"),
+            (b.throttle_write_iops_device(), "wiops", "blkio.throttle.write_iops_device"),
         ] {
             for d in list.iter().flatten() {
-                self.raw("lxc.cgroup2.io.max", format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()));
+                let dev = format!("{}:{}", d.major(), d.minor());
+                self.cg_value("io.max", format!("{dev} {key}={}", d.rate()), v1_file, format!("{dev} {}", d.rate()));
             }
         }
     }
@@ -1044,8 +1098,17 @@ impl Mapper<'_> {
                 "e.g. \"2MB\"",
             );
         }
-        self.raw(format!("lxc.cgroup2.hugetlb.{size}.max"), h.limit().to_string());
-        Ok(())
+        // The kernel names the files with upper-case units (hugetlb.2MB.max), and
+        // pve-container's config parser takes only `lxc.[a-z0-9_.-]+` keys: such a line
+        // would be dropped with "unable to parse config". Refused rather than lost.
+        err(
+            format!("linux.resources.hugepageLimits[{i}]"),
+            format!(
+                "a hugetlb limit cannot be carried by a Proxmox container config: the kernel's files \
+                 (hugetlb.{size}.*) have upper-case letters, and Proxmox's config parser drops an lxc.* key with them"
+            ),
+            "drop linux.resources.hugepageLimits, or route this container to crun or runc",
+        )
     }
 
     fn rdma(&mut self, rdma: &HashMap<String, LinuxRdma>) -> Result<(), SpecError> {
@@ -1062,7 +1125,7 @@ impl Mapper<'_> {
             if let Some(o) = l.hca_objects() {
                 v.push_str(&format!(" hca_object={o}"));
             }
-            self.raw("lxc.cgroup2.rdma.max", v);
+            self.cg("rdma.max", "rdma.max", v);
         }
         Ok(())
     }
@@ -1070,6 +1133,14 @@ impl Mapper<'_> {
     fn unified(&mut self, unified: &HashMap<String, String>) -> Result<(), SpecError> {
         let mut keys: Vec<_> = unified.iter().collect();
         keys.sort();
+        if let (true, Some((k, _))) = (self.opts.host.cgroup_v1, keys.first()) {
+            return err(
+                format!("linux.resources.unified[\"{k}\"]"),
+                "cgroup v2 files, but this host's cgroup controllers are v1 (legacy or hybrid layout), where LXC \
+                 ignores cgroup2 limits",
+                "drop linux.resources.unified, or boot the host with cgroup v2 (Proxmox VE's default)",
+            );
+        }
         for (k, v) in keys {
             let ok_key = k.split_once('.').is_some_and(|(c, rest)| !c.is_empty() && !rest.is_empty())
                 && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
@@ -1085,6 +1156,36 @@ impl Mapper<'_> {
                 return err(format!("linux.resources.unified[\"{k}\"]"), "the value contains a line break", "");
             }
             self.raw(format!("lxc.cgroup2.{k}"), v.as_str());
+        }
+        Ok(())
+    }
+
+    /// `linux.resources.network`: the net_cls/net_prio controllers exist on cgroup v1 only.
+    fn network_classes(&mut self, n: &LinuxNetwork) -> Result<(), SpecError> {
+        let priorities = n.priorities().as_deref().unwrap_or_default();
+        if n.class_id().is_none() && priorities.is_empty() {
+            return Ok(());
+        }
+        if !self.opts.host.cgroup_v1 {
+            return err(
+                "linux.resources.network",
+                "net_cls/net_prio are cgroup v1 controllers; this host's cgroups are v2",
+                "drop linux.resources.network (use the PVE firewall or tc for traffic control)",
+            );
+        }
+        if let Some(id) = n.class_id() {
+            self.raw("lxc.cgroup.net_cls.classid", id.to_string());
+        }
+        for (i, p) in priorities.iter().enumerate() {
+            let name = p.name();
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return err(
+                    format!("linux.resources.network.priorities[{i}].name"),
+                    format!("{name:?} is not an interface name"),
+                    "",
+                );
+            }
+            self.raw("lxc.cgroup.net_prio.ifpriomap", format!("{name} {}", p.priority()));
         }
         Ok(())
     }
@@ -1414,17 +1515,6 @@ impl Mapper<'_> {
 }
 
 /// `linux.resources.network`: net_cls/net_prio, which Proxmox's cgroup v2 lacks.
-fn network_classes(n: &LinuxNetwork) -> Result<(), SpecError> {
-    if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-        return err(
-            "linux.resources.network",
-            "net_cls/net_prio are cgroup v1 controllers; Proxmox uses cgroup v2",
-            "drop linux.resources.network (use the PVE firewall or tc for traffic control)",
-        );
-    }
-    Ok(())
-}
-
 fn ns_name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "mount",

@@ -70,7 +70,7 @@ impl Env {
             network: Some(NET.into()),
             allowed_host_mounts: vec![self.p("host")],
             description: "descr".into(),
-            host: HostInfo { memory_mib: Some(2048), swap_mib: Some(1024) },
+            host: HostInfo { memory_mib: Some(2048), swap_mib: Some(1024), cgroup_v1: false },
         }
     }
     fn map(&self, v: Value) -> Result<PveContainer, SpecError> {
@@ -238,7 +238,6 @@ fn other_cgroup_resources() {
         "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
         "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 100}]
     });
-    v["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 209715200}]);
     v["linux"]["resources"]["rdma"] = json!({"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}});
     v["linux"]["resources"]["unified"] = json!({"memory.high": "50000000", "io.weight": "default 100"});
     let out = e.map(v.clone()).unwrap();
@@ -249,7 +248,6 @@ fn other_cgroup_resources() {
             ("lxc.cgroup2.io.weight", "8:0 1"),
             ("lxc.cgroup2.io.max", "8:0 rbps=1048576"),
             ("lxc.cgroup2.io.max", "8:16 wiops=100"),
-            ("lxc.cgroup2.hugetlb.2MB.max", "209715200"),
             ("lxc.cgroup2.rdma.max", "mlx5_1 hca_handle=3 hca_object=10000"),
             ("lxc.cgroup2.io.weight", "default 100"),
             ("lxc.cgroup2.memory.high", "50000000"),
@@ -265,9 +263,74 @@ fn other_cgroup_resources() {
     let mut bad = v.clone();
     bad["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2 MB", "limit": 1}]);
     assert_eq!(err_path(e.map(bad)), "linux.resources.hugepageLimits[0].pageSize");
+    // A valid one is refused too: its key cannot survive Proxmox's config parser.
+    let mut bad = v.clone();
+    bad["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 209715200}]);
+    assert_eq!(err_path(e.map(bad)), "linux.resources.hugepageLimits[0]");
     let mut bad = v;
     bad["linux"]["resources"]["network"] = json!({"classID": 1048577});
     assert_eq!(err_path(e.map(bad)), "linux.resources.network");
+}
+
+/// On a host whose controllers are v1 (legacy or hybrid), where LXC ignores
+/// `lxc.cgroup2.*`: the same limits as `lxc.cgroup.*` keys, the v1-only knobs applied,
+/// and cgroup v2 files refused by name.
+#[test]
+fn cgroup_v1_host_keys() {
+    let e = Env::new();
+    let mut o = e.opts();
+    o.host.cgroup_v1 = true;
+    let mut v = base();
+    v["linux"]["resources"] = json!({
+        "memory": {"limit": MIB * 64, "reservation": MIB * 32, "swappiness": 10, "disableOOMKiller": true, "kernel": 1},
+        "cpu": {"cpus": "0-1", "mems": "0", "burst": 1000, "idle": 1, "realtimeRuntime": 950000, "realtimePeriod": 1000000},
+        "pids": {"limit": 33},
+        "blockIO": {
+            "weight": 500,
+            "weightDevice": [{"major": 8, "minor": 0, "weight": 10}],
+            "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 100}]
+        },
+        "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
+        "rdma": {"mlx5_1": {"hcaHandles": 3}}
+    });
+    let out = e.map_with(v.clone(), &o).unwrap();
+    assert_eq!(
+        out.raw_lxc,
+        kv(&[
+            ("lxc.cgroup.memory.soft_limit_in_bytes", "33554432"),
+            ("lxc.cgroup.memory.swappiness", "10"),
+            ("lxc.cgroup.memory.oom_control", "1"),
+            ("lxc.cgroup.cpu.cfs_burst_us", "1000"),
+            ("lxc.cgroup.cpu.rt_period_us", "1000000"),
+            ("lxc.cgroup.cpu.rt_runtime_us", "950000"),
+            ("lxc.cgroup.cpuset.cpus", "0-1"),
+            ("lxc.cgroup.cpuset.mems", "0"),
+            ("lxc.cgroup.cpu.idle", "1"),
+            ("lxc.cgroup.pids.max", "33"),
+            ("lxc.cgroup.blkio.weight", "500"),
+            ("lxc.cgroup.blkio.weight_device", "8:0 10"),
+            ("lxc.cgroup.blkio.throttle.read_bps_device", "8:0 1048576"),
+            ("lxc.cgroup.blkio.throttle.write_iops_device", "8:16 100"),
+            ("lxc.cgroup.net_cls.classid", "1048577"),
+            ("lxc.cgroup.net_prio.ifpriomap", "eth0 5"),
+            ("lxc.cgroup.rdma.max", "mlx5_1 hca_handle=3"),
+        ])
+    );
+    assert_eq!(out.warnings.len(), 1, "only memory.kernel is ignored: {:?}", out.warnings);
+    let mut bad = v.clone();
+    bad["linux"]["resources"]["unified"] = json!({"memory.high": "1"});
+    assert_eq!(err_path(e.map_with(bad, &o)), "linux.resources.unified[\"memory.high\"]");
+    let mut bad = v.clone();
+    bad["linux"]["resources"]["memory"]["swappiness"] = json!(101);
+    assert_eq!(err_path(e.map_with(bad, &o)), "linux.resources.memory.swappiness");
+    let mut bad = v;
+    bad["linux"]["resources"]["network"]["priorities"] = json!([{"name": "eth 0", "priority": 1}]);
+    assert_eq!(err_path(e.map_with(bad, &o)), "linux.resources.network.priorities[0].name");
+    // The realtime files are v1's: refused on a cgroup v2 host, by name.
+    let mut v2 = base();
+    v2["linux"]["resources"]["cpu"] = json!({"realtimePeriod": 1000000});
+    assert_eq!(err_path(e.map(v2)), "linux.resources.cpu.realtimePeriod");
 }
 
 fn with_mounts(extra: Value) -> Value {
