@@ -325,3 +325,59 @@ fn invalid_config_fails_naming_file_and_path() {
     let fail = t.lines().position(|l| l.starts_with("FAIL  config")).expect(&t);
     assert!(t.lines().nth(fail + 1).unwrap().trim_start().starts_with("fix: "), "{t}");
 }
+
+/// Privileged Proxmox containers only by the operator's explicit choice, and shown: doctor
+/// names a backend that makes them and every route that leads there; `route` says it
+/// for the container at hand (a bundle with a user namespace stays unprivileged).
+#[test]
+fn privileged_lxc_backend_is_named_with_its_routes() {
+    let mut h = Host::new();
+    let (_, report) = h.json();
+    let p = check(&report, "backend lxc privilege");
+    assert_eq!(p["status"], "pass", "{p:#}");
+    assert!(p["detail"].as_str().unwrap().contains("unprivileged containers only"), "{p:#}");
+
+    h.config["backends"]["lxc"]["unprivileged"] = json!(false);
+    h.config["routes"].as_array_mut().unwrap().push(json!({ "name": "trusted", "id": "trusted-*", "backend": "lxc" }));
+    let (code, report) = h.json();
+    assert_eq!(code, 0, "a warning, not a failure: {report:#}");
+    let p = check(&report, "backend lxc privilege");
+    assert_eq!(p["status"], "warn", "{p:#}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("PRIVILEGED"), "{detail}");
+    assert!(
+        detail.contains(
+            "Reached by: default_backend, routes[1] (\"trusted\"), and any bundle annotated nexcage.backend=lxc"
+        ),
+        "{detail}"
+    );
+    assert!(p["fix"].as_str().unwrap().contains("backends.lxc.unprivileged"), "{p:#}");
+    assert!(check(&report, "route default")["detail"].as_str().unwrap().contains("(privileged Proxmox containers)"));
+    assert!(!check(&report, "route routes[0]")["detail"].as_str().unwrap().contains("privileged"), "crun's route");
+
+    // `route` for one container (the config file doctor just read).
+    let bundle = h.dir.path().join("bundle");
+    std::fs::create_dir_all(bundle.join("rootfs")).unwrap();
+    let route = |namespaces: Value| -> String {
+        let doc = json!({
+            "ociVersion": "1.0.2", "root": { "path": "rootfs" },
+            "process": { "args": ["true"], "cwd": "/" },
+            "linux": { "namespaces": namespaces }
+        });
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
+        let out = Command::new(NEXCAGE)
+            .env("NEXCAGE_CONFIG", h.dir.path().join("nexcage.json"))
+            .args(["route", "--bundle"])
+            .arg(&bundle)
+            .arg("trusted-1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let out = route(json!([{ "type": "pid" }, { "type": "mount" }]));
+    assert!(out.starts_with("backend lxc: chosen by routes[1] (trusted)"), "{out}");
+    assert!(out.contains("proxmox-lxc container: PRIVILEGED"), "{out}");
+    let out = route(json!([{ "type": "pid" }, { "type": "user" }]));
+    assert!(out.contains("proxmox-lxc container: unprivileged (the bundle has a user namespace)"), "{out}");
+}

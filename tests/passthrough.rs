@@ -408,6 +408,55 @@ fn features_works_without_global_flags() {
     assert_eq!(doc["annotations"]["org.nexcage.default-backend"], "runc");
 }
 
+/// `features` claims only what holds on every backend a container can be routed to (the
+/// annotation reaches any configured one): with runc and proxmox-lxc, runc's seccomp,
+/// id-mapped mounts and `rro` are not claimed; with a runtime that cannot report its
+/// features (Debian 12's crun 1.8.1), nothing but the OCI versions is.
+#[test]
+fn features_is_the_intersection_of_the_reachable_backends() {
+    let w = World::new("runc");
+    let features = |config: &str| -> serde_json::Value {
+        std::fs::write(&w.config, config).unwrap();
+        let out =
+            std::process::Command::new(NEXCAGE).env("NEXCAGE_CONFIG", &w.config).arg("features").output().unwrap();
+        ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let runc_out = std::process::Command::new("runc").arg("features").output().unwrap();
+    let runc: serde_json::Value = serde_json::from_slice(&runc_out.stdout).unwrap();
+    assert_eq!(runc["linux"]["seccomp"]["enabled"], true, "the reference claims seccomp");
+
+    let alone = features(r#"{"default_backend":"runc","backends":{"runc":{"kind":"oci","path":"runc"}}}"#);
+    assert_eq!(alone["linux"], runc["linux"], "one backend: its own document");
+    assert_eq!(alone["mountOptions"], runc["mountOptions"]);
+
+    let both = features(
+        r#"{"default_backend":"runc","backends":{"runc":{"kind":"oci","path":"runc"},"lxc":{"kind":"proxmox-lxc"}}}"#,
+    );
+    assert_eq!(both["linux"]["seccomp"]["enabled"], false, "{both}");
+    assert_eq!(both["linux"]["apparmor"]["enabled"], false, "{both}");
+    let opts: Vec<&str> = both["mountOptions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(opts.contains(&"ro") && opts.contains(&"nosuid"), "{opts:?}");
+    assert!(!opts.contains(&"rro"), "lxc mounts cannot be recursively read-only: {opts:?}");
+    for ns in both["linux"]["namespaces"].as_array().unwrap() {
+        assert!(runc["linux"]["namespaces"].as_array().unwrap().contains(ns), "{ns} is not runc's");
+    }
+    assert_eq!(both["annotations"]["org.nexcage.features"], "intersection of the backends lxc,runc");
+    assert!(both["annotations"].get("org.opencontainers.runc.version").is_none(), "runc's own annotations are dropped");
+
+    // crun 1.8.1 has no `features` command (skip where a newer crun has one).
+    let crun_reports = std::process::Command::new("crun").arg("features").output().unwrap().status.success();
+    if !crun_reports {
+        let all = features(
+            r#"{"default_backend":"runc","backends":{"runc":{"kind":"oci","path":"runc"},"crun":{"kind":"oci","path":"crun"}}}"#,
+        );
+        assert!(all.get("linux").is_none() && all.get("mountOptions").is_none(), "{all}");
+        assert!(all["ociVersionMax"].is_string(), "{all}");
+        let how = all["annotations"]["org.nexcage.features"].as_str().unwrap();
+        assert!(how.starts_with("only the OCI versions are reported: the features of crun ("), "{how}");
+    }
+}
+
 #[test]
 fn version_names_the_backends() {
     let w = World::new("crun");

@@ -89,7 +89,24 @@ pub fn run_checks(state_root: &Path) -> Vec<Check> {
         usable.insert(name.as_str(), own.iter().all(|c| c.status != Status::Fail));
         checks.extend(own);
     }
+    // Which routes lead to each backend (the annotation can name any of them).
+    let mut reached: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    reached.entry(config.default_backend.as_str()).or_default().push("default_backend".into());
+    for (i, rule) in config.routes.iter().enumerate() {
+        let what =
+            rule.name.as_ref().map(|n| format!("routes[{i}] (\"{n}\")")).unwrap_or_else(|| format!("routes[{i}]"));
+        reached.entry(rule.backend.as_str()).or_default().push(what);
+    }
+    for (name, backend) in &config.backends {
+        if let BackendConfig::ProxmoxLxc(lxc) = backend {
+            let routes = reached.get(name.as_str()).map(|r| r.join(", ")).unwrap_or_else(|| "no route".into());
+            checks.push(check_privilege(name, lxc, &routes, &file));
+        }
+    }
+    let privileged =
+        |backend: &str| matches!(config.backend(backend), Some(BackendConfig::ProxmoxLxc(l)) if !l.unprivileged);
     let route = |check: String, what: String, backend: &str| {
+        let what = if privileged(backend) { format!("{what} (privileged Proxmox containers)") } else { what };
         if usable.get(backend).copied().unwrap_or(false) {
             Check::pass(check, format!("{what} -> backend {backend}, which is usable"))
         } else {
@@ -144,6 +161,28 @@ fn check_lxc(name: &str, lxc: &LxcBackendConfig, file: &str) -> Vec<Check> {
         checks.push(check_subids(name));
     }
     checks
+}
+
+/// Privileged Proxmox containers only by the operator's explicit choice: say which
+/// backend makes them and which routes lead there (a bundle never chooses it: with
+/// `"unprivileged": true` every container is unprivileged, with or without a user
+/// namespace in the bundle).
+fn check_privilege(name: &str, lxc: &LxcBackendConfig, routes: &str, file: &str) -> Check {
+    let check = format!("backend {name} privilege");
+    if lxc.unprivileged {
+        return Check::pass(check, "unprivileged containers only (no bundle can ask for a privileged one)");
+    }
+    Check::warn(
+        check,
+        format!(
+            "creates PRIVILEGED Proxmox containers (\"unprivileged\": false; a bundle with a user namespace \
+             stays unprivileged): a program that escapes is root on the host. Reached by: {routes}, and any \
+             bundle annotated nexcage.backend={name}"
+        ),
+        format!(
+            "set backends.{name}.unprivileged to true in {file} unless these workloads need a privileged container"
+        ),
+    )
 }
 
 /// The LXC pct drives: Proxmox VE 9 ships 6.0 with lxc-pve's patches, 8 ships 6.0 too.
