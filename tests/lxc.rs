@@ -1132,3 +1132,62 @@ fn checkpoint_restore_events_and_crun_only_flags_are_refused_naming_the_backend(
     assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
     l.assert_clean("after checkpoint/events refusals");
 }
+
+/// The bundle's seccomp profile (`linux.seccomp`) binds the program and exec'd processes
+/// as it does under crun: the same `Seccomp:` mode and the same failing syscalls, with
+/// and without noNewPrivileges (nexcage-init loads it before or after the user switch).
+#[test]
+fn seccomp_profile_is_applied_as_by_crun() {
+    let l = Lxc::new(9700);
+    let base = l.w.bundle("base", &["true"], &[]);
+    let script = "grep ^Seccomp: /proc/self/status; mkdir /tmp/sc 2>/dev/null; echo mkdir=$?; \
+                  echo x > /tmp/f; chmod 600 /tmp/f 2>/dev/null; echo chmod=$?; ls / >/dev/null; echo ls=$?";
+    let bundle = |name: &str, backend: &str, nnp: bool| -> PathBuf {
+        let b = runc_spec_bundle(&l, &base, name, backend);
+        edit_config(&b, |c| {
+            c["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+            c["process"]["noNewPrivileges"] = nnp.into();
+            c["root"]["readonly"] = false.into();
+            c["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [
+                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                    {"names": ["chmod", "fchmod", "fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO"}
+                ]
+            });
+        });
+        b
+    };
+    let reference = {
+        let b = bundle("ref", "crun", true);
+        let out = Command::new("crun")
+            .arg("--root")
+            .arg(l.w.dir.path().join("crun-root"))
+            .args(["run", "--bundle"])
+            .arg(&b)
+            .arg("seccomp-reference")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        ok(&out);
+        text(&out.stdout)
+    };
+    assert_eq!(reference, "Seccomp:\t2\nmkdir=1\nchmod=1\nls=0\n", "crun's view");
+    for nnp in [true, false] {
+        let b = bundle(&format!("lxc-{nnp}"), "lxc", nnp);
+        let (code, out, err) = l.run_to_end(&format!("sc-{nnp}"), &b);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(out, reference, "lxc, noNewPrivileges {nnp}: {err}");
+    }
+    // exec'd processes run under the container's filter too.
+    let b = bundle("lxc-exec", "lxc", true);
+    edit_config(&b, |c| c["process"]["args"] = serde_json::json!(["sleep", "1000"]));
+    let c = l.create("sc-exec", &b);
+    ok(&l.w.nexcage(["start", "sc-exec"]));
+    let (code, out) = run_exec(&l, "sc-exec", &["sh", "-c", "mkdir /tmp/e 2>/dev/null; echo mkdir=$?"]);
+    assert_eq!((code, out.as_str()), (0, "mkdir=1\n"));
+    ok(&l.w.nexcage(["delete", "--force", "sc-exec"]));
+    wait_pid(c.pid, wait_limit());
+    l.assert_clean("seccomp");
+}

@@ -409,8 +409,8 @@ fn features_works_without_global_flags() {
 }
 
 /// `features` claims only what holds on every backend a container can be routed to (the
-/// annotation reaches any configured one): with runc and proxmox-lxc, runc's seccomp,
-/// id-mapped mounts and `rro` are not claimed; with a runtime that cannot report its
+/// annotation reaches any configured one): with runc and proxmox-lxc, runc's AppArmor,
+/// seccomp notification, id-mapped mounts and `rro` are not claimed; with a runtime that cannot report its
 /// features (Debian 12's crun 1.8.1), nothing but the OCI versions is.
 #[test]
 fn features_is_the_intersection_of_the_reachable_backends() {
@@ -433,7 +433,11 @@ fn features_is_the_intersection_of_the_reachable_backends() {
     let both = features(
         r#"{"default_backend":"runc","backends":{"runc":{"kind":"oci","path":"runc"},"lxc":{"kind":"proxmox-lxc"}}}"#,
     );
-    assert_eq!(both["linux"]["seccomp"]["enabled"], false, "{both}");
+    // proxmox-lxc applies seccomp profiles, but without notification agents; AppArmor
+    // profiles not at all.
+    assert_eq!(both["linux"]["seccomp"]["enabled"], true, "{both}");
+    let actions = both["linux"]["seccomp"]["actions"].as_array().unwrap();
+    assert!(actions.contains(&"SCMP_ACT_ERRNO".into()) && !actions.contains(&"SCMP_ACT_NOTIFY".into()), "{actions:?}");
     assert_eq!(both["linux"]["apparmor"]["enabled"], false, "{both}");
     let opts: Vec<&str> = both["mountOptions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(opts.contains(&"ro") && opts.contains(&"nosuid"), "{opts:?}");

@@ -74,6 +74,18 @@ pub struct ProcessSpec {
     /// CPUs for sched_setaffinity(2) (execCPUAffinity).
     #[serde(default)]
     pub cpu_affinity: Option<Vec<usize>>,
+    /// The container's seccomp filter (`linux.seccomp`, compiled on the host), loaded
+    /// right before execve; exec'd processes get the container's too.
+    #[serde(default)]
+    pub seccomp: Option<SeccompProgram>,
+}
+
+/// A classic BPF seccomp program: `struct sock_filter` records (8 bytes each, native
+/// byte order) and the SECCOMP_FILTER_FLAG_* bits to load it with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompProgram {
+    pub bpf: Vec<u8>,
+    pub flags: u32,
 }
 
 /// `struct sched_attr` fields (numbers already resolved on the host).

@@ -59,8 +59,14 @@ pub fn bundle_facts(bundle: &Path, path: &Path, v: &serde_json::Value) -> Result
         )
     })?;
     let oci = process::parse(proc_v, "process").with_context(|| format!("invalid {}", path.display()))?;
-    let (process, warnings) =
+    let (mut process, warnings) =
         process::to_spec(&oci, "process").with_context(|| format!("invalid {}", path.display()))?;
+    if let Some(profile) = v.pointer("/linux/seccomp").filter(|s| !s.is_null()) {
+        let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(profile.clone())
+            .with_context(|| format!("invalid {}: linux.seccomp", path.display()))?;
+        process.seccomp =
+            Some(super::seccomp::compile(&profile).with_context(|| format!("invalid {}", path.display()))?);
+    }
     for w in warnings {
         log::warn!("{w}");
     }

@@ -9,8 +9,11 @@
 //!   also bounded by LXC's configuration);
 //! - cgroup: Proxmox manages the container's cgroup (`lxc/<vmid>`); OCI cgroupsPath and
 //!   the systemd driver are not used;
-//! - seccomp, AppArmor, SELinux: the OCI profiles are not applied (Proxmox's LXC
-//!   seccomp and AppArmor profiles apply instead), so they are reported disabled;
+//! - seccomp: the bundle's profile is compiled with libseccomp and loaded by nexcage-init
+//!   on top of LXC's own filter (seccomp.rs): every action but SCMP_ACT_NOTIFY (no
+//!   notification agents), every operator, the architectures a filter can take here;
+//! - AppArmor, SELinux: the OCI profiles are not applied (Proxmox's LXC AppArmor
+//!   profile applies instead), so they are reported disabled;
 //! - mount options: what LXC understands for `lxc.mount.entry` (no id-mapped mounts).
 
 use serde_json::{json, Value};
@@ -59,6 +62,42 @@ const MOUNT_OPTIONS: &[&str] = &[
     "unbindable",
 ];
 
+pub const SECCOMP_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+pub const SECCOMP_OPERATORS: &[&str] =
+    &["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"];
+
+/// The architectures libseccomp knows; `features` claims those it can add to a filter
+/// on this host (one byte order per filter: see `seccomp::supported_archs`).
+pub const SECCOMP_ARCHS: &[&str] = &[
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
+
 pub fn document() -> Value {
     let mut caps: Vec<String> = caps::runtime::thread_all_supported().into_iter().map(|c| c.to_string()).collect();
     caps.sort();
@@ -71,7 +110,12 @@ pub fn document() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
-            "seccomp": { "enabled": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": SECCOMP_ACTIONS,
+                "operators": SECCOMP_OPERATORS,
+                "archs": super::seccomp::supported_archs()
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
@@ -92,6 +136,7 @@ mod tests {
         assert_eq!(d["ociVersionMin"], "1.0.0");
         assert_eq!(d["hooks"].as_array().unwrap().len(), 6);
         assert!(d["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_KILL"));
-        assert_eq!(d["linux"]["seccomp"]["enabled"], false);
+        assert_eq!(d["linux"]["seccomp"]["enabled"], true);
+        assert_eq!(d["linux"]["apparmor"]["enabled"], false);
     }
 }

@@ -25,6 +25,7 @@ pub(crate) mod procfs;
 pub(crate) mod ps;
 pub(crate) mod rebuild;
 pub(crate) mod run_dir;
+pub(crate) mod seccomp;
 pub(crate) mod supervisor;
 pub(crate) mod update;
 pub use nexcage_wire as wire;

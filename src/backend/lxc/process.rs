@@ -332,6 +332,8 @@ pub fn to_spec(p: &OciProcess, at: &str) -> Result<(ProcessSpec, Vec<String>)> {
         io_priority,
         scheduler: sched,
         cpu_affinity,
+        // linux.seccomp, not process: set by the caller (create::bundle_facts).
+        seccomp: None,
     };
     Ok((spec, warnings))
 }
@@ -346,7 +348,11 @@ pub fn for_exec(args: &ExecArgs, container: &ProcessSpec) -> Result<(ProcessSpec
         let value: serde_json::Value =
             serde_json::from_slice(&text).with_context(|| format!("--process file {} is not JSON", path.display()))?;
         let p = parse(&value, "process").with_context(|| format!("invalid --process file {}", path.display()))?;
-        return to_spec(&p, "process").with_context(|| format!("invalid --process file {}", path.display()));
+        let (mut spec, warnings) =
+            to_spec(&p, "process").with_context(|| format!("invalid --process file {}", path.display()))?;
+        // As runc: an exec'd process runs under the container's seccomp filter.
+        spec.seccomp = container.seccomp.clone();
+        return Ok((spec, warnings));
     }
     if args.command.is_empty() {
         bail!("exec needs a command (or --process FILE)");

@@ -1514,7 +1514,6 @@ impl Mapper<'_> {
     }
 }
 
-/// `linux.resources.network`: net_cls/net_prio, which Proxmox's cgroup v2 lacks.
 fn ns_name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "mount",

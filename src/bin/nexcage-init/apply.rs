@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use caps::{CapSet, Capability};
 
-use crate::wire::{Capabilities, ProcessSpec};
+use crate::wire::{Capabilities, ProcessSpec, SeccompProgram};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -168,6 +168,12 @@ pub fn apply(spec: &ProcessSpec) -> Result<Applied, String> {
         Some(c) => Some(plan_caps(c, &mut warnings)?),
         None => None,
     };
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which the user
+    // switch below may drop: load it now (as runc does), so the rest of this setup and
+    // the exec run under it. With no_new_privs, the caller loads it right before execve.
+    if let (Some(prog), false) = (&spec.seccomp, spec.no_new_privileges) {
+        load_seccomp(prog)?;
+    }
     if let Some(p) = &plan {
         let current = caps::read(None, CapSet::Bounding).map_err(|e| format!("capabilities: {e}"))?;
         for cap in current.difference(&p.bounding) {
@@ -300,4 +306,30 @@ fn go_errno(e: &std::io::Error) -> String {
         }
         None => e.to_string(),
     }
+}
+
+/// Install `prog` with seccomp(SECCOMP_SET_MODE_FILTER), stacked on the filters this
+/// process already has (LXC's).
+pub fn load_seccomp(prog: &SeccompProgram) -> Result<(), String> {
+    if prog.bpf.is_empty() || prog.bpf.len() % 8 != 0 || prog.bpf.len() / 8 > u16::MAX as usize {
+        return Err(format!("linux.seccomp: a filter of {} bytes is not a BPF program", prog.bpf.len()));
+    }
+    let filters: Vec<libc::sock_filter> = prog
+        .bpf
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let fprog = libc::sock_fprog { len: filters.len() as u16, filter: filters.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: seccomp(2) with a valid program that outlives the call.
+    let rc =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, prog.flags as libc::c_ulong, &fprog) };
+    if rc != 0 {
+        return Err(format!("linux.seccomp: loading the filter failed: {}", errno()));
+    }
+    Ok(())
 }

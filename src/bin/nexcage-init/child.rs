@@ -245,6 +245,12 @@ fn child_main(input: &SpawnInput, targets: &[RawFd], status_w: RawFd, gate_r: Op
     } else if !report.is_empty() {
         let _ = status.write_all(report.as_bytes());
     }
+    // With no_new_privs the filter goes on last (apply loaded it earlier otherwise).
+    if let (Some(prog), true) = (&input.spec.seccomp, input.spec.no_new_privileges) {
+        if let Err(e) = apply::load_seccomp(prog) {
+            return e;
+        }
+    }
     match nix::unistd::execve(&exe, &argv, &envp) {
         Err(e) => format!("exec {:?}: {e}", exe),
         Ok(never) => match never {},
