@@ -112,10 +112,20 @@ struct ListEntry<'a> {
 fn owner_of(dir: &std::path::Path) -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(md) = std::fs::metadata(dir) else { return String::new() };
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())) {
-        Ok(Some(u)) => u.name,
-        _ => format!("#{}", md.uid()),
-    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_name(&passwd, md.uid()).map(str::to_string).unwrap_or_else(|| format!("#{}", md.uid()))
+}
+
+/// The name of `uid` in an /etc/passwd text. Read directly, as runc does, not through
+/// getpwuid: the shipped nexcage is a static binary, and glibc's NSS modules must not be
+/// loaded into it (hack/build-nexcage).
+fn user_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?;
+        (id.parse::<u32>().ok()? == uid && !name.is_empty()).then_some(name)
+    })
 }
 
 /// Columns padded like runc's tabwriter (min width 12, padding 3).
@@ -142,6 +152,14 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_name_reads_passwd_lines() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\nnobody:x:65534:65534::/:/usr/sbin/nologin\n";
+        assert_eq!(user_name(passwd, 0), Some("root"));
+        assert_eq!(user_name(passwd, 65534), Some("nobody"));
+        assert_eq!(user_name(passwd, 1000), None);
+    }
 
     #[test]
     fn table_pads_columns() {
