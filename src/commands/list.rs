@@ -112,8 +112,10 @@ struct ListEntry<'a> {
 fn owner_of(dir: &std::path::Path) -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(md) = std::fs::metadata(dir) else { return String::new() };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    user_name(&passwd, md.uid()).map(str::to_string).unwrap_or_else(|| format!("#{}", md.uid()))
+    // Read once per `list`, not once per container.
+    static PASSWD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let passwd = PASSWD.get_or_init(|| std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+    user_name(passwd, md.uid()).map(str::to_string).unwrap_or_else(|| format!("#{}", md.uid()))
 }
 
 /// The name of `uid` in an /etc/passwd text. Read directly, as runc does, not through
