@@ -151,10 +151,25 @@ pub fn generate(paths: &Paths, vmid: u32, conf: &Conf, rootfs: &Path, cg: &Cgrou
     // PVE mounts the root volume on /var/lib/lxc/<vmid>/rootfs in a pre-start hook and
     // points lxc.rootfs.path there; the emulator hands LXC the volume directory itself
     // (LXC refuses a symlink) and keeps /var/lib/lxc/<vmid>/rootfs as an empty directory.
+    // `idmap=passthrough` (PVE 9): PVE's prestart hook makes the staged root mount an
+    // idmapped mount with the container's own map; LXC does the same for
+    // `lxc.rootfs.options = idmap=container`.
     line(&mut out, "lxc.rootfs.path", rootfs.display());
-    if let Some(ro) = conf.get("rootfs").and_then(|r| propstr::parse(&propstr::ROOTFS, r).ok()) {
-        if ro.get("ro").map(String::as_str) == Some("1") {
-            line(&mut out, "lxc.rootfs.options", "ro");
+    if let Some(r) = conf.get("rootfs").and_then(|r| propstr::parse(&propstr::ROOTFS, r).ok()) {
+        let mut opts = Vec::new();
+        if r.get("ro").map(String::as_str) == Some("1") {
+            opts.push("ro");
+        }
+        match r.get("idmap").map(String::as_str) {
+            None => {}
+            Some(_) if !unpriv => {
+                warnings.push("'rootfs' - ignoring 'idmap' option unsupported by privileged container".to_string())
+            }
+            Some("passthrough") => opts.push("idmap=container"),
+            Some(m) => warnings.push(format!("pct emulator: rootfs idmap '{m}' is not emulated (only passthrough)")),
+        }
+        if !opts.is_empty() {
+            line(&mut out, "lxc.rootfs.options", opts.join(","));
         }
     }
     if let Some(ep) = conf.get("entrypoint") {

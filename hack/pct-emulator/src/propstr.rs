@@ -63,6 +63,9 @@ pub static ROOTFS: Schema = Schema {
     required: &["volume"],
     keys: &[
         ("acl", PKind::Bool),
+        // PVE 9 (pve-container 6.x): `passthrough` or `u:CT:DISK:N;...`; an idmapped
+        // mount of the volume, for unprivileged containers.
+        ("idmap", PKind::Custom(validate::mount_idmap)),
         ("mountoptions", PKind::Str),
         ("quota", PKind::Bool),
         ("replicate", PKind::Bool),

@@ -85,6 +85,21 @@ pub fn bridge(v: &str) -> Result<(), String> {
     ifname(v).map_err(|_| format!("invalid format - value does not look like a valid bridge name: {v}"))
 }
 
+/// `idmap=` of a mount point (PVE 9): `passthrough`, or `TYPE:CT:DISK:N` entries joined
+/// by `;` (TYPE `u` or `g`, N at least 1).
+pub fn mount_idmap(v: &str) -> Result<(), String> {
+    let entry = |e: &str| {
+        let f: Vec<&str> = e.split(':').collect();
+        let num = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        f.len() == 4 && (f[0] == "u" || f[0] == "g") && num(f[1]) && num(f[2]) && num(f[3]) && !f[3].starts_with('0')
+    };
+    if v == "passthrough" || (!v.is_empty() && v.split(';').all(entry)) {
+        Ok(())
+    } else {
+        Err("value does not match the regex pattern".into())
+    }
+}
+
 /// `size=` of a volume: a number with an optional K/M/G/T suffix.
 pub fn disk_size(v: &str) -> Result<(), String> {
     parse_size(v).map(|_| ()).ok_or_else(|| format!("invalid format - unable to parse size '{v}'"))
@@ -213,6 +228,16 @@ pub fn description(v: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_idmaps() {
+        for ok in ["passthrough", "u:0:0:1", "u:123:456:1;g:100:50:5"] {
+            assert!(mount_idmap(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "x:0:0:1", "u:0:0:0", "u:0:0", "u:a:0:1", "passthrough;u:0:0:1"] {
+            assert!(mount_idmap(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn vmid_rules() {

@@ -138,8 +138,13 @@ fn build(
 ) -> Result<Conf> {
     let rootfs_opt = p.get("rootfs").map(str::to_string).unwrap_or_else(|| format!("{storage}:4"));
     let mut rootfs = propstr::parse(&propstr::ROOTFS, &rootfs_opt).map_err(|e| anyhow!("rootfs: {e}"))?;
-    let (rstorage, size) = alloc_spec(&rootfs["volume"])?;
-    if !volumes::storage_content(paths, &rstorage).iter().any(|c| c == "rootdir") {
+    // A host directory (root only): mounted as it is, the archive extracted into it.
+    let bind = rootfs["volume"].starts_with('/').then(|| PathBuf::from(&rootfs["volume"]));
+    let (rstorage, size) = match &bind {
+        Some(_) => (String::new(), 0),
+        None => alloc_spec(&rootfs["volume"])?,
+    };
+    if bind.is_none() && !volumes::storage_content(paths, &rstorage).iter().any(|c| c == "rootdir") {
         return Err(die(format!("storage '{rstorage}' does not support container directories")));
     }
     // From here on, real pct leaves `/var/lib/lxc/<vmid>/rootfs` (empty) behind a failed
@@ -156,10 +161,22 @@ fn build(
     let unpriv = p.get("unprivileged") != Some("0");
     let mut conf = Conf::default();
 
-    // Root volume: `STORAGE:SIZE_GiB` allocated as a directory (subvol).
-    let (volid, root_dir) = allocate(paths, vmid, &rstorage, 0, unpriv, created)?;
-    rootfs.insert("volume".into(), volid);
-    rootfs.insert("size".into(), validate::format_size(size));
+    // Root volume: `STORAGE:SIZE_GiB` allocated as a directory (subvol); a host
+    // directory is used in place (PVE: "directory '...' does not exist" from mount_all).
+    let root_dir = match bind {
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!("directory '{}' does not exist", dir.display());
+            }
+            dir
+        }
+        None => {
+            let (volid, root_dir) = allocate(paths, vmid, &rstorage, 0, unpriv, created)?;
+            rootfs.insert("volume".into(), volid);
+            rootfs.insert("size".into(), validate::format_size(size));
+            root_dir
+        }
+    };
 
     let abs = archive.canonicalize().unwrap_or_else(|_| archive.to_path_buf());
     println!("extracting archive '{}'", abs.display());

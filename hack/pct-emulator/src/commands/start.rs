@@ -1,6 +1,7 @@
 //! `pct start <vmid> [--skiplock]`: regenerate the LXC config, then have the emulator
 //! daemon (systemd's stand-in) run `lxc-start -F`, and wait until RUNNING.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -31,7 +32,10 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     let volume = conf
         .get("rootfs")
         .and_then(|r| crate::propstr::parse(&crate::propstr::ROOTFS, r).ok())
-        .and_then(|r| volumes::volume_path(paths, &r["volume"]))
+        .and_then(|r| match r["volume"].starts_with('/') {
+            true => Some(PathBuf::from(&r["volume"])),
+            false => volumes::volume_path(paths, &r["volume"]),
+        })
         .filter(|v| v.is_dir())
         .ok_or_else(|| die(format!("CT {vmid}: unable to find the root volume")))?;
 
