@@ -203,10 +203,16 @@ const INFLIGHT_LIMIT: Duration = Duration::from_secs(600);
 /// (lxc-start exits after Proxmox's post-stop hook); after it, `pct destroy --force` stops it.
 const LXC_STOP_LIMIT: Duration = Duration::from_secs(30);
 
-fn wait_lxc_start_gone(pve_root: &Path, vmid: u32, limit: Duration) {
+/// Wait for `lxc-start` of `vmid` to exit; with `unless_running`, not if the container's
+/// init is still alive (a create that died before its record knew the program: the
+/// container does not stop by itself, `pct destroy --force` stops it).
+fn wait_lxc_start_gone(pve_root: &Path, vmid: u32, limit: Duration, unless_running: bool) {
     let lxcpath = pve_root.join("var/lib/lxc");
     let deadline = std::time::Instant::now() + limit;
     while let Some(pid) = super::procfs::lxc_start_of(&lxcpath, vmid) {
+        if unless_running && super::procfs::children_of(pid).into_iter().any(super::procfs::is_namespace_init) {
+            return;
+        }
         if std::time::Instant::now() >= deadline {
             log::warn!("CT {vmid}: lxc-start (pid {pid}) still runs after {limit:?}; destroying it anyway");
             return;
@@ -256,11 +262,12 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     // LXC runs Proxmox's post-stop hook after it reports STOPPED: a `pct destroy` in that
     // window races the hook, which can write the container's configs back after destroy
     // removed them (seen with real pct, PVE 8). Let lxc-start end first.
-    if !data.program.is_some_and(|p| p.alive()) {
-        wait_lxc_start_gone(&data.pve_root, data.vmid, LXC_STOP_LIMIT);
-    }
+    // (Only for a CT that is still ours: a stale record's VMID may run another container.)
     match cleanup::owner(&data.pve_root, data.vmid, &record.id, state_root) {
         cleanup::Owner::Ours => {
+            if !data.program.is_some_and(|p| p.alive()) {
+                wait_lxc_start_gone(&data.pve_root, data.vmid, LXC_STOP_LIMIT, data.program.is_none());
+            }
             let pct = pct::Pct::new(&data.pct);
             match pct.destroy(data.vmid, true, true) {
                 Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}

@@ -72,6 +72,15 @@ pub fn lxc_start_of(lxcpath: &Path, vmid: u32) -> Option<i32> {
     })
 }
 
+/// The processes whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&c| ppid_and_comm(c).is_some_and(|(ppid, _)| ppid == pid))
+        .collect()
+}
+
 /// The pids of `pid` in each pid namespace it belongs to, outermost first (`NSpid`).
 pub fn ns_pids(pid: i32) -> Option<Vec<i32>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -96,6 +105,11 @@ mod tests {
         assert!(ProcRef::of(0).is_none());
         assert_eq!(ns_pids(std::process::id() as i32).unwrap().last(), Some(&(std::process::id() as i32)));
         assert!(!is_namespace_init(std::process::id() as i32));
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let found = children_of(std::process::id() as i32).contains(&(child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found);
     }
 
     #[test]
