@@ -102,6 +102,22 @@ pub struct LxcBackendConfig {
     /// Host directories (and everything below them) that bundles may bind-mount.
     #[serde(default)]
     pub allowed_host_mounts: Vec<PathBuf>,
+    /// Where a container's root filesystem lives (docs/proxmox-lxc.md, "Root filesystem").
+    #[serde(default)]
+    pub rootfs: RootfsMode,
+}
+
+/// `rootfs` of the proxmox-lxc backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsMode {
+    /// The bundle's rootfs itself is the CT's root (`rootfs: <path>`), where Proxmox VE
+    /// can mount it so: privileged CTs, and unprivileged CTs where mount points take an
+    /// `idmap` (Proxmox VE 9); elsewhere a copy.
+    #[default]
+    InPlace,
+    /// Always a copy: a template of the rootfs, extracted by `pct create` into a volume.
+    Copy,
 }
 
 fn default_pct() -> String {

@@ -574,6 +574,52 @@ fn podman_detached_ps_inspect_logs_stop_rm() {
     }
 }
 
+/// The engine's view of the container's filesystem is the program's (podman cp found
+/// nothing on lxc while its root was a copy): `podman diff` of a running container,
+/// `podman cp` both ways and `podman commit`, on every backend (proxmox-lxc: the rootfs in place,
+/// docs/proxmox-lxc.md). On lxc, `cp` is checked once the container has stopped: for a
+/// running container podman resolves paths through the pid it was given, which on lxc
+/// is the supervisor's, a host process (docs/proxmox-lxc.md, "Limitations").
+#[test]
+fn podman_cp_and_diff_see_the_programs_files() {
+    let _serial = one_at_a_time();
+    let p = Podman::new();
+    let host_file = p.dir.path().join("from-host.txt");
+    std::fs::write(&host_file, "put in by podman cp\n").unwrap();
+    for backend in backends() {
+        let name = format!("files-{backend}");
+        p.run_detached(
+            &backend,
+            &name,
+            &[],
+            "echo written-inside > /tmp/inside.txt; echo ready; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        );
+        let diff = p.run(&["diff", &name]).ok().stdout;
+        assert!(diff.lines().any(|l| l == "A /tmp/inside.txt"), "{backend}: podman diff: {diff}");
+        if backend != "lxc" {
+            p.run(&["cp", host_file.to_str().unwrap(), &format!("{name}:/tmp/from-host.txt")]).ok();
+            let r = p.run(&["exec", &name, "cat", "/tmp/from-host.txt"]).ok();
+            assert_eq!(r.stdout, "put in by podman cp\n", "{backend}: {}", r.show());
+        }
+        p.run(&["stop", "--time", "10", &name]).ok();
+        let got = p.dir.path().join(format!("got-{backend}.txt"));
+        p.run(&["cp", &format!("{name}:/tmp/inside.txt"), got.to_str().unwrap()]).ok();
+        assert_eq!(std::fs::read_to_string(&got).unwrap(), "written-inside\n", "{backend}");
+        p.run(&["cp", host_file.to_str().unwrap(), &format!("{name}:/tmp/from-host.txt")]).ok();
+        let diff = p.run(&["diff", &name]).ok().stdout;
+        for want in ["A /tmp/inside.txt", "A /tmp/from-host.txt"] {
+            assert!(diff.lines().any(|l| l == want), "{backend}: podman diff lacks {want}: {diff}");
+        }
+        // podman commit: an image with the program's file.
+        let image = format!("localhost/committed-{backend}");
+        p.run(&["commit", "--quiet", &name, &image]).ok();
+        let r = p.run(&["run", "--rm", "--annotation", "nexcage.backend=crun", &image, "cat", "/tmp/inside.txt"]).ok();
+        assert_eq!(r.stdout, "written-inside\n", "{backend}: committed image: {}", r.show());
+        p.run(&["rm", &name]).ok();
+        p.run(&["rmi", &image]).ok();
+    }
+}
+
 #[test]
 fn podman_exec_status_env_and_tty() {
     let _serial = one_at_a_time();

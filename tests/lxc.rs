@@ -574,9 +574,82 @@ fn bundle_namespace_paths_are_joined_by_the_program_and_exec() {
 /// vztmpl, backup), so `local:0` is refused there; lvmthin needs a size. Emulator: a
 /// storage.cfg written into its root; real pct (the VM, as a fresh install plus `ct-dir`):
 /// `local-lvm`, an lvmthin pool, with a size from the rootfs.
+/// Proxmox VE 8 (hack/test-pve on the host) has no `idmap` on mount points: there an
+/// unprivileged CT gets a copy of the rootfs.
+fn pve8() -> bool {
+    std::env::var("NEXCAGE_TEST_PVE").is_ok_and(|v| v == "8")
+}
+
+/// The CT's root is the bundle's rootfs itself (docs/proxmox-lxc.md, "Root filesystem"):
+/// a file written inside is the same inode in root.path, a file put there after create
+/// is seen inside, the image is neither chowned nor extracted into, root.readonly holds,
+/// and delete leaves the rootfs as it was. Privileged and unprivileged (idmapped mount);
+/// on Proxmox VE 8 an unprivileged CT falls back to a copy, with no extra pct call.
+#[test]
+fn rootfs_is_the_bundles_own_in_place() {
+    let script =
+        "echo inside > /written-inside && stat -c '%i %u' /written-inside && cat /from-host && stat -c %u /from-host";
+    let owner = |p: &Path| std::fs::metadata(p).map(|m| (m.uid(), m.gid(), m.mode())).unwrap();
+    for privileged in [true, false] {
+        let (l, id) = match privileged {
+            true => (Lxc::with(9350, 9359, r#","unprivileged":false"#), "priv"),
+            false => (Lxc::with(9360, 9369, ""), "unpriv"),
+        };
+        let in_place = privileged || !pve8();
+        let b = l.w.bundle(id, &["sh", "-c", script], &[]);
+        let rootfs = b.join("rootfs");
+        let root_before = owner(&rootfs);
+        let c = l.create(id, &b);
+        let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{}.conf", l.vmid(id)))).unwrap();
+        let line = conf.lines().find_map(|l| l.strip_prefix("rootfs: ")).unwrap_or_else(|| panic!("{conf}"));
+        let canon = rootfs.canonicalize().unwrap().display().to_string();
+        assert_eq!(line.starts_with(&canon), in_place, "{id}: rootfs: {line}");
+        assert_eq!(line.contains("idmap=passthrough"), in_place && !privileged, "{id}: rootfs: {line}");
+        std::fs::write(rootfs.join("from-host"), "put there by the host\n").unwrap();
+        ok(&l.w.nexcage(["start", id]));
+        // A copy was made at create: the file put there afterwards is not seen.
+        let want = if in_place { 0 } else { 1 };
+        assert_eq!(wait_pid(c.pid, wait_limit()), (Some(want), None), "{id}: {}", read(&c.stderr));
+        let out = read(&c.stdout);
+        let lines: Vec<&str> = out.lines().collect();
+        if in_place {
+            let written = rootfs.join("written-inside");
+            assert_eq!(read(&written), "inside\n", "{id}: the program's file is in root.path");
+            let md = std::fs::metadata(&written).unwrap();
+            assert_eq!(lines.first().copied(), Some(format!("{} 0", md.ino()).as_str()), "{id}: same inode, root's");
+            assert_eq!(md.uid(), 0, "{id}: written by the CT's root as the image's uid 0");
+            assert_eq!(lines.get(1..), Some(&["put there by the host", "0"][..]), "{id}: {out}");
+        } else {
+            assert!(!rootfs.join("written-inside").exists(), "{id}: a copy");
+            assert!(read(&c.stderr).contains("/from-host"), "{id}: {}", read(&c.stderr));
+        }
+        ok(&l.w.nexcage(["delete", id]));
+        let calls: Vec<String> = l.pct_calls().iter().map(|c| c.split(' ').nth(1).unwrap().to_string()).collect();
+        if pve8() && !privileged {
+            // The refused `idmap` (remembered after the first refusal), then the copy.
+            assert!(calls.ends_with(&["create".into(), "start".into(), "destroy".into()]), "{calls:?}");
+        } else {
+            assert_eq!(calls, ["create", "start", "destroy"], "{id}");
+        }
+        assert_eq!(owner(&rootfs), root_before, "{id}: the rootfs itself is not chowned or chmodded");
+        let bb = std::fs::symlink_metadata(rootfs.join("bin/busybox")).unwrap();
+        assert_eq!((bb.uid(), bb.gid()), (0, 0), "{id}: the image's files keep their owner");
+        assert!(rootfs.join("from-host").is_file(), "{id}: delete kept the rootfs");
+        if in_place {
+            // root.readonly: the program cannot write to its root.
+            let ro =
+                l.bundle_like(&b, "ro", &["sh", "-c", "echo x > /ro-test"], |c| c["root"]["readonly"] = true.into());
+            let (code, _, err) = l.run_to_end("ro", &ro);
+            assert_ne!(code, Some(0), "{id}: root.readonly: {err}");
+            assert!(!rootfs.join("ro-test").exists());
+        }
+        l.assert_clean(&format!("after the {id} in-place containers"));
+    }
+}
+
 #[test]
 fn root_storage_is_chosen_from_storage_cfg_with_a_size_where_needed() {
-    let l = Lxc::with(9620, 9629, r#","storage":null"#);
+    let l = Lxc::with(9620, 9629, r#","storage":null,"rootfs":"copy""#);
     let b = l.w.bundle("st", &["sh", "-c", "df -k / | tail -n 1"], &[]);
     // Real pct: the world's first storage with rootdir content, `NAME[,sized]` (hack/test-pve:
     // `local-lvm,sized` in the PVE 9 VM, `ct-dir` on the PVE 8 host without device-mapper).
@@ -618,7 +691,7 @@ fn root_storage_is_chosen_from_storage_cfg_with_a_size_where_needed() {
     }
     ok(&l.w.nexcage(["delete", "st"]));
     // Naming a storage without rootdir content is refused by nexcage with the fix.
-    let named = Lxc::with(9620, 9629, r#","storage":"local""#);
+    let named = Lxc::with(9620, 9629, r#","storage":"local","rootfs":"copy""#);
     if !emu::real_pct() {
         std::fs::create_dir_all(named.pve.join("etc/pve")).unwrap();
         std::fs::copy(l.pve.join("etc/pve/storage.cfg"), named.pve.join("etc/pve/storage.cfg")).unwrap();
@@ -819,7 +892,8 @@ fn terminal_exec_and_hooks() {
 
 #[test]
 fn concurrent_creates_share_one_template_and_get_distinct_vmids() {
-    let l = Lxc::new(9400);
+    // The template cache: copies (in place, every CT shares the empty template).
+    let l = Lxc::with(9400, 9449, r#","rootfs":"copy""#);
     let base = l.w.bundle("base", &["sleep", "1000"], &[]);
     // Two creates of one new rootfs at once: one template (real pct: one more in the
     // host's template storage, which the suite's other tests share).

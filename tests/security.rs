@@ -139,7 +139,9 @@ fn state_directories_are_private() {
 fn symlink_and_dotdot_tricks() {
     let allowed = tempfile::Builder::new().prefix("nexcage-allowed-").tempdir().unwrap();
     std::fs::set_permissions(allowed.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let extra = format!(r#","allowed_host_mounts":["{}"]"#, allowed.path().display());
+    // A copy: the template archiver must keep symlinks as symlinks (in place, the
+    // rootfs's symlinks resolve inside the CT's root, as with runc).
+    let extra = format!(r#","allowed_host_mounts":["{}"],"rootfs":"copy""#, allowed.path().display());
     let e = Emu::new("lxc", 7620, 7629, &extra);
     let b = e.w.bundle("b", &["true"], &[]);
     std::os::unix::fs::symlink("/etc/shadow", b.join("rootfs/evil")).unwrap();

@@ -18,9 +18,9 @@ use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
 use super::procfs::ProcRef;
-use super::template::resolve_rootfs;
+use super::template::{resolve_rootfs, Template, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
-use super::{cleanup, host, pct, pveconf, spec, storage, vmid};
+use super::{cleanup, host, pct, pveconf, root, spec, storage, vmid};
 use super::{console, host_limits, lifecycle, process, run_dir, supervisor};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
@@ -256,60 +256,61 @@ pub fn create(
     ctx.store.save(record)?;
     crate::fault::point("lxc:pending-saved");
     let cache = host::template_cache(cfg, &templates);
-    let t0 = std::time::Instant::now();
-    let template = cache.ensure(&facts.rootfs).context("template")?;
-    log::debug!(
-        "template {} {} in {:.2} ms ({} bytes of file contents read)",
-        template.file_name,
-        match (template.reused, template.contents_read) {
-            (true, 0) => "cache hit (metadata only)",
-            (true, _) => "re-read, existing template reused",
-            (false, _) => "built",
-        },
-        t0.elapsed().as_secs_f64() * 1000.0,
-        template.contents_read
-    );
-    let volid = template.volid(&cfg.template_storage);
+    let idmap = root::IdmapSupport::new(&run_dir::base(&cfg.pve_root), &pct_bin);
+    let mut plan = RootPlan::choose(&mapped, unprivileged, idmap.maybe(), &opts, &cache, &facts.rootfs)?;
 
     // Every pct of this create holds the in-flight lock, even if this process is killed.
     let inflight = cleanup::InflightLock::acquire(&pending.state_root, &record.id)
         .with_context(|| format!("cannot make the pct lock of container {}", record.id))?;
     let pct = pct::Pct::new(&pct_bin).inherit_fd(inflight.fd());
-    let mut saved = Ok(());
-    let created = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| {
-        crate::fault::point("lxc:vmid-reserved");
-        // The VMID goes into the record before pct runs (see Pending::creating).
-        pending.creating = Some(v);
-        pending.store(record);
-        if let Err(e) = ctx.store.save(record) {
-            saved = Err(e);
-            return Err(pct::PctError::Failed {
-                command: "pct create".into(),
-                status: "not run".into(),
-                stderr: "the record could not be saved".into(),
-            });
-        }
-        pct.create(v, &volid, &mapped.create)?;
-        crate::fault::point("lxc:pct-created");
-        Ok(())
-    });
-    saved?;
-    let vmid = match created {
-        Ok(v) => v,
-        Err(e) => {
-            // A pct create that failed may still have left its CT locked.
-            if let vmid::VmidError::Create { vmid, .. } = &e {
-                if let Err(c) = cleanup::unfinished_create(&pct, &cfg.pve_root, *vmid, &record.id) {
-                    log::warn!("{c}");
-                }
+    let vmid = loop {
+        let mut saved = Ok(());
+        let volid = plan.template.volid(&cfg.template_storage);
+        let created = vmid::allocate_and_create(cfg.vmid_range, &cfg.pve_root, |v| {
+            crate::fault::point("lxc:vmid-reserved");
+            // The VMID goes into the record before pct runs (see Pending::creating).
+            pending.creating = Some(v);
+            pending.store(record);
+            if let Err(e) = ctx.store.save(record) {
+                saved = Err(e);
+                return Err(pct::PctError::Failed {
+                    command: "pct create".into(),
+                    status: "not run".into(),
+                    stderr: "the record could not be saved".into(),
+                });
             }
-            // pct's own error, when pct failed.
-            return Err(match e {
-                vmid::VmidError::Create { err, .. } => err.into(),
-                e => e.into(),
-            });
+            pct.create(v, &volid, &plan.options)?;
+            crate::fault::point("lxc:pct-created");
+            Ok(())
+        });
+        saved?;
+        match created {
+            Ok(v) => break v,
+            // Proxmox VE 8: no `idmap` on a CT root. pct refused the parameters before it
+            // made anything; remembered, and this CT gets a copy.
+            Err(vmid::VmidError::Create { err: pct::PctError::Failed { ref stderr, .. }, .. })
+                if plan.idmapped && root::is_idmap_refusal(stderr) =>
+            {
+                log::info!("pct takes no idmap on a CT root (Proxmox VE 8): unprivileged CTs get a copy of the rootfs");
+                idmap.remember_refused();
+                plan = RootPlan::choose(&mapped, unprivileged, false, &opts, &cache, &facts.rootfs)?;
+            }
+            Err(e) => {
+                // A pct create that failed may still have left its CT locked.
+                if let vmid::VmidError::Create { vmid, .. } = &e {
+                    if let Err(c) = cleanup::unfinished_create(&pct, &cfg.pve_root, *vmid, &record.id) {
+                        log::warn!("{c}");
+                    }
+                }
+                // pct's own error, when pct failed.
+                return Err(match e {
+                    vmid::VmidError::Create { err, .. } => err.into(),
+                    e => e.into(),
+                });
+            }
         }
     };
+    let template = plan.template;
     let mut data = LxcData {
         vmid,
         pct: pct_bin.clone(),
@@ -354,6 +355,62 @@ pub fn create(
             cleanup::destroy_quietly(&pct, vmid, &data.run_dir);
             Err(e)
         }
+    }
+}
+
+/// The CT's root and the template `pct create` extracts (`root.rs`).
+struct RootPlan {
+    template: Template,
+    /// `pct create` options, `rootfs` (and `arch`) as chosen.
+    options: Vec<(String, String)>,
+    /// `rootfs` is in place with `idmap=passthrough`.
+    idmapped: bool,
+}
+
+impl RootPlan {
+    /// In place if the mapping allowed it, the CT is privileged or `idmap_maybe` (pct
+    /// has not refused mount idmaps), with the empty template; else a copy.
+    fn choose(
+        mapped: &spec::PveContainer,
+        unprivileged: bool,
+        idmap_maybe: bool,
+        opts: &spec::MapOptions,
+        cache: &TemplateCache,
+        rootfs: &Path,
+    ) -> Result<RootPlan> {
+        let mut options = mapped.create.clone();
+        let set = |options: &mut Vec<(String, String)>, key: &str, value: Option<String>| {
+            let at = options.iter().position(|(k, _)| k == key);
+            match (at, value) {
+                (Some(i), Some(v)) => options[i].1 = v,
+                (Some(i), None) => drop(options.remove(i)),
+                (None, _) => {}
+            }
+        };
+        if let Some(r) = &mapped.root_in_place {
+            if !unprivileged || idmap_maybe {
+                set(&mut options, "rootfs", Some(r.option(unprivileged)));
+                let template = cache.ensure_empty().context("template")?;
+                log::debug!("rootfs {} in place (empty template {})", r.path.display(), template.file_name);
+                return Ok(RootPlan { template, options, idmapped: unprivileged });
+            }
+            set(&mut options, "rootfs", Some(spec::copy_rootfs(opts, &r.path, r.readonly)?));
+            set(&mut options, "arch", None);
+        }
+        let t0 = std::time::Instant::now();
+        let template = cache.ensure(rootfs).context("template")?;
+        log::debug!(
+            "template {} {} in {:.2} ms ({} bytes of file contents read)",
+            template.file_name,
+            match (template.reused, template.contents_read) {
+                (true, 0) => "cache hit (metadata only)",
+                (true, _) => "re-read, existing template reused",
+                (false, _) => "built",
+            },
+            t0.elapsed().as_secs_f64() * 1000.0,
+            template.contents_read
+        );
+        Ok(RootPlan { template, options, idmapped: false })
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod ps;
 pub(crate) mod rebuild;
+pub(crate) mod root;
 pub(crate) mod run_dir;
 pub(crate) mod seccomp;
 pub(crate) mod supervisor;

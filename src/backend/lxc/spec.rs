@@ -25,9 +25,10 @@ use oci_spec::runtime::{
 };
 
 use crate::bundle::Document;
-use crate::config::LxcBackendConfig;
+use crate::config::{LxcBackendConfig, RootfsMode};
 
 use super::pveconf::NEXCAGE_TAG;
+use super::root::InPlaceRoot;
 use super::storage;
 
 /// Prefix of the annotations that tune the Proxmox container.
@@ -48,6 +49,9 @@ pub struct PveContainer {
     /// key and the path. Proxmox VE drops that key from a container config, so these go
     /// into a host-only file the config includes (`run_dir::write_include`).
     pub namespace_shares: Vec<(String, PathBuf)>,
+    /// The bundle's rootfs as the CT's root (`root.rs`); then `rootfs` among the create
+    /// options is its privileged form, and the copy's volume is `copy_rootfs`'s.
+    pub root_in_place: Option<InPlaceRoot>,
 }
 
 impl PveContainer {
@@ -155,6 +159,8 @@ pub struct MapOptions {
     /// The PVE description (see `pveconf::describe`).
     pub description: String,
     pub host: HostInfo,
+    /// Where the root filesystem goes (`root.rs`).
+    pub rootfs_mode: RootfsMode,
 }
 
 impl MapOptions {
@@ -174,8 +180,17 @@ impl MapOptions {
             allowed_host_mounts: cfg.allowed_host_mounts.clone(),
             description,
             host,
+            rootfs_mode: cfg.rootfs,
         }
     }
+}
+
+/// The `rootfs` create option of a copy of `root` (a volume on the configured or first
+/// suitable storage): for a container planned in place that must be copied after all.
+pub fn copy_rootfs(opts: &MapOptions, root: &Path, readonly: bool) -> Result<String, SpecError> {
+    let m = Mapper { opts, out: PveContainer::default(), create: CreateParts::default() };
+    let (storage, size) = m.root_volume(&Annotations::default(), root)?;
+    Ok(if readonly { format!("{storage}:{size},ro=1") } else { format!("{storage}:{size}") })
 }
 
 /// The bundle's config.json (parsed once, by `Bundle::open`) as a [`Spec`]. Errors name
@@ -296,6 +311,7 @@ struct CreateParts {
     cpulimit: Option<String>,
     cpuunits: Option<u64>,
     rootfs: String,
+    arch: Option<String>,
     nets: BTreeMap<u32, String>,
     mps: Vec<String>,
     devs: Vec<String>,
@@ -528,12 +544,26 @@ impl Mapper<'_> {
             .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
         self.resources(spec)?;
 
-        let (storage, size) = self.root_volume(&ann, root.path())?;
-        let mut rootfs = format!("{storage}:{size}");
-        if root.readonly() == Some(true) {
-            rootfs.push_str(",ro=1");
+        let readonly = root.readonly() == Some(true);
+        if self.opts.rootfs_mode == RootfsMode::InPlace && ann.storage.is_none() {
+            let path = if root.path().is_absolute() { root.path().clone() } else { self.opts.bundle.join(root.path()) };
+            match InPlaceRoot::new(&path, readonly) {
+                Ok(r) => {
+                    self.create.rootfs = r.option(false);
+                    self.create.arch = Some(super::root::host_arch().to_string());
+                    self.out.root_in_place = Some(r);
+                }
+                Err(why) => self.warn(format!("root.path: {why}: the container runs on a copy of the rootfs")),
+            }
         }
-        self.create.rootfs = rootfs;
+        if self.out.root_in_place.is_none() {
+            let (storage, size) = self.root_volume(&ann, root.path())?;
+            let mut rootfs = format!("{storage}:{size}");
+            if readonly {
+                rootfs.push_str(",ro=1");
+            }
+            self.create.rootfs = rootfs;
+        }
 
         self.networks(&ann, net_shared)?;
         self.mounts(spec)?;
@@ -587,6 +617,9 @@ impl Mapper<'_> {
             push("hostname", h);
         }
         push("ostype", "unmanaged".into());
+        if let Some(a) = c.arch {
+            push("arch", a);
+        }
         push("unprivileged", if c.unprivileged { "1" } else { "0" }.into());
         if let Some(m) = c.memory {
             push("memory", m.to_string());

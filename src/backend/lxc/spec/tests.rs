@@ -71,6 +71,7 @@ impl Env {
             allowed_host_mounts: vec![self.p("host")],
             description: "descr".into(),
             host: HostInfo { memory_mib: Some(2048), swap_mib: Some(1024), cgroup_v1: false },
+            rootfs_mode: RootfsMode::Copy,
         }
     }
     fn map(&self, v: Value) -> Result<PveContainer, SpecError> {
@@ -673,6 +674,34 @@ fn annotations() {
 }
 
 #[test]
+fn rootfs_in_place_unless_a_storage_is_named() {
+    let e = Env::new();
+    let mut o = e.opts();
+    o.rootfs_mode = RootfsMode::InPlace;
+    let root = e.p("bundle/rootfs").canonicalize().unwrap().display().to_string();
+    let mut v = base();
+    v["root"]["readonly"] = json!(true);
+    let out = e.map_with(v, &o).unwrap();
+    assert_eq!(out.option("rootfs"), Some(format!("{root},ro=1").as_str()));
+    assert_eq!(out.option("arch"), Some(super::super::root::host_arch()));
+    assert_eq!(out.root_in_place.as_ref().map(|r| r.readonly), Some(true));
+    assert_eq!(copy_rootfs(&o, &e.p("bundle/rootfs"), true).unwrap(), "local:0,ro=1");
+    // A named storage means a Proxmox volume: a copy.
+    let mut v = base();
+    v["annotations"] = json!({"nexcage.proxmox.storage": "local:2"});
+    let out = e.map_with(v, &o).unwrap();
+    assert_eq!(out.option("rootfs"), Some("local:2"));
+    assert!(out.root_in_place.is_none() && out.option("arch").is_none());
+    // A path a property string cannot hold: a copy, said as a warning.
+    std::fs::create_dir_all(e.p("bundle/a,b")).unwrap();
+    let mut v = base();
+    v["root"]["path"] = json!("a,b");
+    let out = e.map_with(v, &o).unwrap();
+    assert_eq!(out.option("rootfs"), Some("local:0"));
+    assert!(out.warnings.iter().any(|w| w.contains("runs on a copy")), "{:?}", out.warnings);
+}
+
+#[test]
 fn root_and_platform_fields() {
     let e = Env::new();
     let mut v = base();
@@ -801,6 +830,7 @@ fn emulator_create_start_destroy() {
         allowed_host_mounts: vec![host.clone()],
         description: pveconf::describe("map-test", &bundle),
         host: HostInfo::probe(),
+        rootfs_mode: RootfsMode::Copy,
     };
     let doc = crate::bundle::Document::parse(serde_json::to_vec(&cfg).unwrap()).unwrap();
     let (_spec, mapped) = map_bundle(&doc, &opts).unwrap();

@@ -64,6 +64,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Hex digits of the digest used in the template file name.
 pub const NAME_DIGEST_LEN: usize = 32;
@@ -307,6 +308,39 @@ impl TemplateCache {
             self.write_index(&index_path, entry)?;
         }
         Ok(Template { file_name, path, digest, reused, bytes, contents_read: built.content_read })
+    }
+
+    /// The empty template: a tar archive with no entries, for a CT whose root is the
+    /// bundle's rootfs in place (`root.rs`): `pct create` must extract *a* template and
+    /// this one writes nothing. Named like the others (digest of its tar stream), so
+    /// `list`, `prune` and the in-use checks treat it alike.
+    pub fn ensure_empty(&self) -> Result<Template, TemplateError> {
+        // End of archive: two zero blocks.
+        let tar = [0u8; 1024];
+        let digest = hex(&Sha256::digest(tar));
+        let file_name = format!("{PREFIX}{}{SUFFIX}", &digest[..NAME_DIGEST_LEN]);
+        let path = self.dir.join(&file_name);
+        if let Ok(md) = fs::metadata(&path) {
+            if md.is_file() {
+                return Ok(Template { file_name, path, digest, reused: true, bytes: md.len(), contents_read: 0 });
+            }
+        }
+        fs::create_dir_all(&self.dir).map_err(io_err("create template directory", &self.dir))?;
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}-{:016x}{SUFFIX}", std::process::id(), rand_u64()));
+        let mut guard = RemoveOnDrop(Some(tmp.clone()));
+        let bytes = zstd::encode_all(&tar[..], 3).map_err(io_err("compress empty template", &tmp))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io_err("create template temp file", &tmp))?;
+        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(io_err("write template", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(io_err("rename template into place", &path))?;
+        guard.0 = None;
+        sync_dir(&self.dir)?;
+        Ok(Template { file_name, path, digest, reused: false, bytes: bytes.len() as u64, contents_read: 0 })
     }
 
     fn lookup(&self, index_path: &Path, started: i128) -> Result<Option<Template>, TemplateError> {

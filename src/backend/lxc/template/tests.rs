@@ -540,3 +540,36 @@ fn hex_and_names() {
     assert!(parse_template_name("nexcage-0123.tar.zst").is_none());
     assert!(parse_template_name(".nexcage-tmp-1-2.tar.zst").is_none());
 }
+
+/// The empty template (an in-place root's): GNU tar extracts it into a directory and
+/// changes nothing there, not even the directory's own owner, mode or mtime; it is named
+/// like any other template and made once.
+#[test]
+fn empty_template_extracts_nothing() {
+    let f = fixture();
+    let t = f.cache.ensure_empty().unwrap();
+    assert!(parse_template_name(&t.file_name).is_some(), "{}", t.file_name);
+    assert!(!t.reused);
+    let again = f.cache.ensure_empty().unwrap();
+    assert!(again.reused && again.file_name == t.file_name);
+    assert_eq!(f.cache.list().unwrap().len(), 1);
+    assert!(leftovers(f.cache.dir()).is_empty());
+
+    fs::write(f.root.join("kept"), "x").unwrap();
+    fs::set_permissions(&f.root, fs::Permissions::from_mode(0o751)).unwrap();
+    set_mtime(&f.root, 1_000_000, 0);
+    let before = fs::metadata(&f.root).unwrap();
+    // As pct does: `tar xpf - --zstd ... -C ROOT --skip-old-files --anchored --exclude ./dev/*`.
+    let st = Command::new("tar")
+        .args(["xpf", "-", "--zstd", "--totals", "--numeric-owner", "-C"])
+        .arg(&f.root)
+        .args(["--skip-old-files", "--anchored", "--exclude", "./dev/*"])
+        .stdin(fs::File::open(&t.path).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let after = fs::metadata(&f.root).unwrap();
+    assert_eq!((after.mode(), after.uid(), after.mtime()), (before.mode(), before.uid(), before.mtime()));
+    let names: Vec<_> = fs::read_dir(&f.root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["kept"]);
+}
