@@ -257,7 +257,7 @@ pub fn create(
     crate::fault::point("lxc:pending-saved");
     let cache = host::template_cache(cfg, &templates);
     let idmap = root::IdmapSupport::new(&run_dir::base(&cfg.pve_root), &pct_bin);
-    let mut plan = RootPlan::choose(&mapped, unprivileged, idmap.maybe(), &opts, &cache, &facts.rootfs)?;
+    let mut plan = RootPlan::choose(&mapped, unprivileged, Some(&idmap), &opts, &cache, &facts.rootfs)?;
 
     // Every pct of this create holds the in-flight lock, even if this process is killed.
     let inflight = cleanup::InflightLock::acquire(&pending.state_root, &record.id)
@@ -293,7 +293,7 @@ pub fn create(
             {
                 log::info!("pct takes no idmap on a CT root (Proxmox VE 8): unprivileged CTs get a copy of the rootfs");
                 idmap.remember_refused();
-                plan = RootPlan::choose(&mapped, unprivileged, false, &opts, &cache, &facts.rootfs)?;
+                plan = RootPlan::choose(&mapped, unprivileged, None, &opts, &cache, &facts.rootfs)?;
             }
             Err(e) => {
                 // A pct create that failed may still have left its CT locked.
@@ -368,12 +368,13 @@ struct RootPlan {
 }
 
 impl RootPlan {
-    /// In place if the mapping allowed it, the CT is privileged or `idmap_maybe` (pct
-    /// has not refused mount idmaps), with the empty template; else a copy.
+    /// In place if the mapping allowed it and the CT is privileged or `idmap` says pct
+    /// may take mount idmaps (`None`: it refused them), with the empty template; else a
+    /// copy. (`idmap`'s marker file is read only for an unprivileged CT.)
     fn choose(
         mapped: &spec::PveContainer,
         unprivileged: bool,
-        idmap_maybe: bool,
+        idmap: Option<&root::IdmapSupport>,
         opts: &spec::MapOptions,
         cache: &TemplateCache,
         rootfs: &Path,
@@ -388,7 +389,7 @@ impl RootPlan {
             }
         };
         if let Some(r) = &mapped.root_in_place {
-            if !unprivileged || idmap_maybe {
+            if !unprivileged || idmap.is_some_and(root::IdmapSupport::maybe) {
                 set(&mut options, "rootfs", Some(r.option(unprivileged)));
                 let template = cache.ensure_empty().context("template")?;
                 log::debug!("rootfs {} in place (empty template {})", r.path.display(), template.file_name);

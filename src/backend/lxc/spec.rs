@@ -189,8 +189,7 @@ impl MapOptions {
 /// suitable storage): for a container planned in place that must be copied after all.
 pub fn copy_rootfs(opts: &MapOptions, root: &Path, readonly: bool) -> Result<String, SpecError> {
     let m = Mapper { opts, out: PveContainer::default(), create: CreateParts::default() };
-    let (storage, size) = m.root_volume(&Annotations::default(), root)?;
-    Ok(if readonly { format!("{storage}:{size},ro=1") } else { format!("{storage}:{size}") })
+    m.volume_rootfs(&Annotations::default(), root, readonly)
 }
 
 /// The bundle's config.json (parsed once, by `Bundle::open`) as a [`Spec`]. Errors name
@@ -557,12 +556,7 @@ impl Mapper<'_> {
             }
         }
         if self.out.root_in_place.is_none() {
-            let (storage, size) = self.root_volume(&ann, root.path())?;
-            let mut rootfs = format!("{storage}:{size}");
-            if readonly {
-                rootfs.push_str(",ro=1");
-            }
-            self.create.rootfs = rootfs;
+            self.create.rootfs = self.volume_rootfs(&ann, root.path(), readonly)?;
         }
 
         self.networks(&ann, net_shared)?;
@@ -587,6 +581,12 @@ impl Mapper<'_> {
             );
         }
         Ok(self.assemble())
+    }
+
+    /// The `rootfs` create option of a copy: `STORAGE:SIZE[,ro=1]` ([`Self::root_volume`]).
+    fn volume_rootfs(&self, ann: &Annotations, root: &Path, readonly: bool) -> Result<String, SpecError> {
+        let (storage, size) = self.root_volume(ann, root)?;
+        Ok(if readonly { format!("{storage}:{size},ro=1") } else { format!("{storage}:{size}") })
     }
 
     /// The root volume's storage and size (GiB): the annotation's, else the configured
