@@ -156,6 +156,10 @@ pub struct ContainerSetup {
     pub readonly_paths: Vec<String>,
     #[serde(default)]
     pub masked_paths: Vec<String>,
+    /// Bring `lo` up: the container has a network namespace of its own, which nobody
+    /// else configures (Proxmox VE leaves `lo` down with `ostype: unmanaged`).
+    #[serde(default)]
+    pub loopback_up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,9 +18,10 @@ use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
 use super::procfs::ProcRef;
+use super::pve_support::{self, PveSupport};
 use super::template::{resolve_rootfs, Template, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
-use super::{cleanup, host, pct, pveconf, root, spec, storage, vmid};
+use super::{cleanup, host, pct, pveconf, spec, storage, vmid};
 use super::{console, host_limits, lifecycle, process, run_dir, supervisor};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
@@ -123,6 +124,7 @@ pub fn container_setup(spec: &Spec) -> ContainerSetup {
         remounts,
         readonly_paths: absolute(linux.and_then(|l| l.readonly_paths().as_ref())),
         masked_paths: absolute(linux.and_then(|l| l.masked_paths().as_ref())),
+        loopback_up: false,
     }
 }
 
@@ -229,11 +231,12 @@ pub fn create(
     });
     let storages = storage::load(&cfg.pve_root)?;
     let opts = spec::MapOptions::new(cfg, &bundle.dir, description, spec::HostInfo::probe(), storages);
-    let (spec, mapped) = spec::map_bundle(&bundle.config, &opts)?;
+    let (spec, mut mapped) = spec::map_bundle(&bundle.config, &opts)?;
     for w in &mapped.warnings {
         log::warn!("{w}");
     }
-    let setup = ContainerSetup { sysctls: mapped.sysctls.clone(), ..container_setup(&spec) };
+    let setup =
+        ContainerSetup { sysctls: mapped.sysctls.clone(), loopback_up: mapped.loopback_up, ..container_setup(&spec) };
     let unprivileged = mapped.option("unprivileged") != Some("0");
     if unprivileged {
         run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
@@ -256,7 +259,12 @@ pub fn create(
     ctx.store.save(record)?;
     crate::fault::point("lxc:pending-saved");
     let cache = host::template_cache(cfg, &templates);
-    let idmap = root::IdmapSupport::new(&run_dir::base(&cfg.pve_root), &pct_bin);
+    let run_base = run_dir::base(&cfg.pve_root);
+    let idmap = PveSupport::new(&run_base, &pct_bin, pve_support::ROOTFS_IDMAP);
+    let host_managed = PveSupport::new(&run_base, &pct_bin, pve_support::NET_HOST_MANAGED);
+    if !mapped.host_managed_nets.is_empty() && !host_managed.maybe() {
+        mapped.without_host_managed()?;
+    }
     let mut plan = RootPlan::choose(&mapped, unprivileged, Some(&idmap), &opts, &cache, &facts.rootfs)?;
 
     // Every pct of this create holds the in-flight lock, even if this process is killed.
@@ -286,14 +294,28 @@ pub fn create(
         saved?;
         match created {
             Ok(v) => break v,
-            // Proxmox VE 8: no `idmap` on a CT root. pct refused the parameters before it
-            // made anything; remembered, and this CT gets a copy.
+            // Proxmox VE 8: no `idmap` on a CT root, no `host-managed` NICs. pct refused
+            // the parameters before it made anything; remembered, and this CT gets a copy
+            // of the rootfs, and LXC's own lines for static addresses.
             Err(vmid::VmidError::Create { err: pct::PctError::Failed { ref stderr, .. }, .. })
-                if plan.idmapped && root::is_idmap_refusal(stderr) =>
+                if (plan.idmapped && idmap.is_refusal(stderr))
+                    || (!mapped.host_managed_nets.is_empty() && host_managed.is_refusal(stderr)) =>
             {
-                log::info!("pct takes no idmap on a CT root (Proxmox VE 8): unprivileged CTs get a copy of the rootfs");
-                idmap.remember_refused();
-                plan = RootPlan::choose(&mapped, unprivileged, None, &opts, &cache, &facts.rootfs)?;
+                let mut idmapped = plan.idmapped;
+                if plan.idmapped && idmap.is_refusal(stderr) {
+                    log::info!(
+                        "pct takes no idmap on a CT root (Proxmox VE 8): unprivileged CTs get a copy of the rootfs"
+                    );
+                    idmap.remember_refused();
+                    idmapped = false;
+                }
+                if !mapped.host_managed_nets.is_empty() && host_managed.is_refusal(stderr) {
+                    log::info!("pct takes no host-managed NICs (Proxmox VE 8): static addresses become lxc.net lines");
+                    host_managed.remember_refused();
+                    mapped.without_host_managed()?;
+                }
+                let support = idmapped.then_some(&idmap);
+                plan = RootPlan::choose(&mapped, unprivileged, support, &opts, &cache, &facts.rootfs)?;
             }
             Err(e) => {
                 // A pct create that failed may still have left its CT locked.
@@ -374,7 +396,7 @@ impl RootPlan {
     fn choose(
         mapped: &spec::PveContainer,
         unprivileged: bool,
-        idmap: Option<&root::IdmapSupport>,
+        idmap: Option<&PveSupport>,
         opts: &spec::MapOptions,
         cache: &TemplateCache,
         rootfs: &Path,
@@ -389,7 +411,7 @@ impl RootPlan {
             }
         };
         if let Some(r) = &mapped.root_in_place {
-            if !unprivileged || idmap.is_some_and(root::IdmapSupport::maybe) {
+            if !unprivileged || idmap.is_some_and(PveSupport::maybe) {
                 set(&mut options, "rootfs", Some(r.option(unprivileged)));
                 let template = cache.ensure_empty().context("template")?;
                 log::debug!("rootfs {} in place (empty template {})", r.path.display(), template.file_name);

@@ -23,6 +23,7 @@ pub(crate) mod maintenance;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod ps;
+pub(crate) mod pve_support;
 pub(crate) mod rebuild;
 pub(crate) mod root;
 pub(crate) mod run_dir;

@@ -8,7 +8,7 @@
 //! writes nothing there. For an unprivileged CT the root gets `idmap=passthrough`
 //! (Proxmox VE 9): PVE's prestart hook makes it an idmapped mount with the CT's own map,
 //! so the image's uid 0 is the CT's root and nothing is chowned. Proxmox VE 8 has no
-//! mount-point idmap: there an unprivileged CT gets a copy (see [`IdmapSupport`]).
+//! mount-point idmap: there an unprivileged CT gets a copy (see `pve_support.rs`).
 //!
 //! **Copy** (`rootfs: "copy"`, or a bundle that names a storage with the
 //! `nexcage.proxmox.storage` annotation, or a path a PVE property string cannot hold):
@@ -68,49 +68,6 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-/// Whether this host's Proxmox VE takes `idmap` on a CT root. Known only by asking pct:
-/// Proxmox VE 8 refuses the property when it checks `pct create`'s parameters (before it
-/// takes a lock or writes anything). A refusal is remembered in a file under the run
-/// directory base (tmpfs: forgotten at reboot), keyed by pct's path and mtime, so an
-/// upgrade of pve-container is noticed.
-pub struct IdmapSupport {
-    marker: PathBuf,
-    key: String,
-}
-
-impl IdmapSupport {
-    pub fn new(run_base: &Path, pct: &Path) -> IdmapSupport {
-        let mtime = std::fs::metadata(pct)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        IdmapSupport { marker: run_base.join("rootfs-idmap-refused"), key: format!("{} {mtime}\n", pct.display()) }
-    }
-
-    /// False once pct refused it (and pct has not changed since).
-    pub fn maybe(&self) -> bool {
-        std::fs::read_to_string(&self.marker).map(|s| s != self.key).unwrap_or(true)
-    }
-
-    pub fn remember_refused(&self) {
-        if let Some(dir) = self.marker.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let tmp = self.marker.with_extension(format!("tmp-{}", std::process::id()));
-        if std::fs::write(&tmp, &self.key).and_then(|()| std::fs::rename(&tmp, &self.marker)).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-    }
-}
-
-/// pct's complaint when its `rootfs` schema has no `idmap` (Proxmox VE 8):
-/// `rootfs.idmap: property is not defined in schema ...`.
-pub fn is_idmap_refusal(stderr: &str) -> bool {
-    stderr.contains("idmap") && stderr.contains("not defined in schema")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,24 +91,5 @@ mod tests {
             assert!(e.contains("property string"), "{e}");
         }
         assert!(InPlaceRoot::new(&d.path().join("missing"), false).unwrap_err().contains("cannot resolve"));
-    }
-
-    #[test]
-    fn refusal_is_remembered_per_pct_binary() {
-        let d = tempfile::tempdir().unwrap();
-        let pct = d.path().join("pct");
-        std::fs::write(&pct, "").unwrap();
-        let s = IdmapSupport::new(&d.path().join("run"), &pct);
-        assert!(s.maybe());
-        s.remember_refused();
-        assert!(!s.maybe());
-        assert!(IdmapSupport::new(&d.path().join("run"), &d.path().join("other-pct")).maybe());
-    }
-
-    #[test]
-    fn pve8_refusal_text() {
-        let pve8 = "400 Parameter verification failed.\nrootfs: invalid format - format error\nrootfs.idmap: property is not defined in schema and the schema does not allow additional properties\n";
-        assert!(is_idmap_refusal(pve8));
-        assert!(!is_idmap_refusal("unable to create CT 9000 - directory '/x' does not exist"));
     }
 }

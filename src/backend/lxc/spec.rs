@@ -52,6 +52,13 @@ pub struct PveContainer {
     /// The bundle's rootfs as the CT's root (`root.rs`); then `rootfs` among the create
     /// options is its privileged form, and the copy's volume is `copy_rootfs`'s.
     pub root_in_place: Option<InPlaceRoot>,
+    /// The container has a network namespace of its own (not the host's, not joined):
+    /// nexcage-init brings its `lo` up.
+    pub loopback_up: bool,
+    /// The `netN` options to which the mapping added `host-managed=1` (see
+    /// [`PveContainer::without_host_managed`]): index and where the NIC came from
+    /// (`(network)` of the config, or the annotation).
+    pub host_managed_nets: Vec<(u32, String)>,
 }
 
 impl PveContainer {
@@ -59,6 +66,64 @@ impl PveContainer {
     pub fn option(&self, key: &str) -> Option<&str> {
         self.create.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+
+    /// For a Proxmox VE without `host-managed` networks (8): the NICs the mapping marked
+    /// host-managed lose the property and LXC gets their static addresses as raw
+    /// `lxc.net.N.*` lines (PVE keeps that key family), which is what PVE 9 writes for
+    /// a host-managed NIC. DHCP cannot be done that way: refused by name when a
+    /// container's annotation asks for it; the backend's default NIC (`network`, which
+    /// every container gets) stays unconfigured, with a warning.
+    pub fn without_host_managed(&mut self) -> Result<(), SpecError> {
+        for (i, origin) in std::mem::take(&mut self.host_managed_nets) {
+            let key = format!("net{i}");
+            let Some(at) = self.create.iter().position(|(k, _)| *k == key) else { continue };
+            let props: Vec<(String, String)> = net_props(&self.create[at].1)
+                .into_iter()
+                .filter(|(k, _)| *k != "host-managed")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            self.create[at].1 = props.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+            let get = |name: &str| props.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            if let Some((prop, v)) =
+                ["ip", "ip6"].into_iter().find_map(|p| get(p).filter(|v| *v == "dhcp").map(|v| (p, v)))
+            {
+                let what = format!("{key}: {prop}={v}: this Proxmox VE has no host-managed networking (Proxmox VE 9 has), and nothing in the container runs a DHCP client");
+                if origin == DEFAULT_NET {
+                    log::warn!(
+                        "{what}: the interface stays down (give the backend's \"network\" a static ip=ADDRESS/PREFIX)"
+                    );
+                    continue;
+                }
+                return err(
+                    origin,
+                    what,
+                    format!(
+                        "give a static {prop}=ADDRESS/PREFIX (and a gateway), or route the container to an oci backend"
+                    ),
+                );
+            }
+            for (prop, lxc_key) in
+                [("ip", "ipv4.address"), ("ip6", "ipv6.address"), ("gw", "ipv4.gateway"), ("gw6", "ipv6.gateway")]
+            {
+                match get(prop) {
+                    Some("manual") | None => {}
+                    Some(v) => self.raw_lxc.push((format!("lxc.net.{i}.{lxc_key}"), v.to_string())),
+                }
+            }
+            if get("link_down") != Some("1") {
+                self.raw_lxc.push((format!("lxc.net.{i}.flags"), "up".to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a NIC from the backend's `network` setting comes from, in errors.
+const DEFAULT_NET: &str = "(network)";
+
+/// A PVE network property string's `key=value` items, in order.
+fn net_props(v: &str) -> Vec<(&str, &str)> {
+    v.split(',').filter_map(|item| item.split_once('=')).collect()
 }
 
 /// Why a sysctl would not stay inside the container (runc's rule), if it would not.
@@ -559,7 +624,7 @@ impl Mapper<'_> {
             self.create.rootfs = self.volume_rootfs(&ann, root.path(), readonly)?;
         }
 
-        self.networks(&ann, net_shared)?;
+        self.networks(spec, &ann, net_shared)?;
         self.mounts(spec)?;
         self.devices(spec)?;
         self.sysctl(spec, host_net)?;
@@ -1223,7 +1288,14 @@ impl Mapper<'_> {
         Ok(())
     }
 
-    fn networks(&mut self, ann: &Annotations, net_shared: bool) -> Result<(), SpecError> {
+    /// Proxmox NICs (docs/networking.md): none in the host's or a joined network
+    /// namespace (the engine's network wins); else the configured default `net0` unless
+    /// a `prestart`/`createRuntime` hook networks the new namespace (Docker's
+    /// `libnetwork-setkey`, CNI hooks), then the `nexcage.proxmox.netN` annotations.
+    /// Each NIC is `host-managed=1` unless it says otherwise: with `ostype: unmanaged`
+    /// nothing in the container configures an interface, so Proxmox VE 9 (as it does for
+    /// its own OCI containers) has LXC set the static addresses and runs DHCP itself.
+    fn networks(&mut self, spec: &Spec, ann: &Annotations, net_shared: bool) -> Result<(), SpecError> {
         if net_shared {
             if let Some((i, _)) = ann.nets.iter().find(|(_, v)| v.is_some()) {
                 return err(
@@ -1234,14 +1306,43 @@ impl Mapper<'_> {
             }
             return Ok(());
         }
+        self.out.loopback_up = true;
+        let hooked = spec.hooks().as_ref().is_some_and(|h| {
+            h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+                || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        });
+        let mut origin: BTreeMap<u32, String> = BTreeMap::new();
         if let Some(n) = self.opts.network.as_deref().filter(|n| !n.is_empty()) {
-            self.create.nets.insert(0, n.to_string());
+            if hooked {
+                log::debug!("a prestart/createRuntime hook networks the container: no default net0");
+            } else {
+                self.create.nets.insert(0, n.to_string());
+                origin.insert(0, DEFAULT_NET.to_string());
+            }
         }
         for (i, v) in &ann.nets {
             match v {
-                Some(v) => self.create.nets.insert(*i, v.clone()),
-                None => self.create.nets.remove(i),
+                Some(v) => {
+                    self.create.nets.insert(*i, v.clone());
+                    origin.insert(*i, ann_path(&format!("{ANNOTATION_PREFIX}net{i}")));
+                }
+                None => drop(self.create.nets.remove(i)),
             };
+        }
+        for (i, v) in self.create.nets.iter_mut() {
+            let props = net_props(v);
+            if props.iter().any(|(k, _)| *k == "host-managed") {
+                continue;
+            }
+            if props.contains(&("ip6", "auto")) {
+                return err(
+                    origin.remove(i).unwrap_or_default(),
+                    format!("net{i}: ip6=auto (SLAAC) cannot be managed by the Proxmox host, and nothing in the container runs a network manager"),
+                    "give ip6=ADDRESS/PREFIX or ip6=dhcp, or host-managed=0 to leave the interface to the program",
+                );
+            }
+            v.push_str(",host-managed=1");
+            self.out.host_managed_nets.push((*i, origin.remove(i).unwrap_or_default()));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! `nexcage-init --lxc-mount-hook RUN_DIR`: LXC's mount hook (`lxc.hook.mount`), which
 //! applies the bundle's mount hardening (wire::ContainerSetup, from `RUN_DIR/setup.json`)
-//! in runc's order: `linux.sysctl`, the `nosuid`, `nodev`, `noexec`, `ro` of the `/dev`
+//! in runc's order (after bringing `lo` up in a network namespace of the container's
+//! own): `linux.sysctl`, the `nosuid`, `nodev`, `noexec`, `ro` of the `/dev`
 //! and `/sys` mounts, `linux.readonlyPaths`, `linux.maskedPaths`.
 //!
 //! Why a hook and not pid 1: Proxmox VE's generated AppArmor profile (LXC's base profile)
@@ -55,6 +56,11 @@ fn run(run_dir: &Path) -> Result<(), String> {
 
 /// Apply `setup` to the tree under `root`.
 pub fn apply(root: &OwnedFd, setup: &ContainerSetup) -> Result<(), String> {
+    if setup.loopback_up {
+        // The hook runs in the container's network namespace, before Proxmox's AppArmor
+        // profile applies.
+        interface_up("lo").map_err(|e| format!("network: bringing lo up: {e}"))?;
+    }
     for (key, value) in &setup.sysctls {
         write_sysctl(key, value).map_err(|e| format!("linux.sysctl[{key:?}]: {e}"))?;
     }
@@ -84,6 +90,31 @@ pub fn apply(root: &OwnedFd, setup: &ContainerSetup) -> Result<(), String> {
     }
     for p in &setup.masked_paths {
         mask_path(root, p).map_err(|e| format!("linux.maskedPaths: {p}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Set IFF_UP on the interface `name` of this process's network namespace.
+fn interface_up(name: &str) -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(Errno::EINVAL);
+    }
+    for (d, b) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: a socket we own and an ifreq of the kernel's layout, named above.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(Errno::last());
     }
     Ok(())
 }

@@ -117,11 +117,12 @@ fn engine_defaults_map_cleanly() {
             ("memory", "2048"),
             ("swap", "1024"),
             ("rootfs", "local:0"),
-            ("net0", NET),
+            ("net0", &format!("{NET},host-managed=1")),
             ("tags", "nexcage"),
             ("description", "descr"),
         ])
     );
+    assert!(out.loopback_up);
     // Standard mounts, masked/readonly paths (applied by nexcage-init), seccomp,
     // apparmor, device rules and cgroupsPath are Proxmox's business: no raw lines but
     // /dev/shm and /dev/mqueue (LXC mounts neither), no warnings.
@@ -641,8 +642,8 @@ fn annotations() {
             ("swap", "1024"),
             ("cores", "2"),
             ("rootfs", "local-lvm:8"),
-            ("net0", "name=eth0,bridge=vmbr1,ip=10.0.0.5/24,gw=10.0.0.1"),
-            ("net3", "name=eth3,bridge=vmbr0"),
+            ("net0", "name=eth0,bridge=vmbr1,ip=10.0.0.5/24,gw=10.0.0.1,host-managed=1"),
+            ("net3", "name=eth3,bridge=vmbr0,host-managed=1"),
             ("features", "nesting=1,keyctl=1,mount=nfs;cifs"),
             ("onboot", "1"),
             ("tags", "db;nexcage;web"),
@@ -890,4 +891,77 @@ fn emulator_create_start_destroy() {
     assert_eq!(rw, "ro");
     assert_eq!(fwd, "1");
     assert_eq!(scratch, "tmpfs");
+}
+
+/// Proxmox NICs (docs/networking.md): host-managed unless the string says otherwise, no
+/// default NIC when a hook networks the namespace, none in a shared one; on a Proxmox VE
+/// without host-managed NICs, static addresses become LXC's own lines and DHCP is refused.
+#[test]
+fn networks_are_host_managed_with_a_pve8_fallback() {
+    let e = Env::new();
+    let ann = |a: Value| {
+        let mut v = base();
+        v["annotations"] = a;
+        e.map(v)
+    };
+    let out = ann(json!({"nexcage.proxmox.net1": "name=eth1,bridge=vmbr1,host-managed=0"})).unwrap();
+    assert_eq!(out.option("net1"), Some("name=eth1,bridge=vmbr1,host-managed=0"));
+    assert_eq!(out.host_managed_nets, vec![(0, "(network)".to_string())]);
+
+    // SLAAC cannot be host-managed (PVE 9 would fail at pct start): refused at create.
+    let p = err_path(ann(json!({"nexcage.proxmox.net0": "name=eth0,bridge=vmbr0,ip6=auto"})));
+    assert_eq!(p, "annotations[\"nexcage.proxmox.net0\"]");
+
+    // Docker networks a new namespace from its prestart hook: no default NIC beside it.
+    let mut v = base();
+    v["hooks"] = json!({"prestart": [{"path": "/usr/bin/dockerd", "args": ["libnetwork-setkey", "x"]}]});
+    let out = e.map(v.clone()).unwrap();
+    assert_eq!(out.option("net0"), None);
+    assert!(out.loopback_up && out.host_managed_nets.is_empty());
+    v["annotations"] = json!({"nexcage.proxmox.net0": "name=eth0,bridge=vmbr0,ip=dhcp"});
+    assert_eq!(e.map(v).unwrap().option("net0"), Some("name=eth0,bridge=vmbr0,ip=dhcp,host-managed=1"));
+
+    // A joined network namespace: no NIC and lo is not ours to touch.
+    let mut v = base();
+    v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "network", "path": "/proc/self/ns/net"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    let mut o = e.opts();
+    o.unprivileged = false;
+    let out = e.map_with(v, &o).unwrap();
+    assert!(!out.loopback_up && out.option("net0").is_none());
+
+    // Proxmox VE 8: static addresses as lxc.net lines, the NIC's string without the key.
+    let mut out = ann(json!({
+        "nexcage.proxmox.net0": "name=eth0,bridge=vmbr1,ip=10.0.0.5/24,gw=10.0.0.1,ip6=fd00::5/64,gw6=fd00::1",
+        "nexcage.proxmox.net2": "name=eth2,bridge=vmbr2,ip=manual,link_down=1",
+    }))
+    .unwrap();
+    let before = out.raw_lxc.len();
+    out.without_host_managed().unwrap();
+    assert_eq!(
+        out.option("net0"),
+        Some("name=eth0,bridge=vmbr1,ip=10.0.0.5/24,gw=10.0.0.1,ip6=fd00::5/64,gw6=fd00::1")
+    );
+    assert_eq!(out.option("net2"), Some("name=eth2,bridge=vmbr2,ip=manual,link_down=1"));
+    assert_eq!(
+        out.raw_lxc[before..],
+        kv(&[
+            ("lxc.net.0.ipv4.address", "10.0.0.5/24"),
+            ("lxc.net.0.ipv6.address", "fd00::5/64"),
+            ("lxc.net.0.ipv4.gateway", "10.0.0.1"),
+            ("lxc.net.0.ipv6.gateway", "fd00::1"),
+            ("lxc.net.0.flags", "up"),
+        ])
+    );
+    assert!(out.host_managed_nets.is_empty());
+    // DHCP needs PVE 9's host-managed networking: refused when annotated, naming where;
+    // the backend's default NIC (every container's) stays unconfigured instead.
+    let mut out = ann(json!({"nexcage.proxmox.net1": "name=eth1,bridge=vmbr0,ip=dhcp"})).unwrap();
+    let er = out.without_host_managed().unwrap_err();
+    assert_eq!(er.path, "annotations[\"nexcage.proxmox.net1\"]");
+    assert!(er.to_string().contains("net1: ip=dhcp"), "{er}");
+    let mut out = e.map(base()).unwrap();
+    let before = out.raw_lxc.len();
+    out.without_host_managed().unwrap();
+    assert_eq!(out.option("net0"), Some(NET));
+    assert_eq!(out.raw_lxc.len(), before);
 }
