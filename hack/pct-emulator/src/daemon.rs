@@ -172,6 +172,10 @@ fn handle(conn: UnixStream) {
     }
     let mut conn = conn;
     let fields: Vec<&str> = line.trim_end_matches('\n').split('\t').collect();
+    let ct_dir = match fields.as_slice() {
+        ["START", vmid, lxcpath, ..] => Some(Path::new(lxcpath).join(vmid)),
+        _ => None,
+    };
     let reply = match fields.as_slice() {
         ["START", vmid, lxcpath, stderr_file, timeout] => match (vmid.parse::<u32>(), timeout.parse::<u64>()) {
             (Ok(vmid), Ok(t)) => start(vmid, Path::new(lxcpath), Path::new(stderr_file), Duration::from_secs(t)),
@@ -188,6 +192,10 @@ fn handle(conn: UnixStream) {
     if let Some(mut child) = child {
         let st = child.wait();
         eprintln!("lxc-start {} exited: {st:?}", child.id());
+        // PVE's post-stop cleanup (vm_stop_cleanup) kills the DHCP clients.
+        if let Some(d) = ct_dir {
+            crate::dhcp::kill_clients(&d);
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod conf;
 mod daemon;
+mod dhcp;
 mod extract;
 mod lock;
 mod lxc;

@@ -1,5 +1,6 @@
 //! `pct start <vmid> [--skiplock]`: regenerate the LXC config, then have the emulator
-//! daemon (systemd's stand-in) run `lxc-start -F`, and wait until RUNNING.
+//! daemon (systemd's stand-in) run `lxc-start -F`, and wait until RUNNING; then the DHCP
+//! clients of host-managed NICs (dhcp.rs).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
     if let Err(e) = daemon::request_start(&paths.lxc, vmid, &stderr_file, Duration::from_secs(10)) {
         println!("{e:#}");
         return Err(die(format!("startup for container '{vmid}' failed")));
+    }
+    if let Some(pid) = lxc::init_pid(&paths.lxc, vmid) {
+        crate::dhcp::start_clients(paths, vmid, &conf, pid);
     }
     Ok(())
 }
