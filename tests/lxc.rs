@@ -706,7 +706,8 @@ fn root_storage_is_chosen_from_storage_cfg_with_a_size_where_needed() {
 /// bundle with a network namespace of its own (`net.ipv4.ip_unprivileged_port_start`), an
 /// IPC key and `domainname`. Proxmox VE drops raw `lxc.sysctl.net.*` lines, so nexcage-init
 /// writes them as LXC's mount hook; a key that is not namespaced is refused by name and
-/// leaves nothing. The host's values stay as they were.
+/// leaves nothing. The host's values stay as they were. The container's network namespace
+/// has no NIC (none configured): it has `lo`, brought up by nexcage-init, and nothing else.
 #[test]
 fn namespaced_sysctls_are_applied_and_others_refused() {
     let host_port = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
@@ -716,7 +717,8 @@ fn namespaced_sysctls_are_applied_and_others_refused() {
         &[
             "sh",
             "-c",
-            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/msgmax /proc/sys/kernel/domainname",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/msgmax /proc/sys/kernel/domainname \
+             /sys/class/net/lo/flags; ls /sys/class/net",
         ],
         &[],
     );
@@ -729,7 +731,8 @@ fn namespaced_sysctls_are_applied_and_others_refused() {
     });
     let (code, out, err) = l.run_to_end("sysctl", &b);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["0", "12345", "nexcage.test"], "{err}");
+    // A network namespace of its own and no NIC asked (docs/networking.md): `lo`, up.
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["0", "12345", "nexcage.test", "0x9", "lo"], "{err}");
     assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(), host_port);
     l.assert_clean("sysctls");
     let bad = l.bundle_like(&b, "host-sysctl", &["true"], |c| {
@@ -739,6 +742,169 @@ fn namespaced_sysctls_are_applied_and_others_refused() {
     fails_with(&out, "linux.sysctl[\"kernel.core_pattern\"]");
     fails_with(&out, "only namespaced sysctls can be set");
     l.assert_clean("non-namespaced sysctl");
+}
+
+/// A Linux bridge on the test's host (the VM with real pct) with an address, removed
+/// when dropped: the LAN the containers' Proxmox NICs are plugged into.
+struct TestBridge(String);
+
+impl TestBridge {
+    fn new(name: &str, cidr: &str) -> TestBridge {
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        let _ = Command::new("ip").args(["link", "del", name]).stderr(Stdio::null()).status();
+        ip(&["link", "add", name, "type", "bridge"]);
+        let b = TestBridge(name.to_string());
+        ip(&["addr", "add", cidr, "dev", name]);
+        ip(&["link", "set", name, "up"]);
+        b
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// Connect to `addr` until it accepts (the program may not listen yet), send `line`.
+fn send_line(addr: &str, line: &str) {
+    use std::io::Write;
+    let deadline = std::time::Instant::now() + wait_limit();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(2)) {
+            Ok(mut s) => {
+                s.write_all(line.as_bytes()).unwrap();
+                return;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{addr}: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Proxmox networking when no engine networks the container (docs/networking.md): the
+/// configured default NIC is a Proxmox `net0` on the bridge (host-managed on Proxmox VE 9,
+/// LXC's own lines on 8), `lo` and `eth0` are up with the static address and the default
+/// route, the program is reachable from the host and from a second container on the
+/// bridge (TCP both ways through busybox nc). (A container with no NIC, `lo` up and
+/// nothing else: `namespaced_sysctls_are_applied_and_others_refused`.) `ip=dhcp`: Proxmox VE 9 (and the emulator)
+/// runs the DHCP client; the lease from a dnsmasq on the bridge is the address, its
+/// router the default route, and no client outlives the CT; on Proxmox VE 8 it is
+/// refused by name and leaves nothing.
+#[test]
+fn proxmox_nic_has_its_address_and_lo_is_up() {
+    let _br = TestBridge::new("nxtbr9640", "10.231.96.1/24");
+    let l = Lxc::with(9640, 9649, r#","network":"name=eth0,bridge=nxtbr9640,ip=10.231.96.50/24,gw=10.231.96.1""#);
+    let show = "cat /sys/class/net/lo/flags; ls /sys/class/net | tr '\\n' ' '; echo; \
+                ip -4 -o addr show dev eth0 | awk '{print $4}'; ip route | grep default | awk '{print $3}'";
+    let b = l.w.bundle("srv", &["sh", "-c", &format!("{show}; nc -l -p 7777; nc -l -p 7777; echo served")], &[]);
+    let c = l.create("srv", &b);
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{}.conf", l.vmid("srv")))).unwrap();
+    let net0 = conf.lines().find_map(|l| l.strip_prefix("net0: ")).unwrap_or_else(|| panic!("{conf}"));
+    assert!(net0.contains("bridge=nxtbr9640") && net0.contains("ip=10.231.96.50/24"), "{net0}");
+    if pve8() {
+        assert!(!net0.contains("host-managed"), "{net0}");
+        assert!(conf.contains("lxc.net.0.ipv4.address: 10.231.96.50/24"), "{conf}");
+    } else {
+        assert!(net0.contains("host-managed=1"), "{net0}");
+    }
+    ok(&l.w.nexcage(["start", "srv"]));
+    // A second container on the bridge reaches the first.
+    let peer = l.bundle_like(
+        &b,
+        "peer",
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 100); do echo hello-from-peer | nc 10.231.96.50 7777 && exit 0; sleep 0.2; done; exit 1",
+        ],
+        |c| {
+            c["annotations"] =
+                serde_json::json!({"nexcage.proxmox.net0": "name=eth0,bridge=nxtbr9640,ip=10.231.96.51/24"})
+        },
+    );
+    let (code, _, err) = l.run_to_end("peer", &peer);
+    assert_eq!(code, Some(0), "peer: {err}");
+    // The host reaches it.
+    send_line("10.231.96.50:7777", "hello-from-host\n");
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(0), None), "{}", read(&c.stderr));
+    let out = read(&c.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["0x9", "eth0 lo ", "10.231.96.50/24", "10.231.96.1", "hello-from-peer", "hello-from-host", "served"],
+        "{out}"
+    );
+    ok(&l.w.nexcage(["delete", "srv"]));
+
+    let dhcp = l.bundle_like(&b, "dhcp", &["sh", "-c", show], |c| {
+        c["annotations"] = serde_json::json!({"nexcage.proxmox.net0": "name=eth0,bridge=nxtbr9640,ip=dhcp"})
+    });
+    if pve8() {
+        let (out, _, _) = l.create_with("dhcp", &dhcp, &[]);
+        fails_with(&out, "net0: ip=dhcp: this Proxmox VE has no host-managed networking");
+    } else {
+        // Proxmox VE 9 runs the DHCP client (host-managed); dnsmasq is the LAN's server.
+        let _server =
+            Dnsmasq::on("nxtbr9640", "10.231.96.100,10.231.96.120,255.255.255.0", &l.w.dir.path().join("leases"));
+        let c = l.create("dhcp", &dhcp);
+        let vmid = l.vmid("dhcp");
+        ok(&l.w.nexcage(["start", "dhcp"]));
+        assert_eq!(wait_pid(c.pid, wait_limit()), (Some(0), None), "{}", read(&c.stderr));
+        let out = read(&c.stdout);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert_eq!(lines[..2], ["0x9", "eth0 lo "], "{out}");
+        let leased = lines[2].strip_prefix("10.231.96.").and_then(|a| a.strip_suffix("/24"));
+        assert!(leased.and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| (100..=120).contains(&n)), "{out}");
+        assert_eq!(lines[3], "10.231.96.1", "the lease's router is the default route: {out}");
+        ok(&l.w.nexcage(["delete", "dhcp"]));
+        assert_eq!(dhcp_clients_of(vmid), Vec::<i32>::new(), "the CT's DHCP clients are gone after delete");
+    }
+    l.assert_clean("networks");
+}
+
+/// A DHCP server on a bridge (dnsmasq, DHCP only), killed when dropped.
+struct Dnsmasq(std::process::Child);
+
+impl Dnsmasq {
+    fn on(bridge: &str, range: &str, leases: &Path) -> Dnsmasq {
+        let child = Command::new("dnsmasq")
+            .args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces", "--pid-file="])
+            .arg(format!("--interface={bridge}"))
+            .arg(format!("--dhcp-range={range},1h"))
+            .arg(format!("--dhcp-leasefile={}", leases.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (hack/setup installs dnsmasq-base)");
+        Dnsmasq(child)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Running dhclients whose pid file is under a `<vmid>/hook/` directory (Proxmox VE's).
+fn dhcp_clients_of(vmid: u64) -> Vec<i32> {
+    let needle = format!("/{vmid}/hook/dhclient");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
+        })
+        .collect()
 }
 
 /// Receive the pty master a runtime sends to a console socket.
