@@ -2,10 +2,15 @@
 //! Proxmox VE 8 lacks properties 9 has (`idmap` on a mount point or root, `host-managed`
 //! on a NIC) and refuses them when it checks `pct create`'s parameters, before it takes
 //! a lock or writes anything. A refusal is remembered in a file under the run directory
-//! base (tmpfs: forgotten at reboot), keyed by pct's path and mtime, so an upgrade of
-//! pve-container is noticed; until then later creates do not ask again.
+//! base (tmpfs: forgotten at reboot), one line per pct (its path and mtime, so an upgrade
+//! of pve-container is noticed; several backends may name different pct binaries, and one
+//! must not make nexcage forget another's refusal); until then later creates do not ask
+//! again.
 
 use std::path::{Path, PathBuf};
+
+/// How many pct binaries a marker remembers.
+const MAX_REMEMBERED: usize = 16;
 
 /// One property pct may refuse.
 pub struct PveSupport {
@@ -29,20 +34,34 @@ impl PveSupport {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        PveSupport { property: what.0, marker: run_base.join(what.1), key: format!("{} {mtime}\n", pct.display()) }
+        PveSupport { property: what.0, marker: run_base.join(what.1), key: format!("{} {mtime}", pct.display()) }
     }
 
     /// False once pct refused it (and pct has not changed since).
     pub fn maybe(&self) -> bool {
-        std::fs::read_to_string(&self.marker).map(|s| s != self.key).unwrap_or(true)
+        !self.remembered().contains(&self.key)
     }
 
+    fn remembered(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.marker).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+    }
+
+    /// Adds this pct to the marker (write and rename). Two creates remembering at once
+    /// may lose one line: that pct is then asked once more, nothing worse.
     pub fn remember_refused(&self) {
+        let mut lines = self.remembered();
+        if lines.contains(&self.key) {
+            return;
+        }
+        lines.push(self.key.clone());
+        // Keys of replaced pct binaries pile up only across upgrades: keep the newest few.
+        let keep = lines.len().saturating_sub(MAX_REMEMBERED);
+        let text: String = lines[keep..].iter().map(|l| format!("{l}\n")).collect();
         if let Some(dir) = self.marker.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let tmp = self.marker.with_extension(format!("tmp-{}", std::process::id()));
-        if std::fs::write(&tmp, &self.key).and_then(|()| std::fs::rename(&tmp, &self.marker)).is_err() {
+        if std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.marker)).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }
@@ -70,7 +89,12 @@ mod tests {
         assert!(s.maybe());
         s.remember_refused();
         assert!(!s.maybe());
-        assert!(PveSupport::new(&d.path().join("run"), &d.path().join("other-pct"), ROOTFS_IDMAP).maybe());
+        let other = PveSupport::new(&d.path().join("run"), &d.path().join("other-pct"), ROOTFS_IDMAP);
+        assert!(other.maybe());
+        // Another pct's refusal does not make the first one's forgotten.
+        other.remember_refused();
+        assert!(!other.maybe());
+        assert!(!s.maybe());
         assert!(PveSupport::new(&d.path().join("run"), &pct, NET_HOST_MANAGED).maybe());
     }
 
