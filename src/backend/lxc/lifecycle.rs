@@ -200,8 +200,11 @@ pub fn pause(record: &Record, freeze: bool) -> Result<i32> {
 const INFLIGHT_LIMIT: Duration = Duration::from_secs(600);
 
 /// How long delete waits for a container whose program is gone to finish stopping
-/// (lxc-start exits after Proxmox's post-stop hook); after it, `pct destroy --force` stops it.
-const LXC_STOP_LIMIT: Duration = Duration::from_secs(30);
+/// (lxc-start exits after Proxmox's post-stop hook, Perl that loads PVE's modules: 1-2 s
+/// on a Proxmox host, over 30 s in the TCG test VM, where a 30 s bound put its warning
+/// into `podman run --rm`'s stderr); after it, `pct destroy --force` stops it. The wait
+/// ends as soon as lxc-start does.
+const LXC_STOP_LIMIT: Duration = Duration::from_secs(120);
 
 /// Wait for `lxc-start` of `vmid` to exit; with `unless_running`, not if the container's
 /// init is still alive (a create that died before its record knew the program: the
