@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::emu::{pct_world, PctWorld};
+use common::emu::{pct_world, real_pct, PctWorld};
 use common::{nexcage_bin, repo, require_root, text};
 
 /// Image name inside both engines (built by hack/engine-images).
@@ -32,17 +32,11 @@ const IMAGE: &str = "localhost/nexcage-busybox:latest";
 /// create, start and destroy are Proxmox's Perl three times over, plus its hooks: about
 /// 2 minutes in the Proxmox VE 9 test VM under TCG, so the bound there is ten minutes.
 fn cmd_timeout() -> Duration {
-    match pct_world() {
-        PctWorld::Emulator => Duration::from_secs(90),
-        PctWorld::Real { .. } => Duration::from_secs(600),
-    }
+    Duration::from_secs(if real_pct() { 600 } else { 90 })
 }
 /// Upper bound for a container to reach a state (same scaling as [`cmd_timeout`]).
 fn wait_bound() -> Duration {
-    match pct_world() {
-        PctWorld::Emulator => Duration::from_secs(30),
-        PctWorld::Real { .. } => Duration::from_secs(300),
-    }
+    Duration::from_secs(if real_pct() { 300 } else { 30 })
 }
 /// nexcage's state root when Podman calls it: Podman passes no `--root`.
 const PODMAN_NEXCAGE_ROOT: &str = "/run/nexcage";
@@ -492,10 +486,7 @@ fn podman_run_streams_and_exit_status() {
         // How Podman finds the runtime (its config or a path) is Podman's business and the
         // same for every backend; on real pct, where an lxc container costs minutes under
         // TCG, the path form is left to the emulator world.
-        let vias: &[Via] = match pct_world() {
-            PctWorld::Real { .. } if backend == "lxc" => &[Via::Conf],
-            _ => &[Via::Conf, Via::Path],
-        };
+        let vias: &[Via] = if backend == "lxc" && real_pct() { &[Via::Conf] } else { &[Via::Conf, Via::Path] };
         for &via in vias {
             let name = format!("streams-{backend}-{via:?}").to_lowercase();
             let ann = format!("nexcage.backend={backend}");
@@ -949,7 +940,7 @@ fn ctr_run_streams_and_exit_status() {
         // Routed by the container's name (a rule on the id), no annotation. Routing is
         // nexcage's own and the same whatever pct is: on real pct (a container costs
         // minutes under the test VM's TCG) it is left to the emulator world.
-        if backend == "lxc" && matches!(pct_world(), PctWorld::Real { .. }) {
+        if backend == "lxc" && real_pct() {
             continue;
         }
         let id = format!("{backend}-by-name-1");
