@@ -53,6 +53,9 @@ pub struct Globals {
     pub log: Option<PathBuf>,
     pub log_format: LogFormat,
     pub debug: bool,
+    /// `--backend NAME`: nexcage's own (never forwarded); routes `create`/`run` to NAME
+    /// unless the bundle's `nexcage.backend` annotation names one.
+    pub backend: Option<String>,
     /// Every global flag to forward to a passthrough runtime, verbatim and in order,
     /// except `--root` (nexcage substitutes its own per-backend root).
     pub forward: Vec<OsString>,
@@ -76,7 +79,7 @@ enum Flag {
 
 fn known_global(name: &str) -> Option<Flag> {
     match name {
-        "root" | "log" | "log-format" | "rootless" | "cgroup-manager" | "criu" => Some(Flag::Value),
+        "root" | "log" | "log-format" | "rootless" | "cgroup-manager" | "criu" | "backend" => Some(Flag::Value),
         "debug" | "systemd-cgroup" | "help" | "h" | "version" | "v" => Some(Flag::Bool),
         _ => None,
     }
@@ -113,6 +116,15 @@ pub fn split_globals(args: &[OsString]) -> Result<Invocation, String> {
                 };
                 match name {
                     "root" => g.root = Some(PathBuf::from(&value)),
+                    "backend" => match value.to_str() {
+                        Some(v) if !v.is_empty() => g.backend = Some(v.to_string()),
+                        _ => {
+                            return Err(format!(
+                                "invalid value {:?} for --backend: name a backend of the configuration",
+                                value.to_string_lossy()
+                            ))
+                        }
+                    },
                     "log" => {
                         g.log = Some(PathBuf::from(&value));
                         g.forward.extend(args[i..i + used].iter().cloned());
@@ -175,6 +187,8 @@ pub fn split_globals(args: &[OsString]) -> Result<Invocation, String> {
     --log FILE            log file (default stderr)\n  \
     --log-format FORMAT   text or json\n  \
     --debug               debug logging\n  \
+    --backend NAME        create on backend NAME unless the bundle's nexcage.backend\n                        \
+    annotation names one (e.g. Docker's runtimeArgs)\n  \
     --systemd-cgroup, --rootless VALUE, --cgroup-manager MANAGER\n                        \
     forwarded to crun/runc, as are unknown global flags\n  \
     -v, --version         print versions of nexcage and its backends")]
@@ -629,6 +643,22 @@ mod tests {
         assert_eq!(strs(&inv.globals.forward), ["--cgroup-manager", "disabled", "--foo", "bar", "--flag"]);
         // Flags after the subcommand belong to the subcommand.
         assert_eq!(strs(&inv.words), ["create", "--baz=1", "x"]);
+    }
+
+    #[test]
+    fn backend_is_nexcages_own_and_never_forwarded() {
+        // Docker 20.10 puts daemon.json runtimeArgs before its own global flags.
+        let inv =
+            split_globals(&os(&["--backend", "lxc", "--root", "/r", "--log", "/l", "create", "--bundle", "b", "x"]))
+                .unwrap();
+        assert_eq!(inv.globals.backend.as_deref(), Some("lxc"));
+        assert_eq!(strs(&inv.globals.forward), ["--log", "/l"]);
+        assert_eq!(strs(&inv.words), ["create", "--bundle", "b", "x"]);
+        assert_eq!(
+            split_globals(&os(&["--backend=runc", "state", "x"])).unwrap().globals.backend.as_deref(),
+            Some("runc")
+        );
+        assert!(split_globals(&os(&["--backend=", "state", "x"])).unwrap_err().contains("--backend"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn route(data: &[u8]) {
     let bundle = parts.next().unwrap_or("/");
     let annotations: HashMap<String, String> =
         parts.filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    if let Ok(d) = router.route(&RouteInput { id, annotations: &annotations, bundle: Path::new(bundle) }) {
+    if let Ok(d) = router.route(&RouteInput { id, annotations: &annotations, bundle: Path::new(bundle), flag: None }) {
         assert!(c.backend(&d.backend).is_some(), "routed to an unknown backend {}", d.backend);
     }
 }

@@ -1,7 +1,9 @@
 //! Routing: which backend owns a container. Pure: no I/O, decided once at `create`.
 //!
-//! Order: the bundle annotation `nexcage.backend` always wins; then the configured rules in
-//! order (first match wins); then `default_backend`.
+//! Order: the bundle annotation `nexcage.backend` always wins; then the global flag
+//! `--backend` (one engine runtime name per backend, for engines that cannot set
+//! annotations, e.g. Docker 20.10's daemon.json `runtimeArgs`); then the configured rules
+//! in order (first match wins); then `default_backend`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -20,6 +22,8 @@ pub struct RouteInput<'a> {
     pub id: &'a str,
     pub annotations: &'a HashMap<String, String>,
     pub bundle: &'a Path,
+    /// The global flag `--backend NAME`, if given.
+    pub flag: Option<&'a str>,
 }
 
 /// The chosen backend and why.
@@ -32,6 +36,7 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     Annotation,
+    Flag,
     Rule { index: usize, name: Option<String> },
     Default,
 }
@@ -42,6 +47,7 @@ impl fmt::Display for Decision {
             Reason::Annotation => {
                 write!(f, "backend {}: chosen by the annotation {BACKEND_ANNOTATION}={}", self.backend, self.backend)
             }
+            Reason::Flag => write!(f, "backend {}: chosen by the global flag --backend {}", self.backend, self.backend),
             Reason::Rule { index, name } => {
                 write!(f, "backend {}: chosen by routes[{index}]", self.backend)?;
                 if let Some(n) = name {
@@ -185,6 +191,16 @@ impl Router {
             }
             return Ok(Decision { backend: name.clone(), reason: Reason::Annotation });
         }
+        if let Some(name) = input.flag {
+            if !self.backends.iter().any(|b| b == name) {
+                return Err(format!(
+                    "unknown backend {name:?} in the global flag --backend (defined: {}); name one of them or \
+                     define it under \"backends\" in the configuration",
+                    self.backends.join(", ")
+                ));
+            }
+            return Ok(Decision { backend: name.to_string(), reason: Reason::Flag });
+        }
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.matches(input) {
                 return Ok(Decision {
@@ -210,7 +226,7 @@ mod tests {
 
     fn decide(r: &Router, id: &str, ann: &[(&str, &str)], bundle: &str) -> Result<Decision, String> {
         let annotations: HashMap<String, String> = ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        r.route(&RouteInput { id, annotations: &annotations, bundle: Path::new(bundle) })
+        r.route(&RouteInput { id, annotations: &annotations, bundle: Path::new(bundle), flag: None })
     }
 
     const RULES: &str = r#"{
@@ -225,6 +241,23 @@ mod tests {
         { "id": "both-*", "annotation": {"tier": "db*"}, "backend": "runc" }
       ]
     }"#;
+
+    #[test]
+    fn the_backend_flag_beats_rules_and_default_but_not_the_annotation() {
+        let r = router(RULES);
+        let ann: HashMap<String, String> = HashMap::new();
+        let flagged = |id, ann: &HashMap<String, String>, flag| {
+            r.route(&RouteInput { id, annotations: ann, bundle: Path::new("/b"), flag: Some(flag) })
+        };
+        // kube-ovn-* is a rule for crun; the flag wins over it and over the default.
+        let d = flagged("kube-ovn-1", &ann, "runc").unwrap();
+        assert_eq!(d, Decision { backend: "runc".into(), reason: Reason::Flag });
+        assert_eq!(d.to_string(), "backend runc: chosen by the global flag --backend runc");
+        let with_ann: HashMap<String, String> = [(BACKEND_ANNOTATION.to_string(), "crun".to_string())].into();
+        assert_eq!(flagged("x", &with_ann, "runc").unwrap().reason, Reason::Annotation);
+        let e = flagged("x", &ann, "kvm").unwrap_err();
+        assert!(e.contains("\"kvm\"") && e.contains("--backend") && e.contains("crun, lxc, runc"), "{e}");
+    }
 
     #[test]
     fn default_when_nothing_matches() {

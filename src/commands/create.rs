@@ -30,7 +30,12 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, launch: Launch, from: Source) -> Res
     let config = Config::load()?;
     let decision = config
         .router()
-        .route(&RouteInput { id: &args.id, annotations: &bundle.annotations, bundle: &bundle.dir })
+        .route(&RouteInput {
+            id: &args.id,
+            annotations: &bundle.annotations,
+            bundle: &bundle.dir,
+            flag: ctx.globals.backend.as_deref(),
+        })
         .map_err(anyhow::Error::msg)?;
     log::debug!("container {}: {decision}", args.id);
     let backend_config = config.backend(&decision.backend).expect("router returns configured backends");

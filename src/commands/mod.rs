@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::List(a) => list::list(ctx, &a),
         Command::Features => features::features(),
         Command::Spec(_) => spec::spec(ctx),
-        Command::Route(a) => route::route(&a),
+        Command::Route(a) => route::route(&a, ctx.globals.backend.as_deref()),
         Command::Template(a) => template::template(ctx, &a),
         Command::Version => version::version(),
         Command::Doctor(a) => doctor::doctor(ctx, &a),

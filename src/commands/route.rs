@@ -8,13 +8,13 @@ use crate::config::{BackendConfig, Config};
 use crate::route::RouteInput;
 use crate::state::validate_id;
 
-pub fn route(args: &RouteArgs) -> Result<i32> {
+pub fn route(args: &RouteArgs, flag: Option<&str>) -> Result<i32> {
     validate_id(&args.id)?;
     let bundle = Bundle::open(&args.bundle)?;
     let config = Config::load()?;
     let decision = config
         .router()
-        .route(&RouteInput { id: &args.id, annotations: &bundle.annotations, bundle: &bundle.dir })
+        .route(&RouteInput { id: &args.id, annotations: &bundle.annotations, bundle: &bundle.dir, flag })
         .map_err(anyhow::Error::msg)?;
     let backend = config.backend(&decision.backend);
     let kind = backend.map(|b| b.kind()).unwrap_or("?");
