@@ -1064,3 +1064,254 @@ fn containerd_cri_runtime_handler_config_loads() {
         c.log()
     );
 }
+
+// ---- Docker -------------------------------------------------------------------------
+
+/// Debian's Docker (docker.io: 20.10 on Debian 12), called by path: another `docker`
+/// client earlier in PATH must not stand in for it.
+const DOCKER: &str = "/usr/bin/docker";
+const DOCKERD: &str = "/usr/sbin/dockerd";
+
+/// A private dockerd (data root, exec root, socket in a temp dir) whose daemon.json names
+/// nexcage once per backend (`nexcage-<backend>`, chosen by `runtimeArgs: ["--backend",
+/// <backend>]`: Docker 20.10 cannot set annotations; `nexcage-nope` names an undefined
+/// one) and once plainly (`nexcage`: the
+/// configuration's routing decides). The daemon never touches the host's firewall or
+/// forwarding (`iptables`, `ip-forward`, `ip-masq` false); published ports go through
+/// Docker's userland proxy. docs/engines.md, "Docker".
+struct Docker {
+    dir: tempfile::TempDir,
+    daemon: Option<Child>,
+}
+
+impl Docker {
+    fn start() -> Docker {
+        require_root();
+        assert!(
+            Path::new(DOCKERD).exists(),
+            "{DOCKERD} is missing: the Docker tests need Debian's docker.io (hack/setup installs it)"
+        );
+        let dir = tempfile::Builder::new().prefix("nexcage-docker-").tempdir().unwrap();
+        let d = dir.path();
+        write_nexcage_config(d);
+        let mut runtimes = serde_json::json!({ "nexcage": { "path": nexcage_bin() } });
+        for b in ["crun", "runc", "lxc", "nope"] {
+            runtimes[format!("nexcage-{b}")] =
+                serde_json::json!({ "path": nexcage_bin(), "runtimeArgs": ["--backend", b] });
+        }
+        let conf = serde_json::json!({
+            "runtimes": runtimes, "iptables": false, "ip-forward": false, "ip-masq": false,
+            "storage-driver": "overlay2", "log-driver": "json-file",
+        });
+        std::fs::write(d.join("daemon.json"), serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
+        let log = File::create(d.join("dockerd.log")).unwrap();
+        // containerd, the shim and nexcage inherit dockerd's environment.
+        let mut cmd = Command::new(DOCKERD);
+        cmd.arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .envs(nexcage_env(d));
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
+        let daemon = cmd.spawn().expect("dockerd");
+        let mut k = Docker { dir, daemon: Some(daemon) };
+        poll("dockerd to answer on its socket", || {
+            if let Some(st) = k.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("dockerd exited ({st}): {}", k.log());
+            }
+            (k.docker(&["version"]).code == 0).then_some(())
+        });
+        k.docker(&["import", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
+        k
+    }
+
+    fn log(&self) -> String {
+        text(&std::fs::read(self.dir.path().join("dockerd.log")).unwrap_or_default())
+    }
+
+    /// nexcage's state root under this dockerd: the runc shim's `--root` (every runtime
+    /// Docker names runs under the runc shim, namespace `moby`).
+    fn nexcage_root(&self) -> PathBuf {
+        self.dir.path().join("exec/runtime-runc/moby")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.arg("--host").arg(format!("unix://{}", self.dir.path().join("docker.sock").display())).args(args);
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Ran {
+        run_bounded(self.cmd(args), self.dir.path())
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.docker(&["inspect", "--format", format, name]).ok().stdout.trim().to_string()
+    }
+
+    /// Start a detached container with runtime `nexcage-<backend>` and wait until it
+    /// printed `ready`; returns its full id.
+    fn run_detached(&self, backend: &str, name: &str, extra: &[&str], script: &str) -> String {
+        let rt = format!("nexcage-{backend}");
+        let mut args = vec!["run", "-d", "--name", name, "--runtime", &rt];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        let id = self.docker(&args).ok().stdout.trim().to_string();
+        poll(&format!("{name} printing ready"), || self.docker(&["logs", name]).stdout.contains("ready").then_some(()));
+        id
+    }
+
+    /// Nothing of container `id` is left: no nexcage record, no Proxmox container.
+    #[track_caller]
+    fn assert_gone(&self, backend: &str, id: &str) {
+        assert_eq!(recorded_backend(&self.nexcage_root(), id), None, "{backend}: nexcage's record of {id} removed");
+        assert_no_pve_containers(self.dir.path());
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), cmd_timeout()).ok();
+            if let Some(out) = quiet(&["ps", "-a", "-q"]) {
+                for id in out.stdout.lines() {
+                    quiet(&["rm", "--force", id]);
+                }
+            }
+            let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
+            if wait_child(&mut daemon, Duration::from_secs(30)).is_none() {
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::SIGKILL);
+                let _ = daemon.wait();
+            }
+        }
+        unmount_under(self.dir.path());
+    }
+}
+
+/// The Docker CLI's own warning when the host does not forward IPv4 (the test daemon
+/// leaves forwarding alone), printed by `docker run` itself on stderr, whatever the runtime.
+fn without_cli_warnings(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("WARNING: IPv4 forwarding is disabled"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn docker_run_streams_exit_status_and_rm() {
+    let _serial = one_at_a_time();
+    let k = Docker::start();
+    for backend in backends() {
+        let rt = format!("nexcage-{backend}");
+        let name = format!("streams-{backend}");
+        let script = "echo out; echo err >&2; exit 3";
+        let r = k.docker(&["run", "--name", &name, "--runtime", &rt, IMAGE, "sh", "-c", script]).code_is(3);
+        assert_eq!((r.stdout.as_str(), without_cli_warnings(&r.stderr).as_str()), ("out\n", "err\n"), "{backend}");
+        assert_eq!(
+            k.inspect(&name, "{{.HostConfig.Runtime}} {{.State.Status}} {{.State.ExitCode}}"),
+            format!("{rt} exited 3")
+        );
+        let id = k.inspect(&name, "{{.Id}}");
+        k.docker(&["rm", &name]).ok();
+        k.assert_gone(&backend, &id);
+
+        // --rm: the same streams and status, and the container is gone afterwards.
+        let name = format!("streams-rm-{backend}");
+        let r = k.docker(&["run", "--rm", "--name", &name, "--runtime", &rt, IMAGE, "sh", "-c", script]).code_is(3);
+        assert_eq!((r.stdout.as_str(), without_cli_warnings(&r.stderr).as_str()), ("out\n", "err\n"), "{backend}");
+        assert_eq!(k.docker(&["ps", "-a", "-q", "--filter", &format!("name={name}")]).ok().stdout, "", "{backend}");
+        assert_no_pve_containers(k.dir.path());
+    }
+    // A runtime naming a backend the configuration does not define: nexcage's message in
+    // Docker's error, nothing left behind.
+    let r = k.docker(&["run", "--name", "nope", "--runtime", "nexcage-nope", IMAGE, "true"]);
+    assert_eq!(r.code, 125, "{}", r.show());
+    assert!(r.stderr.contains(r#"unknown backend "nope" in the global flag --backend"#), "{}", r.show());
+    let id = k.inspect("nope", "{{.Id}}");
+    k.docker(&["rm", "nope"]).ok();
+    k.assert_gone("nope", &id);
+    // The plain runtime name: no --backend, so the configuration's routing decides
+    // (default_backend crun).
+    let id = k.docker(&["run", "-d", "--runtime", "nexcage", IMAGE, "sleep", "1000"]).ok().stdout.trim().to_string();
+    assert_eq!(recorded_backend(&k.nexcage_root(), &id).as_deref(), Some("crun"));
+    k.docker(&["rm", "--force", &id]).ok();
+    k.assert_gone("crun", &id);
+}
+
+#[test]
+fn docker_detached_port_logs_exec_stop_kill_rm() {
+    let _serial = one_at_a_time();
+    let k = Docker::start();
+    for backend in backends() {
+        // A web server on Docker's default bridge, published on a free loopback port.
+        let name = format!("web-{backend}");
+        let id = k.run_detached(
+            &backend,
+            &name,
+            &["--publish", "127.0.0.1::80"],
+            "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && httpd -p 80 -h /www && \
+             trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done",
+        );
+        assert_eq!(recorded_backend(&k.nexcage_root(), &id).as_deref(), Some(backend.as_str()));
+        assert_eq!(k.inspect(&name, "{{.State.Status}} {{.State.Running}}"), "running true", "{backend}");
+        let port = k.docker(&["port", &name, "80/tcp"]).ok().stdout;
+        let addr = port.lines().next().unwrap_or_default().trim().to_string();
+        let body = poll(&format!("{backend}: HTTP on {addr}"), || http_get(&addr));
+        assert_eq!(body, format!("hello-from-{}\n", &id[..12]), "{backend}: the program's page via the published port");
+
+        // exec: output and exit status of the process, in the container.
+        let r = k.docker(&["exec", &name, "sh", "-c", "echo in-exec $(hostname); exit 5"]).code_is(5);
+        assert_eq!(r.stdout, format!("in-exec {}\n", &id[..12]), "{backend}");
+
+        // stop: SIGTERM handled, quick, exit 0, the handler's output in the logs.
+        let r = k.docker(&["stop", "--time", "20", &name]).ok();
+        assert!(r.took < Duration::from_secs(10), "{backend}: stop took {:?}", r.took);
+        assert_eq!(k.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 0", "{backend}");
+        assert_eq!(k.docker(&["logs", &name]).ok().stdout, "ready\ngot-term\n", "{backend}");
+        k.docker(&["rm", &name]).ok();
+        k.assert_gone(&backend, &id);
+
+        // stop of a program that ignores SIGTERM: killed after the timeout, 137.
+        let name = format!("ignore-{backend}");
+        k.run_detached(&backend, &name, &[], "trap '' TERM; echo ready; while :; do sleep 0.1; done");
+        let r = k.docker(&["stop", "--time", "1", &name]).ok();
+        assert!(r.took >= Duration::from_secs(1) && r.took < Duration::from_secs(15), "{backend}: took {:?}", r.took);
+        assert_eq!(k.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 137", "{backend}");
+        k.docker(&["rm", &name]).ok();
+
+        // kill -s: the signal reaches the program (its handler's exit status).
+        let name = format!("kill-{backend}");
+        k.run_detached(&backend, &name, &[], "trap 'exit 42' USR1; echo ready; while :; do sleep 0.1; done");
+        k.docker(&["kill", "--signal", "USR1", &name]).ok();
+        assert_eq!(k.docker(&["wait", &name]).ok().stdout.trim(), "42", "{backend}");
+        k.docker(&["rm", &name]).ok();
+
+        // rm -f of a running container: gone, and nothing of it left.
+        let name = format!("rmf-{backend}");
+        let id = k.run_detached(&backend, &name, &[], "echo ready; exec sleep 1000");
+        k.docker(&["rm", "--force", &name]).ok();
+        assert_eq!(k.docker(&["ps", "-a", "-q", "--filter", &format!("name={name}")]).ok().stdout, "", "{backend}");
+        k.assert_gone(&backend, &id);
+    }
+}
+
+/// GET / over plain HTTP/1.0 from `addr` (host:port); the body, once the server answers.
+fn http_get(addr: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    // busybox httpd answers HTTP/1.1 to a 1.0 request.
+    let status = head.lines().next()?;
+    (status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200")).then(|| body.to_string())
+}
