@@ -1315,3 +1315,163 @@ fn http_get(addr: &str) -> Option<String> {
     let status = head.lines().next()?;
     (status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200")).then(|| body.to_string())
 }
+
+/// The program's cgroup for `controller` (v1) or the unified one, and its ancestors up to
+/// the root, as host paths, innermost first: where a limit on the program is in force.
+fn cgroup_chain(pid: i32, controller: &str) -> Vec<PathBuf> {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let (base, rel) = if v2 {
+        (PathBuf::from("/sys/fs/cgroup"), cg.lines().find_map(|l| l.strip_prefix("0::")).map(String::from))
+    } else {
+        let line = cg.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == controller)));
+        (PathBuf::from("/sys/fs/cgroup").join(controller), line.and_then(|l| l.splitn(3, ':').nth(2)).map(String::from))
+    };
+    let mut dir = base.join(rel.unwrap_or_default().trim_start_matches('/'));
+    let mut chain = Vec::new();
+    while dir.starts_with(&base) {
+        chain.push(dir.clone());
+        if !dir.pop() {
+            break;
+        }
+    }
+    chain
+}
+
+/// The tightest memory limit (bytes) on `pid`'s cgroup or its ancestors.
+fn memory_limit(pid: i32) -> Option<u64> {
+    cgroup_chain(pid, "memory")
+        .iter()
+        .filter_map(|d| {
+            let v = std::fs::read_to_string(d.join("memory.max"))
+                .or_else(|_| std::fs::read_to_string(d.join("memory.limit_in_bytes")))
+                .ok()?;
+            v.trim().parse::<u64>().ok()
+        })
+        .min()
+}
+
+/// Is `pid`'s cgroup (or an ancestor) frozen?
+fn frozen(pid: i32) -> bool {
+    cgroup_chain(pid, "freezer").iter().any(|d| {
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    })
+}
+
+#[test]
+fn docker_volumes_user_read_only_limits_health_top_pause_update_restart() {
+    let _serial = one_at_a_time();
+    let k = Docker::start();
+    let host_dir = k.dir.path().join("bind");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "written on the host\n").unwrap();
+    for backend in backends() {
+        let rt = format!("nexcage-{backend}");
+        let run = |extra: &[&str], script: &str| {
+            let mut args = vec!["run", "--rm", "--runtime", &rt, "--network", "none"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+            k.docker(&args)
+        };
+        // A named volume outlives the container; a bind mount is the host's directory.
+        let vol = format!("vol-{backend}");
+        let bind = format!("{}:/bind", host_dir.display());
+        let r = run(
+            &["-v", &format!("{vol}:/data"), "-v", &bind],
+            "cat /bind/from-host; echo kept > /data/v; echo inside > /bind/from-ct-$0",
+        )
+        .ok();
+        assert_eq!(r.stdout, "written on the host\n", "{backend}");
+        assert_eq!(std::fs::read_to_string(host_dir.join("from-ct-sh")).unwrap(), "inside\n", "{backend}");
+        std::fs::remove_file(host_dir.join("from-ct-sh")).unwrap();
+        assert_eq!(run(&["-v", &format!("{vol}:/data")], "cat /data/v").ok().stdout, "kept\n", "{backend}");
+        k.docker(&["volume", "rm", &vol]).ok();
+
+        // --user and --read-only.
+        let r = run(&["--user", "1000:1000", "--read-only"], "id -u; id -g; touch /x || echo refused").ok();
+        assert_eq!(r.stdout, "1000\n1000\nrefused\n", "{backend}: {}", r.show());
+        assert!(r.stderr.contains("Read-only file system"), "{backend}: {}", r.show());
+
+        // --memory and --cpus: in force on the program's cgroup (memory), and the
+        // container is healthy by its healthcheck; top lists the program.
+        let name = format!("lim-{backend}");
+        k.run_detached(
+            &backend,
+            &name,
+            &[
+                "--memory",
+                "64m",
+                "--cpus",
+                "0.5",
+                "--network",
+                "none",
+                "--health-cmd",
+                "test -e /tmp/ok",
+                "--health-interval",
+                "1s",
+            ],
+            "touch /tmp/ok; echo ready; i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done",
+        );
+        let top = k.docker(&["top", &name, "-eo", "pid,args"]).ok().stdout;
+        let pid: i32 = top
+            .lines()
+            .find(|l| l.contains("while :"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{backend}: docker top does not list the program: {top}"));
+        assert_eq!(memory_limit(pid), Some(64 << 20), "{backend}: memory limit of pid {pid}");
+        poll(&format!("{backend}: healthy"), || {
+            (k.inspect(&name, "{{.State.Health.Status}}") == "healthy").then_some(())
+        });
+
+        // pause freezes the program's cgroup; unpause thaws it and it goes on.
+        k.docker(&["pause", &name]).ok();
+        assert_eq!(k.inspect(&name, "{{.State.Status}} {{.State.Paused}}"), "paused true", "{backend}");
+        assert!(frozen(pid), "{backend}: pid {pid} not frozen while paused");
+        k.docker(&["unpause", &name]).ok();
+        assert!(!frozen(pid), "{backend}: pid {pid} still frozen after unpause");
+        let n = |k: &Docker| k.docker(&["exec", &name, "cat", "/tmp/n"]).ok().stdout.trim().parse::<u64>().unwrap();
+        let before = n(&k);
+        poll(&format!("{backend}: the program counting after unpause"), || (n(&k) > before).then_some(()));
+
+        // update: the new memory limit (on lxc, Proxmox's memory/swap options: the pct
+        // emulator persists them in the PVE config, Proxmox VE applies them too).
+        k.docker(&["update", "--memory", "96m", "--memory-swap", "192m", &name]).ok();
+        if backend == "lxc" && !real_pct() {
+            let conf = common::emu::names(k.dir.path().join("pve/etc/pve/lxc"));
+            let text = std::fs::read_to_string(k.dir.path().join("pve/etc/pve/lxc").join(&conf[0])).unwrap();
+            assert!(text.lines().any(|l| l == "memory: 96") && text.lines().any(|l| l == "swap: 96"), "{text}");
+        } else {
+            assert_eq!(memory_limit(pid), Some(96 << 20), "{backend}: memory limit after update");
+        }
+        k.docker(&["rm", "--force", &name]).ok();
+
+        // --restart on-failure:2: run three times in all, then stays exited with the status.
+        let name = format!("restart-{backend}");
+        k.docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--runtime",
+            &rt,
+            "--network",
+            "none",
+            "--restart",
+            "on-failure:2",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo run; exit 7",
+        ])
+        .ok();
+        poll(&format!("{backend}: restarted twice and exited"), || {
+            (k.inspect(&name, "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}") == "2 exited 7").then_some(())
+        });
+        assert_eq!(k.docker(&["logs", &name]).ok().stdout, "run\nrun\nrun\n", "{backend}");
+        let id = k.inspect(&name, "{{.Id}}");
+        k.docker(&["rm", &name]).ok();
+        k.assert_gone(&backend, &id);
+    }
+}

@@ -22,13 +22,34 @@ use crate::state::Record;
 
 const MIB: i64 = 1 << 20;
 
+/// Is this resource value "no change"? As with runc, a field that is absent, null, zero,
+/// empty, or an object of such fields changes nothing: engines send a whole
+/// LinuxResources document (Docker's `update --memory` also carries `blockIO.weight: 0`,
+/// `cpu.quota: 0`, `memory.reservation: 0`), of which only the non-zero values are asked for.
+fn unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(unset),
+    }
+}
+
+/// A field's value when it asks for a change (see [`unset`]).
+fn set<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !unset(v))
+}
+
 /// `pct set` options for the requested resources.
 pub fn pct_options(res: &Value, current_memory_mib: Option<u64>) -> Result<Vec<(String, String)>> {
     let mut opts = Vec::new();
     let obj = res.as_object().ok_or_else(|| anyhow!("resources: must be a JSON object"))?;
-    for key in obj.keys() {
+    for (key, value) in obj {
         match key.as_str() {
             "memory" | "cpu" => {}
+            _ if unset(value) => {}
             other => bail!(
                 "resources.{other}: not supported by update on the proxmox-lxc backend (only memory.limit, \
                  memory.swap, cpu.quota, cpu.period and cpu.shares can change on a running Proxmox container)"
@@ -38,11 +59,11 @@ pub fn pct_options(res: &Value, current_memory_mib: Option<u64>) -> Result<Vec<(
     let mem = &res["memory"];
     let mut memory_mib = current_memory_mib;
     if let Some(m) = mem.as_object() {
-        if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "limit" | "swap")) {
+        if let Some((k, _)) = m.iter().find(|(k, v)| !matches!(k.as_str(), "limit" | "swap") && !unset(v)) {
             bail!("resources.memory.{k}: not supported by update on the proxmox-lxc backend");
         }
     }
-    if let Some(limit) = mem.get("limit").and_then(Value::as_i64) {
+    if let Some(limit) = set(mem, "limit").and_then(Value::as_i64) {
         if limit <= 0 {
             bail!(
                 "resources.memory.limit {limit}: Proxmox containers always have a memory limit; give a size in bytes"
@@ -52,7 +73,7 @@ pub fn pct_options(res: &Value, current_memory_mib: Option<u64>) -> Result<Vec<(
         memory_mib = Some(mib);
         opts.push(("memory".into(), mib.to_string()));
     }
-    if let Some(swap) = mem.get("swap").and_then(Value::as_i64) {
+    if let Some(swap) = set(mem, "swap").and_then(Value::as_i64) {
         if swap > 0 {
             let mem = memory_mib.ok_or_else(|| anyhow!("resources.memory.swap needs the memory limit"))? as i64 * MIB;
             let extra = ((swap - mem).max(0) + MIB - 1) / MIB;
@@ -63,20 +84,22 @@ pub fn pct_options(res: &Value, current_memory_mib: Option<u64>) -> Result<Vec<(
     }
     let cpu = &res["cpu"];
     if let Some(c) = cpu.as_object() {
-        if let Some(k) = c.keys().find(|k| !matches!(k.as_str(), "quota" | "period" | "shares")) {
+        if let Some((k, _)) = c.iter().find(|(k, v)| !matches!(k.as_str(), "quota" | "period" | "shares") && !unset(v))
+        {
             bail!("resources.cpu.{k}: not supported by update on the proxmox-lxc backend");
         }
     }
-    if let Some(quota) = cpu.get("quota").and_then(Value::as_i64) {
-        let period = cpu.get("period").and_then(Value::as_u64).unwrap_or(100_000).max(1);
-        let limit = if quota <= 0 {
+    // quota: 0 changes nothing, a negative one (-1) lifts the limit (Proxmox's cpulimit 0).
+    if let Some(quota) = set(cpu, "quota").and_then(Value::as_i64) {
+        let period = set(cpu, "period").and_then(Value::as_u64).unwrap_or(100_000).max(1);
+        let limit = if quota < 0 {
             "0".to_string()
         } else {
             format!("{:.2}", (quota as f64 / period as f64 * 100.0).ceil() / 100.0)
         };
         opts.push(("cpulimit".into(), limit));
     }
-    if let Some(shares) = cpu.get("shares").and_then(Value::as_u64) {
+    if let Some(shares) = set(cpu, "shares").and_then(Value::as_u64) {
         opts.push(("cpuunits".into(), spec::shares_to_cpuunits(shares).to_string()));
     }
     if opts.is_empty() {
@@ -166,6 +189,23 @@ mod tests {
     }
 
     #[test]
+    fn zero_values_change_nothing_as_with_runc() {
+        // What Docker 20.10 sends (captured on stdin) for `docker update --memory 96m
+        // --memory-swap 192m`, then for `docker update --cpus 1.5`.
+        let docker = json!({"memory":{"limit":100663296,"reservation":0,"swap":201326592,"kernel":0},
+            "cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}});
+        let o = pct_options(&docker, Some(64)).unwrap();
+        assert_eq!(o, [("memory".to_string(), "96".to_string()), ("swap".to_string(), "96".to_string())]);
+        let docker = json!({"memory":{"limit":0,"reservation":0,"kernel":0},
+            "cpu":{"shares":0,"quota":150000,"period":100000},"blockIO":{"weight":0}});
+        let o = pct_options(&docker, Some(96)).unwrap();
+        assert_eq!(o, [("cpulimit".to_string(), "1.50".to_string())]);
+        // -1 lifts the CPU limit.
+        let o = pct_options(&json!({"cpu": {"quota": -1}}), Some(64)).unwrap();
+        assert_eq!(o, [("cpulimit".to_string(), "0".to_string())]);
+    }
+
+    #[test]
     fn unsupported_fields_are_named() {
         for (v, want) in [
             (json!({"pids": {"limit": 5}}), "resources.pids"),
@@ -173,6 +213,8 @@ mod tests {
             (json!({"cpu": {"cpus": "0"}}), "resources.cpu.cpus"),
             (json!({"memory": {"limit": -1}}), "memory.limit -1"),
             (json!({}), "no resource"),
+            (json!({"blockIO": {"weight": 0}, "cpu": {"quota": 0, "shares": 0}}), "no resource"),
+            (json!({"blockIO": {"weight": 500}, "memory": {"limit": 64 * MIB}}), "resources.blockIO"),
         ] {
             let e = pct_options(&v, Some(512)).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
