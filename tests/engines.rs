@@ -353,6 +353,14 @@ impl PtySession {
         self.master.write_all(s.as_bytes()).unwrap();
     }
 
+    /// Resize the terminal, as a terminal emulator does when its window changes: the
+    /// kernel sends SIGWINCH to the command, which passes the size on.
+    fn resize(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        use std::os::fd::AsRawFd;
+        assert_eq!(unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0, "TIOCSWINSZ");
+    }
+
     /// Exit code of the command, and everything it printed.
     #[track_caller]
     fn finish(mut self) -> (i32, String) {
@@ -1473,5 +1481,48 @@ fn docker_volumes_user_read_only_limits_health_top_pause_update_restart() {
         let id = k.inspect(&name, "{{.Id}}");
         k.docker(&["rm", &name]).ok();
         k.assert_gone(&backend, &id);
+    }
+}
+
+#[test]
+fn docker_run_and_exec_interactive_through_a_pty_with_resize() {
+    let _serial = one_at_a_time();
+    let k = Docker::start();
+    for backend in backends() {
+        let rt = format!("nexcage-{backend}");
+        let mut s =
+            PtySession::spawn(k.cmd(&["run", "-it", "--rm", "--runtime", &rt, "--network", "none", IMAGE, "sh"]));
+        s.expect("# ");
+        // The typed line does not contain the answers; only the shell's output does.
+        s.send("echo \"answer=$((6*7))\"; tty; echo \"rows $(stty size)\"\n");
+        s.expect("answer=42");
+        s.expect(&format!("{}\r\n", first_pty(&backend)));
+        s.expect("rows 24 120");
+        // The window grows: docker passes the size to the container's terminal.
+        s.resize(40, 132);
+        poll(&format!("{backend}: terminal resized"), || {
+            let mark = s.transcript().matches("rows 40 132").count();
+            s.send("echo \"rows $(stty size)\"\n");
+            std::thread::sleep(Duration::from_millis(300));
+            (s.transcript().matches("rows 40 132").count() > mark).then_some(())
+        });
+        s.send("exit 7\n");
+        let (code, seen) = s.finish();
+        assert_eq!(code, 7, "{backend}: terminal:\n{seen}");
+
+        // exec -it into a running container.
+        let name = format!("exec-it-{backend}");
+        k.run_detached(&backend, &name, &["--network", "none"], "echo ready; exec sleep 1000");
+        let r = k.docker(&["exec", &name, "tty"]).code_is(1);
+        assert!(r.stdout.contains("not a tty"), "{backend}: {}", r.show());
+        let mut s = PtySession::spawn(k.cmd(&["exec", "-it", &name, "sh"]));
+        s.expect("# ");
+        s.send("tty; echo \"rows $(stty size)\"\n");
+        s.expect("/dev/pts/");
+        s.expect("rows 24 120");
+        s.send("exit 4\n");
+        let (code, seen) = s.finish();
+        assert_eq!(code, 4, "{backend}: terminal:\n{seen}");
+        k.docker(&["rm", "--force", &name]).ok();
     }
 }
