@@ -1079,6 +1079,8 @@ fn containerd_cri_runtime_handler_config_loads() {
 /// client earlier in PATH must not stand in for it.
 const DOCKER: &str = "/usr/bin/docker";
 const DOCKERD: &str = "/usr/sbin/dockerd";
+/// The test image with `STOPSIGNAL SIGUSR1` (what `docker stop` must send).
+const STOPSIGNAL_IMAGE: &str = "localhost/nexcage-busybox:stopsignal";
 
 /// A private dockerd (data root, exec root, socket in a temp dir) whose daemon.json names
 /// nexcage once per backend (`nexcage-<backend>`, chosen by `runtimeArgs: ["--backend",
@@ -1136,6 +1138,14 @@ impl Docker {
             (k.docker(&["version"]).code == 0).then_some(())
         });
         k.docker(&["import", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
+        // STOPSIGNAL cannot be given to import or commit: a one-line build (classic
+        // builder, no RUN: nothing runs, nothing is fetched).
+        let ctx = k.dir.path().join("stopsignal-image");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), format!("FROM {IMAGE}\nSTOPSIGNAL SIGUSR1\n")).unwrap();
+        let mut build = k.cmd(&["build", "--quiet", "--tag", STOPSIGNAL_IMAGE, ctx.to_str().unwrap()]);
+        build.env("DOCKER_BUILDKIT", "0");
+        run_bounded(build, k.dir.path()).ok();
         k
     }
 
@@ -1300,6 +1310,17 @@ fn docker_detached_port_logs_exec_stop_kill_rm() {
         k.run_detached(&backend, &name, &[], "trap 'exit 42' USR1; echo ready; while :; do sleep 0.1; done");
         k.docker(&["kill", "--signal", "USR1", &name]).ok();
         assert_eq!(k.docker(&["wait", &name]).ok().stdout.trim(), "42", "{backend}");
+        k.docker(&["rm", &name]).ok();
+
+        // stop sends the image's StopSignal (STOPSIGNAL SIGUSR1), not SIGTERM.
+        let name = format!("stopsignal-{backend}");
+        let rt = format!("nexcage-{backend}");
+        k.docker(&["run", "-d", "--name", &name, "--runtime", &rt, STOPSIGNAL_IMAGE, "sh", "-c",
+            "trap 'echo got-usr1; exit 0' USR1; trap 'echo got-term; exit 1' TERM; echo ready; while :; do sleep 0.1; done"]).ok();
+        poll(&format!("{name} printing ready"), || k.docker(&["logs", &name]).stdout.contains("ready").then_some(()));
+        k.docker(&["stop", "--time", "20", &name]).ok();
+        assert_eq!(k.inspect(&name, "{{.State.ExitCode}}"), "0", "{backend}");
+        assert_eq!(k.docker(&["logs", &name]).ok().stdout, "ready\ngot-usr1\n", "{backend}");
         k.docker(&["rm", &name]).ok();
 
         // rm -f of a running container: gone, and nothing of it left.
