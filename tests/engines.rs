@@ -1515,18 +1515,14 @@ fn docker_run_and_exec_interactive_through_a_pty_with_resize() {
             PtySession::spawn(k.cmd(&["run", "-it", "--rm", "--runtime", &rt, "--network", "none", IMAGE, "sh"]));
         s.expect("# ");
         // The typed line does not contain the answers; only the shell's output does.
-        s.send("echo \"answer=$((6*7))\"; tty; echo \"rows $(stty size)\"\n");
+        s.send("echo \"answer=$((6*7))\"; tty\n");
         s.expect("answer=42");
         s.expect(&format!("{}\r\n", first_pty(&backend)));
-        s.expect("rows 24 120");
+        // Docker sets the size once the container runs, so the shell may first see none.
+        expect_size(&mut s, &backend, 24, 120);
         // The window grows: docker passes the size to the container's terminal.
         s.resize(40, 132);
-        poll(&format!("{backend}: terminal resized"), || {
-            let mark = s.transcript().matches("rows 40 132").count();
-            s.send("echo \"rows $(stty size)\"\n");
-            std::thread::sleep(Duration::from_millis(300));
-            (s.transcript().matches("rows 40 132").count() > mark).then_some(())
-        });
+        expect_size(&mut s, &backend, 40, 132);
         s.send("exit 7\n");
         let (code, seen) = s.finish();
         assert_eq!(code, 7, "{backend}: terminal:\n{seen}");
@@ -1538,12 +1534,27 @@ fn docker_run_and_exec_interactive_through_a_pty_with_resize() {
         assert!(r.stdout.contains("not a tty"), "{backend}: {}", r.show());
         let mut s = PtySession::spawn(k.cmd(&["exec", "-it", &name, "sh"]));
         s.expect("# ");
-        s.send("tty; echo \"rows $(stty size)\"\n");
+        s.send("tty\n");
         s.expect("/dev/pts/");
-        s.expect("rows 24 120");
+        expect_size(&mut s, &backend, 24, 120);
         s.send("exit 4\n");
         let (code, seen) = s.finish();
         assert_eq!(code, 4, "{backend}: terminal:\n{seen}");
         k.docker(&["rm", "--force", &name]).ok();
+    }
+}
+
+/// Ask the shell on `s` for its terminal size until it answers `rows cols` (bounded).
+fn expect_size(s: &mut PtySession, backend: &str, rows: u16, cols: u16) {
+    let want = format!("rows {rows} {cols}");
+    let deadline = Instant::now() + wait_bound();
+    loop {
+        let seen = s.transcript().matches(&want).count();
+        s.send("echo \"rows $(stty size)\"\n");
+        std::thread::sleep(Duration::from_millis(300));
+        if s.transcript().matches(&want).count() > seen {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{backend}: terminal size never {rows}x{cols}; saw:\n{}", s.transcript());
     }
 }
