@@ -383,6 +383,33 @@ impl Drop for PtySession {
     }
 }
 
+// ---- what Podman's and Docker's command lines share -------------------------------
+
+/// An engine's command line with `inspect`, `logs` and `run -d` as Podman and Docker
+/// spell them; only the words that choose nexcage's backend differ.
+trait EngineCli {
+    /// Run the engine's CLI with `args` (bounded).
+    fn cli(&self, args: &[&str]) -> Ran;
+    /// The `run` words that send a container to `backend`.
+    fn backend_words(backend: &str) -> [String; 2];
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.cli(&["inspect", "--format", format, name]).ok().stdout.trim().to_string()
+    }
+
+    /// Start a detached container on `backend` and wait until it printed `ready`;
+    /// returns its full id.
+    fn run_detached(&self, backend: &str, name: &str, extra: &[&str], script: &str) -> String {
+        let words = Self::backend_words(backend);
+        let mut args = vec!["run", "-d", "--name", name, &words[0], &words[1]];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        let id = self.cli(&args).ok().stdout.trim().to_string();
+        poll(&format!("{name} printing ready"), || self.cli(&["logs", name]).stdout.contains("ready").then_some(()));
+        id
+    }
+}
+
 // ---- Podman -------------------------------------------------------------------------
 
 /// How Podman is told to use nexcage.
@@ -461,20 +488,14 @@ nexcage = [{nexcage:?}]
     fn run_via(&self, via: Via, args: &[&str]) -> Ran {
         run_bounded(self.cmd(via, args), self.dir.path())
     }
+}
 
-    fn inspect(&self, name: &str, format: &str) -> String {
-        self.run(&["inspect", "--format", format, name]).ok().stdout.trim().to_string()
+impl EngineCli for Podman {
+    fn cli(&self, args: &[&str]) -> Ran {
+        self.run(args)
     }
-
-    /// Start a detached container on `backend` and wait until it printed `ready`.
-    fn run_detached(&self, backend: &str, name: &str, extra: &[&str], script: &str) -> String {
-        let ann = format!("nexcage.backend={backend}");
-        let mut args = vec!["run", "-d", "--name", name, "--annotation", &ann];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        let id = self.run(&args).ok().stdout.trim().to_string();
-        poll(&format!("{name} printing ready"), || self.run(&["logs", name]).stdout.contains("ready").then_some(()));
-        id
+    fn backend_words(backend: &str) -> [String; 2] {
+        ["--annotation".into(), format!("nexcage.backend={backend}")]
     }
 }
 
@@ -1169,27 +1190,21 @@ impl Docker {
         run_bounded(self.cmd(args), self.dir.path())
     }
 
-    fn inspect(&self, name: &str, format: &str) -> String {
-        self.docker(&["inspect", "--format", format, name]).ok().stdout.trim().to_string()
-    }
-
-    /// Start a detached container with runtime `nexcage-<backend>` and wait until it
-    /// printed `ready`; returns its full id.
-    fn run_detached(&self, backend: &str, name: &str, extra: &[&str], script: &str) -> String {
-        let rt = format!("nexcage-{backend}");
-        let mut args = vec!["run", "-d", "--name", name, "--runtime", &rt];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        let id = self.docker(&args).ok().stdout.trim().to_string();
-        poll(&format!("{name} printing ready"), || self.docker(&["logs", name]).stdout.contains("ready").then_some(()));
-        id
-    }
-
     /// Nothing of container `id` is left: no nexcage record, no Proxmox container.
     #[track_caller]
     fn assert_gone(&self, backend: &str, id: &str) {
         assert_eq!(recorded_backend(&self.nexcage_root(), id), None, "{backend}: nexcage's record of {id} removed");
         assert_no_pve_containers(self.dir.path());
+    }
+}
+
+impl EngineCli for Docker {
+    fn cli(&self, args: &[&str]) -> Ran {
+        self.docker(args)
+    }
+    /// The runtime name per backend in daemon.json (`runtimeArgs: ["--backend", ...]`).
+    fn backend_words(backend: &str) -> [String; 2] {
+        ["--runtime".into(), format!("nexcage-{backend}")]
     }
 }
 
