@@ -1573,3 +1573,96 @@ fn expect_size(s: &mut PtySession, backend: &str, rows: u16, cols: u16) {
         assert!(Instant::now() < deadline, "{backend}: terminal size never {rows}x{cols}; saw:\n{}", s.transcript());
     }
 }
+
+/// The engine's own default network on `backend` (issue 16, item 1): the program has the
+/// address the engine assigned, is reachable at the published host port and from another
+/// container on that network, reaches the host (a listener of this test on the network's
+/// gateway), and has the engine's resolv.conf. `net` selects the network (Podman's
+/// containers.conf here says `netns = "none"`, so `--network bridge`; Docker: its default).
+fn check_engine_network<E: EngineCli>(e: &E, backend: &str, net: &[&str]) {
+    let name = format!("net-{backend}");
+    let mut extra = net.to_vec();
+    extra.extend_from_slice(&["--publish", "127.0.0.1::80"]);
+    let id = e.run_detached(
+        backend,
+        &name,
+        &extra,
+        "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
+    );
+    let page = format!("hello-from-{}\n", &id[..12]);
+    let ip = e.inspect(&name, "{{.NetworkSettings.IPAddress}}");
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{backend}: the engine gave no address: {ip:?}");
+    let inside = e.cli(&["exec", &name, "ip", "-4", "-o", "addr", "show", "eth0"]).ok().stdout;
+    assert!(inside.contains(&format!("inet {ip}/")), "{backend}: eth0 inside has not {ip}: {inside}");
+
+    // The published port, from the host.
+    let port = e.cli(&["port", &name, "80/tcp"]).ok().stdout;
+    let addr = port.lines().next().unwrap_or_default().trim().to_string();
+    assert_eq!(poll(&format!("{backend}: HTTP on {addr}"), || http_get(&addr)), page, "{backend}");
+
+    // Another container on the same network reaches it by address, and reaches the host.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let host_port = listener.local_addr().unwrap().port();
+    let from_ct = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        got
+    });
+    let words = E::backend_words(backend);
+    let mut args = vec!["run", "--rm", &words[0], &words[1]];
+    args.extend_from_slice(net);
+    let script = format!(
+        "wget -qO- http://{ip}/ && gw=$(ip route | awk '/^default/ {{print $3}}') && echo from-ct | nc -w 5 $gw {host_port}"
+    );
+    args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+    let r = e.cli(&args).ok();
+    assert_eq!(r.stdout, page, "{backend}: a second container fetching http://{ip}/: {}", r.show());
+    assert_eq!(from_ct.join().unwrap(), "from-ct\n", "{backend}: the host heard the container");
+
+    // The engine's resolv.conf is the program's.
+    let path = e.inspect(&name, "{{.ResolvConfPath}}");
+    let engine = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{backend}: {path}: {err}"));
+    assert_eq!(e.cli(&["exec", &name, "cat", "/etc/resolv.conf"]).ok().stdout, engine, "{backend}");
+    e.cli(&["rm", "--force", &name]).ok();
+}
+
+/// Puts the host's IPv4 forwarding back as it was when dropped: Podman's CNI bridge
+/// network turns it on, and the later suites should find the host as they would alone.
+struct RestoreIpForward(String);
+
+impl RestoreIpForward {
+    const PATH: &'static str = "/proc/sys/net/ipv4/ip_forward";
+    fn new() -> RestoreIpForward {
+        RestoreIpForward(std::fs::read_to_string(Self::PATH).unwrap_or_default())
+    }
+}
+
+impl Drop for RestoreIpForward {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = std::fs::write(Self::PATH, &self.0);
+        }
+    }
+}
+
+#[test]
+fn podman_default_network_address_port_peers_host_and_dns() {
+    let _serial = one_at_a_time();
+    let _forwarding = RestoreIpForward::new();
+    let p = Podman::new();
+    for backend in backends() {
+        check_engine_network(&p, &backend, &["--network", "bridge"]);
+    }
+}
+
+#[test]
+fn docker_default_network_address_port_peers_host_and_dns() {
+    let _serial = one_at_a_time();
+    let k = Docker::start();
+    for backend in backends() {
+        check_engine_network(&k, &backend, &[]);
+    }
+}
