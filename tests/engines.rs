@@ -1395,6 +1395,26 @@ fn memory_limit(pid: i32) -> Option<u64> {
         .min()
 }
 
+/// The tightest CPU quota on `pid`'s cgroup or its ancestors, in CPUs (quota / period).
+fn cpu_limit(pid: i32) -> Option<f64> {
+    cgroup_chain(pid, "cpu")
+        .iter()
+        .filter_map(|d| {
+            let (quota, period) = match std::fs::read_to_string(d.join("cpu.max")) {
+                Ok(v2) => {
+                    let mut w = v2.split_whitespace();
+                    (w.next()?.parse::<f64>().ok()?, w.next()?.parse::<f64>().ok()?)
+                }
+                Err(_) => (
+                    std::fs::read_to_string(d.join("cpu.cfs_quota_us")).ok()?.trim().parse::<f64>().ok()?,
+                    std::fs::read_to_string(d.join("cpu.cfs_period_us")).ok()?.trim().parse::<f64>().ok()?,
+                ),
+            };
+            (quota > 0.0 && period > 0.0).then(|| quota / period)
+        })
+        .min_by(|a, b| a.total_cmp(b))
+}
+
 /// Is `pid`'s cgroup (or an ancestor) frozen?
 fn frozen(pid: i32) -> bool {
     cgroup_chain(pid, "freezer").iter().any(|d| {
@@ -1455,7 +1475,7 @@ fn docker_volumes_user_read_only_limits_health_top_pause_update_restart() {
                 "--health-interval",
                 "1s",
             ],
-            "touch /tmp/ok; echo ready; i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done",
+            "touch /tmp/ok; echo ready; i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.1; done",
         );
         let top = k.docker(&["top", &name, "-eo", "pid,args"]).ok().stdout;
         let pid: i32 = top
@@ -1465,6 +1485,7 @@ fn docker_volumes_user_read_only_limits_health_top_pause_update_restart() {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("{backend}: docker top does not list the program: {top}"));
         assert_eq!(memory_limit(pid), Some(64 << 20), "{backend}: memory limit of pid {pid}");
+        assert_eq!(cpu_limit(pid), Some(0.5), "{backend}: CPU quota of pid {pid}");
         poll(&format!("{backend}: healthy"), || {
             (k.inspect(&name, "{{.State.Health.Status}}") == "healthy").then_some(())
         });
