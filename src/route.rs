@@ -180,26 +180,22 @@ impl Router {
         Ok(Router { rules, default_backend: default_backend.to_string(), backends })
     }
 
-    /// Decide the backend. Errors only for an annotation naming an unknown backend.
+    /// Decide the backend. Errors only for an annotation or flag naming an unknown backend.
     pub fn route(&self, input: &RouteInput) -> Result<Decision, String> {
-        if let Some(name) = input.annotations.get(BACKEND_ANNOTATION) {
+        let named = match (input.annotations.get(BACKEND_ANNOTATION), input.flag) {
+            (Some(name), _) => Some((name.as_str(), Reason::Annotation, format!("annotation {BACKEND_ANNOTATION}"))),
+            (None, Some(name)) => Some((name, Reason::Flag, "the global flag --backend".to_string())),
+            (None, None) => None,
+        };
+        if let Some((name, reason, source)) = named {
             if !self.backends.iter().any(|b| b == name) {
                 return Err(format!(
-                    "unknown backend {name:?} in annotation {BACKEND_ANNOTATION} (defined: {})",
+                    "unknown backend {name:?} in {source} (defined: {}); name one of them or define it under \
+                     \"backends\" in the configuration",
                     self.backends.join(", ")
                 ));
             }
-            return Ok(Decision { backend: name.clone(), reason: Reason::Annotation });
-        }
-        if let Some(name) = input.flag {
-            if !self.backends.iter().any(|b| b == name) {
-                return Err(format!(
-                    "unknown backend {name:?} in the global flag --backend (defined: {}); name one of them or \
-                     define it under \"backends\" in the configuration",
-                    self.backends.join(", ")
-                ));
-            }
-            return Ok(Decision { backend: name.to_string(), reason: Reason::Flag });
+            return Ok(Decision { backend: name.to_string(), reason });
         }
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.matches(input) {
