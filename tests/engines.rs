@@ -250,6 +250,37 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Wait until a daemon this test started answers (`ready`) and hand it back; fail with its
+/// log if it exits first, and stop it before failing if it never answers.
+fn wait_for_daemon(what: &str, mut daemon: Child, log: &Path, mut ready: impl FnMut() -> bool) -> Child {
+    let deadline = Instant::now() + wait_bound();
+    let log_text = || text(&std::fs::read(log).unwrap_or_default());
+    loop {
+        if let Some(st) = daemon.try_wait().unwrap() {
+            panic!("{what} exited ({st}): {}", log_text());
+        }
+        if ready() {
+            return daemon;
+        }
+        if Instant::now() > deadline {
+            stop_daemon(daemon, Duration::from_secs(10));
+            panic!("{what} did not answer on its socket within {:?}: {}", wait_bound(), log_text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stop a daemon this test started (its own process group): SIGTERM, and after `grace`
+/// SIGKILL to the whole group (a daemon's children, e.g. dockerd's containerd, with it).
+fn stop_daemon(mut daemon: Child, grace: Duration) {
+    let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
+    if wait_child(&mut daemon, grace).is_none() {
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::SIGKILL);
+        let _ = daemon.wait();
+    }
+}
+
 /// Detach every mount at or below `dir` (deepest first): overlay and bind mounts an
 /// engine left behind when a test failed half-way.
 fn unmount_under(dir: &Path) {
@@ -863,13 +894,9 @@ impl Containerd {
         cmd.arg("--config").arg(d.join("config.toml")).envs(nexcage_env(d));
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
         let daemon = cmd.spawn().expect("containerd");
-        let mut c = Containerd { dir, daemon: Some(daemon) };
-        poll("containerd to answer on its socket", || {
-            if let Some(st) = c.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!("containerd exited ({st}): {}", c.log());
-            }
-            (c.ctr(&["version"]).code == 0).then_some(())
-        });
+        let mut c = Containerd { dir, daemon: None };
+        let log = c.dir.path().join("containerd.log");
+        c.daemon = Some(wait_for_daemon("containerd", daemon, &log, || c.ctr(&["version"]).code == 0));
         c.ctr(&["images", "import", images().oci_archive.to_str().unwrap()]).ok();
         c
     }
@@ -930,7 +957,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if let Some(mut daemon) = self.daemon.take() {
+        if let Some(daemon) = self.daemon.take() {
             let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), Duration::from_secs(30)).ok();
             if let Some(out) = quiet(&["tasks", "ls", "--quiet"]) {
                 for id in out.stdout.lines() {
@@ -944,12 +971,7 @@ impl Drop for Containerd {
                     quiet(&["containers", "rm", id]);
                 }
             }
-            let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
-            if wait_child(&mut daemon, Duration::from_secs(10)).is_none() {
-                let _ = daemon.kill();
-                let _ = daemon.wait();
-            }
+            stop_daemon(daemon, Duration::from_secs(10));
         }
         unmount_under(self.dir.path());
     }
@@ -1151,13 +1173,9 @@ impl Docker {
             .envs(nexcage_env(d));
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
         let daemon = cmd.spawn().expect("dockerd");
-        let mut k = Docker { dir, daemon: Some(daemon) };
-        poll("dockerd to answer on its socket", || {
-            if let Some(st) = k.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!("dockerd exited ({st}): {}", k.log());
-            }
-            (k.docker(&["version"]).code == 0).then_some(())
-        });
+        let mut k = Docker { dir, daemon: None };
+        let log = k.dir.path().join("dockerd.log");
+        k.daemon = Some(wait_for_daemon("dockerd", daemon, &log, || k.docker(&["version"]).code == 0));
         k.docker(&["import", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
         // STOPSIGNAL cannot be given to import or commit: a one-line build (classic
         // builder, no RUN: nothing runs, nothing is fetched).
@@ -1168,10 +1186,6 @@ impl Docker {
         build.env("DOCKER_BUILDKIT", "0");
         run_bounded(build, k.dir.path()).ok();
         k
-    }
-
-    fn log(&self) -> String {
-        text(&std::fs::read(self.dir.path().join("dockerd.log")).unwrap_or_default())
     }
 
     /// nexcage's state root under this dockerd: the runc shim's `--root` (every runtime
@@ -1210,19 +1224,14 @@ impl EngineCli for Docker {
 
 impl Drop for Docker {
     fn drop(&mut self) {
-        if let Some(mut daemon) = self.daemon.take() {
+        if let Some(daemon) = self.daemon.take() {
             let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), cmd_timeout()).ok();
             if let Some(out) = quiet(&["ps", "-a", "-q"]) {
                 for id in out.stdout.lines() {
                     quiet(&["rm", "--force", id]);
                 }
             }
-            let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
-            if wait_child(&mut daemon, Duration::from_secs(30)).is_none() {
-                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::SIGKILL);
-                let _ = daemon.wait();
-            }
+            stop_daemon(daemon, Duration::from_secs(30));
         }
         unmount_under(self.dir.path());
     }
