@@ -269,6 +269,13 @@ pub struct SuperviseArgs {
     /// Inherited descriptors of the caller's output pipes, to let drain before exiting.
     #[arg(long = "drain")]
     pub drain: Vec<i32>,
+    /// The engine's network namespace whose interfaces moved into the container: given
+    /// back when the program has ended (the container's namespace is on fd 6).
+    #[arg(long)]
+    pub net_return: Option<std::path::PathBuf>,
+    /// The interfaces that moved (JSON, netmove.rs's `Moved`).
+    #[arg(long, requires = "net_return")]
+    pub net_moved: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -551,8 +551,10 @@ fn bundle_namespace_paths_are_joined_by_the_program_and_exec() {
     l.assert_clean("joined namespaces");
 
     // Refused by name, leaving nothing: a pid namespace path (nexcage-init must be pid 1
-    // of its own), and any join by an unprivileged container (the kernel denies setns
-    // into a namespace owned by the host's user namespace).
+    // of its own), and an unprivileged container in a network namespace a process lives
+    // in (the kernel denies it setns into a namespace owned by the host's user namespace,
+    // and moving the interfaces out would cut the holder off; an unused one is moved:
+    // `engine_network_namespace_moves_into_an_unprivileged_container_and_back`).
     let pid = l.bundle_like(&b, "pid", &["true"], |c| {
         join(c);
         c["linux"]["namespaces"][0]["path"] = "/proc/1/ns/pid".into();
@@ -564,9 +566,106 @@ fn bundle_namespace_paths_are_joined_by_the_program_and_exec() {
     let u = Lxc::with(9610, 9619, "");
     let (out, _, _) = u.create_with("unpriv", &b, &[]);
     fails_with(&out, "linux.namespaces[2].path");
-    fails_with(&out, "an unprivileged container cannot join the network namespace");
+    fails_with(&out, &format!("is in use by pid {} (sleep)", holder.0.id()));
     u.assert_clean("unprivileged join");
     assert!(u.pct_calls().is_empty(), "refused before pct: {:?}", u.pct_calls());
+}
+
+/// A network namespace an engine made (Podman's `/run/netns/<name>`, CNI's): a veth
+/// whose peer is on the host with an address, the namespace's end `eth0` with an address
+/// and a default route via the host's, as CNI's bridge plugin leaves it. Removed when
+/// dropped.
+struct EngineNetns(String);
+
+impl EngineNetns {
+    fn new(name: &str, host: &str, ct: &str) -> EngineNetns {
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip").args(["link", "del", &format!("{name}h")]).stderr(Stdio::null()).status();
+        ip(&["netns", "add", name]);
+        let n = EngineNetns(name.to_string());
+        let veth = format!("{name}h");
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", name]);
+        ip(&["addr", "add", host, "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&["-n", name, "link", "set", "lo", "up"]);
+        ip(&["-n", name, "addr", "add", ct, "dev", "eth0"]);
+        ip(&["-n", name, "link", "set", "eth0", "up"]);
+        ip(&["-n", name, "route", "add", "default", "via", host.split('/').next().unwrap()]);
+        n
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    /// `ip args` in the namespace: its output.
+    fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip").arg("-n").arg(&self.0).args(args).output().unwrap();
+        assert!(out.status.success(), "ip -n {} {args:?}: {}", self.0, text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn links(&self) -> Vec<String> {
+        self.ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
+            .collect()
+    }
+}
+
+impl Drop for EngineNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = Command::new("ip").args(["link", "del", &format!("{}h", self.0)]).stderr(Stdio::null()).status();
+    }
+}
+
+/// An unprivileged container in an engine's network namespace (docs/networking.md): the
+/// kernel does not let it join, so the namespace's interfaces move into the container's
+/// own, with their addresses and routes. The program has the engine's address and default
+/// route and `lo` up, the host reaches it at that address, and the engine's namespace
+/// holds only `lo` meanwhile. When the program has ended, the interfaces are back in the
+/// engine's namespace, configured as they were, for the engine's teardown.
+#[test]
+fn engine_network_namespace_moves_into_an_unprivileged_container_and_back() {
+    let ns = EngineNetns::new("nxt9660", "10.231.98.1/24", "10.231.98.2/24");
+    let l = Lxc::with(9660, 9669, "");
+    let script = "cat /sys/class/net/lo/flags; ls /sys/class/net | tr '\\n' ' '; echo; \
+                  ip -4 -o addr show dev eth0 | awk '{print $4}'; \
+                  ip route | grep default | awk '{print $3\" \"$5}'; \
+                  nc -l -p 7777; echo served";
+    let b = l.w.bundle("eng", &["sh", "-c", script], &[]);
+    edit_config(&b, |c| {
+        c["linux"]["namespaces"] = serde_json::json!([
+            {"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "network", "path": ns.path()},
+        ]);
+    });
+    let c = l.create("eng", &b);
+    let vmid = l.vmid("eng");
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{vmid}.conf"))).unwrap();
+    assert!(conf.contains("unprivileged: 1") && !conf.contains("net0:"), "{conf}");
+    assert_eq!(ns.links(), ["lo"], "eth0 moved into the container at create");
+    ok(&l.w.nexcage(["start", "eng"]));
+    send_line("10.231.98.2:7777", "hello-from-host\n");
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(0), None), "{}", read(&c.stderr));
+    let out = read(&c.stdout);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["0x9", "eth0 lo ", "10.231.98.2/24", "10.231.98.1 eth0", "hello-from-host", "served"],
+        "{out}"
+    );
+    // Back where the engine made it, as it was, before the supervisor exited.
+    assert_eq!(ns.links(), ["lo", "eth0"]);
+    assert!(ns.ip(&["-4", "-o", "addr", "show", "dev", "eth0"]).contains("inet 10.231.98.2/24"));
+    assert!(ns.ip(&["-o", "link", "show", "dev", "eth0"]).contains(",UP"));
+    assert!(ns.ip(&["route"]).contains("default via 10.231.98.1 dev eth0"), "{}", ns.ip(&["route"]));
+    ok(&l.w.nexcage(["delete", "eng"]));
+    l.assert_clean("engine network");
 }
 
 /// The root volume's storage comes from storage.cfg when the configuration names none:
@@ -1194,6 +1293,45 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     l.assert_clean("after a lost supervisor");
 }
 
+/// Bind sources below directories an unprivileged container's root cannot search (where
+/// engines keep resolv.conf, hosts, /dev/shm: 0700 run roots): relayed through the
+/// container's run directory (a file and a directory, `rbind`), the same files, so an
+/// edit in place on the host is seen inside; delete unmounts the relays and leaves the
+/// sources as they were.
+#[test]
+fn bind_sources_an_unprivileged_root_cannot_reach_are_relayed() {
+    let t = tempfile::Builder::new().prefix("nexcage-relay-").tempdir().unwrap();
+    let private = t.path().to_path_buf();
+    std::fs::create_dir_all(private.join("dir")).unwrap();
+    std::fs::write(private.join("resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+    std::fs::write(private.join("dir/file"), "in the dir\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let l = Lxc::with(9670, 9679, &format!(r#","allowed_host_mounts":[{:?}]"#, private.display().to_string()));
+    let b = l.w.bundle("relay", &["sleep", "900"], &[]);
+    edit_config(&b, |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(serde_json::json!({"destination": "/etc/resolv.conf", "type": "bind",
+                                  "source": private.join("resolv.conf"), "options": ["rbind", "ro"]}));
+        m.push(serde_json::json!({"destination": "/data", "type": "bind",
+                                  "source": private.join("dir"), "options": ["rbind"]}));
+    });
+    let c = l.create("relay", &b);
+    ok(&l.w.nexcage(["start", "relay"]));
+    let (code, out) = run_exec(&l, "relay", &["cat", "/etc/resolv.conf", "/data/file"]);
+    assert_eq!((code, out.as_str()), (0, "nameserver 10.0.0.1\nin the dir\n"));
+    std::fs::write(private.join("resolv.conf"), "nameserver 10.0.0.2\n").unwrap();
+    let (code, out) = run_exec(&l, "relay", &["cat", "/etc/resolv.conf"]);
+    assert_eq!((code, out.as_str()), (0, "nameserver 10.0.0.2\n"), "an edit in place is seen");
+    let run_dir = PathBuf::from(l.record("relay")["data"]["proxmox-lxc"]["data"]["run_dir"].as_str().unwrap());
+    ok(&l.w.nexcage(["kill", "relay", "KILL"]));
+    wait_pid(c.pid, wait_limit());
+    ok(&l.w.nexcage(["delete", "relay"]));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(run_dir.to_str().unwrap()), "relays unmounted: {mounts}");
+    assert_eq!(std::fs::read_to_string(private.join("dir/file")).unwrap(), "in the dir\n");
+    l.assert_clean("relayed bind sources");
+}
+
 #[test]
 fn bad_inputs_leave_nothing_behind() {
     let l = Lxc::with(9500, 9500, r#","allowed_host_mounts":["/tmp"]"#);
@@ -1213,20 +1351,6 @@ fn bad_inputs_leave_nothing_behind() {
     let (out, _, _) = l.create_with("x3", &no_args, &[]);
     fails_with(&out, "process.args");
     l.assert_clean("no args");
-
-    // A bind source an unprivileged container's root cannot reach: said before pct runs.
-    let private = l.w.dir.path().join("private");
-    std::fs::create_dir_all(private.join("src")).unwrap();
-    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let unreachable = l.bundle_like(&b, "unreachable", &["true"], |c| {
-        c["mounts"].as_array_mut().unwrap().push(
-            serde_json::json!({"destination": "/src", "type": "bind", "source": private.join("src"), "options": ["rbind"]}),
-        );
-    });
-    let (out, _, _) = l.create_with("x7", &unreachable, &[]);
-    fails_with(&out, &format!("directory {} lacks o+x", private.display()));
-    assert!(l.pct_calls().is_empty(), "no pct call for a bundle that cannot work: {:?}", l.pct_calls());
-    l.assert_clean("unreachable bind source");
 
     // The only VMID of the range is taken by someone else's guest.
     // (Real pct: this node's directory; the emulator also counts other nodes' guests.)

@@ -247,12 +247,13 @@ pub fn reservations(pve: &Path, range: (u32, u32)) -> Vec<String> {
     in_range(reserved, range, ".reserved")
 }
 
-/// nexcage's run directories and their include files (`<vmid>.conf`) of the VMIDs in
-/// `range`.
+/// nexcage's run directories, their include files (`<vmid>.conf`) and relayed bind
+/// sources (`<vmid>.binds`) of the VMIDs in `range`.
 pub fn run_dirs(pve: &Path, range: (u32, u32)) -> Vec<String> {
     let all = names(pve.join("run/nexcage-lxc"));
     let mut out = in_range(all.clone(), range, "");
-    out.extend(in_range(all, range, ".conf"));
+    out.extend(in_range(all.clone(), range, ".conf"));
+    out.extend(in_range(all, range, ".binds"));
     out
 }
 

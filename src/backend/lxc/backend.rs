@@ -35,11 +35,14 @@ impl Creator for LxcCreator {
         lifecycle::run_poststart(record, &data);
         match created {
             Created::Spawned => Ok(0),
-            Created::Inline { conn, program } => {
+            Created::Inline { conn, program, net } => {
                 let code = supervisor::forwarded_signals()
                     .and_then(|signals| supervisor::supervise(&conn, program, &signals))
                     .map(|e| e.code());
                 drop(conn);
+                if let Some(n) = net {
+                    n.give_back();
+                }
                 let root = std::path::absolute(ctx.store.root()).unwrap_or_else(|_| ctx.store.root().to_path_buf());
                 let _ = lifecycle::delete(record, true, &root);
                 code

@@ -14,9 +14,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::Spec;
 
+use super::bind_relay;
 use super::data::{LxcData, Pending};
 use super::hooks::{self, Hooks};
 use super::init_conn::InitConn;
+use super::netmove;
 use super::procfs::ProcRef;
 use super::pve_support::{self, PveSupport};
 use super::template::{resolve_rootfs, Template, TemplateCache};
@@ -128,40 +130,6 @@ pub fn container_setup(spec: &Spec) -> ContainerSetup {
     }
 }
 
-/// LXC bind-mounts from inside an unprivileged container's user namespace: every
-/// directory above a bind source must be searchable by others, or `pct start` fails with
-/// nothing but "startup failed". Say which one, before creating anything.
-fn check_bind_sources(mapped: &spec::PveContainer) -> Result<()> {
-    let mut sources = Vec::new();
-    for (k, v) in &mapped.create {
-        if k.starts_with("mp") {
-            let vol = v.split(',').next().unwrap_or("");
-            let vol = vol.strip_prefix("volume=").unwrap_or(vol);
-            if vol.starts_with('/') {
-                sources.push(vol.to_string());
-            }
-        }
-    }
-    for (k, v) in mapped.raw_lxc.iter().filter(|(k, _)| k == "lxc.mount.entry") {
-        let _ = k;
-        let f: Vec<&str> = v.split_whitespace().collect();
-        if f.len() >= 4 && f[0].starts_with('/') && f[3].split(',').any(|o| o == "bind" || o == "rbind") {
-            sources.push(run_dir::fstab_unescape(f[0]));
-        }
-    }
-    for s in sources {
-        if let Some(dir) = run_dir::unsearchable_ancestor(Path::new(&s))? {
-            bail!(
-                "mount source {s} is not reachable by the unprivileged container's root (LXC bind-mounts as that user): \
-                 directory {} lacks o+x; chmod o+x it, move the source, or use a privileged container \
-                 (\"unprivileged\": false in the proxmox-lxc backend's configuration)",
-                dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The container root's host uid/gid: from a raw `lxc.idmap` for id 0, else Proxmox's
 /// default map for unprivileged containers (100000), else 0.
 fn root_owner(unprivileged: bool, raw: &[(String, String)]) -> (u32, u32) {
@@ -196,6 +164,8 @@ pub enum Created {
     Inline {
         conn: OwnedFd,
         program: ProcRef,
+        /// The engine's interfaces, to give back when the program has ended.
+        net: Option<netmove::NetReturn>,
     },
 }
 
@@ -240,7 +210,6 @@ pub fn create(
     let unprivileged = mapped.option("unprivileged") != Some("0");
     if unprivileged {
         run_dir::check_reachable(&init, 0o5, "nexcage-init")?;
-        check_bind_sources(&mapped)?;
     }
     let owner = root_owner(unprivileged, &mapped.raw_lxc);
 
@@ -364,6 +333,7 @@ pub fn create(
             owner,
             raw: &mapped.raw_lxc,
             shares: &mapped.namespace_shares,
+            adopt_net: mapped.adopt_net.as_deref(),
             pct: &pct,
         };
         start_container(ctx, req, record, &mut data, prepared, launch)
@@ -457,6 +427,8 @@ struct Prepared<'a> {
     raw: &'a [(String, String)],
     /// Namespaces to join (`spec::PveContainer::namespace_shares`).
     shares: &'a [(String, PathBuf)],
+    /// The engine's network namespace whose interfaces move in (`netmove.rs`).
+    adopt_net: Option<&'a Path>,
     pct: &'a pct::Pct,
 }
 
@@ -468,12 +440,15 @@ fn start_container(
     p: Prepared,
     launch: Launch,
 ) -> Result<Created> {
-    let Prepared { facts, setup, init, owner, raw, shares, pct } = p;
+    let Prepared { facts, setup, init, owner, raw, shares, adopt_net, pct } = p;
     let args = req.args;
     let vmid = data.vmid;
     let dir = run_dir::create(&data.pve_root, vmid, owner)?;
     run_dir::write_setup(&dir, setup)?;
     let mut lines = raw.to_vec();
+    if owner.0 != 0 {
+        bind_relay::relay(&dir, &mut lines, owner)?;
+    }
     if !shares.is_empty() {
         lines.push(run_dir::write_include(&dir, shares)?);
     }
@@ -493,6 +468,15 @@ fn start_container(
     })?;
     crate::fault::point("lxc:pct-started");
     let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT, None)?;
+    // Before the program exists: it must find the engine's network in place.
+    let net = match adopt_net {
+        Some(engine) => {
+            let moved = netmove::adopt(engine, conn.init_pid)?;
+            log::debug!("moved {:?} from {} into the container", moved.moved.links, engine.display());
+            Some(moved)
+        }
+        None => None,
+    };
 
     // The caller's stdio (unless a pty is made) and --preserve-fds.
     let mut fds: Vec<RawFd> = if facts.process.terminal { Vec::new() } else { vec![0, 1, 2] };
@@ -530,9 +514,12 @@ fn start_container(
         if let Some(p) = &args.pid_file {
             write_pid_file(p, std::process::id() as i32)?;
         }
-        return Ok(Created::Inline { conn: fd, program });
+        return Ok(Created::Inline { conn: fd, program, net });
     }
-    let child = supervisor::spawn(ctx, &fd, program, Some(&data.run_dir))?;
+    let child = supervisor::spawn(ctx, &fd, program, Some(&data.run_dir), net.as_ref())?;
+    if let Some(n) = net {
+        n.handed_over();
+    }
     crate::fault::point("lxc:supervisor-forked");
     drop(fd);
     let sup = ProcRef::of(child.id() as i32).ok_or_else(|| anyhow!("the supervisor exited at once"))?;

@@ -7,6 +7,7 @@ pub(crate) mod vmid;
 
 // The process model and the Backend implementation (docs/proxmox-lxc.md).
 pub(crate) mod backend;
+pub(crate) mod bind_relay;
 pub(crate) mod cgroup;
 pub(crate) mod cleanup;
 pub(crate) mod console;
@@ -20,6 +21,7 @@ pub(crate) mod host_limits;
 pub(crate) mod init_conn;
 pub(crate) mod lifecycle;
 pub(crate) mod maintenance;
+pub(crate) mod netmove;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod ps;

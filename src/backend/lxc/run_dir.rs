@@ -54,8 +54,29 @@ pub fn create(pve_root: &Path, vmid: u32, owner: (u32, u32)) -> Result<PathBuf> 
     Ok(dir)
 }
 
-/// Remove the run directory and its include file.
+/// Where [`super::bind_relay`] mounts the bind sources it relays: `<base>/<vmid>.binds`,
+/// beside the run directory, not in it (the run directory is bind-mounted into the
+/// container without its submounts, which the kernel refuses when they are locked, as
+/// mounts copied into a container's user namespace are).
+pub fn binds_dir(run_dir: &Path) -> PathBuf {
+    let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    run_dir.with_file_name(format!("{name}.binds"))
+}
+
+/// Unmount every relay in `binds_dir` (each as often as something is mounted there) and
+/// remove it.
+fn release_binds(run_dir: &Path) -> Result<()> {
+    let dir = binds_dir(run_dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        while nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+    }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+}
+
+/// Remove the run directory (unmounting its relayed bind sources) and its include file.
 pub fn remove(run_dir: &Path) -> Result<()> {
+    release_binds(run_dir)?;
     let include = include_file(run_dir);
     match std::fs::remove_file(&include) {
         Ok(()) => {}

@@ -55,6 +55,10 @@ pub struct PveContainer {
     /// The container has a network namespace of its own (not the host's, not joined):
     /// nexcage-init brings its `lo` up.
     pub loopback_up: bool,
+    /// An unprivileged container in an engine's network namespace (the bundle's path):
+    /// the container gets a namespace of its own, and the engine's interfaces move into
+    /// it after `pct start` (netmove.rs).
+    pub adopt_net: Option<PathBuf>,
     /// The `netN` options to which the mapping added `host-managed=1` (see
     /// [`PveContainer::without_host_managed`]): index and where the NIC came from
     /// (`(network)` of the config, or the annotation).
@@ -625,6 +629,9 @@ impl Mapper<'_> {
         }
 
         self.networks(spec, &ann, net_shared)?;
+        if self.out.adopt_net.is_some() {
+            self.out.loopback_up = true;
+        }
         self.mounts(spec)?;
         self.devices(spec)?;
         self.sysctl(spec, host_net)?;
@@ -906,6 +913,16 @@ impl Mapper<'_> {
                     "a hostname cannot be set in a joined UTS namespace (linux.namespaces uts has a path)",
                     "drop hostname, or the uts namespace's path",
                 );
+            }
+            if unprivileged && t == LinuxNamespaceType::Network {
+                // The engine's interfaces move into the container's own namespace
+                // (netmove.rs), unless a process lives in the engine's namespace.
+                if let Err(e) = super::netmove::check_unused(p) {
+                    return err(path, e.to_string(), privileged_hint);
+                }
+                self.out.adopt_net = Some(p.to_path_buf());
+                net_shared = true;
+                continue;
             }
             if unprivileged {
                 return err(
@@ -1476,7 +1493,11 @@ impl Mapper<'_> {
             && propstr_safe(src_str)
             && propstr_safe(dst_str)
             && self.create.mps.len() < 256
-            && !(recursive && has_submounts(&canonical));
+            && !(recursive && has_submounts(&canonical))
+            // An unprivileged container's root cannot search the way to it: an entry,
+            // which create relays through the run directory (bind_relay.rs).
+            && !(self.create.unprivileged
+                && super::run_dir::unsearchable_ancestor(&canonical).is_ok_and(|d| d.is_some()));
         if as_mp {
             let mut v = format!("{src_str},mp={dst_str}");
             if ro {

@@ -26,6 +26,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
+use super::netmove::NetReturn;
 use super::procfs::ProcRef;
 use super::wire::{self, Reply, WireError};
 use crate::cli::SuperviseArgs;
@@ -61,7 +62,13 @@ const FORWARDED: &[Signal] = &[
 /// exit; the caller either returns (create: the supervisor is reparented to the engine)
 /// or waits for it (foreground `run`).
 /// `run_dir` labels a container's supervisor (not an exec's), see [`find_container_supervisor`].
-pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef, run_dir: Option<&Path>) -> Result<Child> {
+pub fn spawn(
+    ctx: &Ctx,
+    conn: &OwnedFd,
+    program: ProcRef,
+    run_dir: Option<&Path>,
+    net: Option<&NetReturn>,
+) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the nexcage executable to start the supervisor")?;
     let mut cmd = Command::new(exe);
     if let Some(log) = &ctx.globals.log {
@@ -78,6 +85,21 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef, run_dir: Option<&Path>
     if let Some(d) = run_dir {
         cmd.arg("--run-dir").arg(d);
     }
+    // A copy above the fds the child sets up, so that no dup2 below overwrites it.
+    let net_copy = match net {
+        Some(n) => {
+            cmd.arg("--net-return").arg(&n.engine);
+            cmd.arg("--net-moved").arg(serde_json::to_string(&n.moved)?);
+            // SAFETY: fcntl on an open fd; the dup is owned here.
+            let d = unsafe { libc::fcntl(n.ct.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+            if d < 0 {
+                return Err(std::io::Error::last_os_error()).context("dup of the container's network namespace");
+            }
+            Some(unsafe { OwnedFd::from_raw_fd(d) })
+        }
+        None => None,
+    };
+    let net_raw = net_copy.as_ref().map(|f| f.as_raw_fd());
     // The caller's stdout/stderr when they are pipes: the supervisor keeps a copy and,
     // before it exits, waits until the engine has read what the program wrote. The
     // engine learns of the exit from the supervisor; without this, containerd can
@@ -127,6 +149,11 @@ pub fn spawn(ctx: &Ctx, conn: &OwnedFd, program: ProcRef, run_dir: Option<&Path>
             }
             for (from, to) in &drain_raw {
                 if libc::dup2(*from, *to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(fd) = net_raw {
+                if libc::dup2(fd, NET_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -192,8 +219,17 @@ pub fn run(args: &SuperviseArgs) -> i32 {
             return 255;
         }
     };
+    let net = args.net_return.as_ref().map(|engine| {
+        let moved = args.net_moved.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        // SAFETY: fd 6 was set up for us by `spawn` along with --net-return.
+        NetReturn::new(unsafe { OwnedFd::from_raw_fd(NET_FD) }, engine.clone(), moved)
+    });
     let ended = supervise(&conn, program, &signals);
     drop(conn);
+    // Before the engine learns of the end (our exit), which starts its network teardown.
+    if let Some(n) = net {
+        n.give_back();
+    }
     drain_outputs(&args.drain, DRAIN_TIMEOUT);
     match ended {
         Ok(Ended::Exited(code)) => code,
@@ -207,6 +243,8 @@ pub fn run(args: &SuperviseArgs) -> i32 {
 
 /// Where the supervisor finds its copies of the caller's stdout and stderr.
 const DRAIN_FDS: [RawFd; 2] = [4, 5];
+/// Where the supervisor finds the container's network namespace (`--net-return`).
+const NET_FD: RawFd = 6;
 /// How long the supervisor waits for the engine to read the program's last output.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
