@@ -102,6 +102,12 @@ pub struct LxcBackendConfig {
     /// Host directories (and everything below them) that bundles may bind-mount.
     #[serde(default)]
     pub allowed_host_mounts: Vec<PathBuf>,
+    /// Where engines keep each container's own files (resolv.conf, hosts, hostname,
+    /// `.containerenv`, the `/dev/shm` directory) in a directory named after the
+    /// container's or its pod sandbox's id: such a bind source is allowed without
+    /// `allowed_host_mounts` (docs/configuration.md).
+    #[serde(default = "default_engine_dirs")]
+    pub engine_dirs: Vec<PathBuf>,
     /// Where a container's root filesystem lives (docs/proxmox-lxc.md, "Root filesystem").
     #[serde(default)]
     pub rootfs: RootfsMode,
@@ -125,6 +131,20 @@ fn default_pct() -> String {
 }
 fn default_storage() -> String {
     "local".into()
+}
+/// Podman's storage and run roots, Docker's per-container directories, the CRI
+/// plugin's per-sandbox directories (containerd 1.x and 2.x).
+fn default_engine_dirs() -> Vec<PathBuf> {
+    [
+        "/var/lib/containers/storage/overlay-containers",
+        "/run/containers/storage/overlay-containers",
+        "/var/lib/docker/containers",
+        "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
+        "/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect()
 }
 fn default_vmid_range() -> [u32; 2] {
     [9000, 9999]
@@ -285,6 +305,11 @@ impl Config {
                             return Err(
                                 self.err(&format!("{path}.allowed_host_mounts[{i}]"), "must be an absolute path")
                             );
+                        }
+                    }
+                    for (i, p) in lxc.engine_dirs.iter().enumerate() {
+                        if !p.is_absolute() {
+                            return Err(self.err(&format!("{path}.engine_dirs[{i}]"), "must be an absolute path"));
                         }
                     }
                 }

@@ -49,6 +49,7 @@ pub fn spec_map(data: &[u8], bundle: &Path) {
     let opts = spec::MapOptions::new(
         &cfg,
         bundle,
+        "fuzz",
         pveconf::describe("fuzz", bundle),
         spec::HostInfo { memory_mib: Some(4096), swap_mib: Some(0), cgroup_v1: false },
         crate::backend::lxc::storage::Storages {

@@ -9,8 +9,8 @@
 //! also when a test panics. Images are built offline by `hack/engine-images`. Every engine
 //! command has a time limit.
 //!
-//! Backend columns: crun, runc and lxc (proxmox-lxc through the pct emulator, privileged,
-//! see `nexcage_config`); `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
+//! Backend columns: crun, runc and lxc (proxmox-lxc through the pct emulator,
+//! unprivileged, see `nexcage_config`); `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
 
 mod common;
 
@@ -92,11 +92,14 @@ fn vmid_range() -> [u32; 2] {
 /// annotation (`org.example.engine=<backend>`, which Podman can set).
 ///
 /// The lxc backend (docs/engines.md, "proxmox-lxc under an engine"): the pct emulator
-/// with a private PVE root; privileged containers (an unprivileged container's root,
-/// uid 100000, cannot reach the engines' private storage below a 0700 temp dir); the
-/// engine's own directory (`dir`: Podman's storage and run dirs, containerd's root and
-/// state) allowed as bind-mount source, since the bundles bind /etc/hosts, /dev/shm, ...
-/// from there; no network (Podman runs with `netns = "none"`).
+/// with a private PVE root; unprivileged containers, as the shipped configuration makes
+/// them (the engines' files below their 0700 temp dirs are relayed, their network
+/// namespaces' interfaces moved in), except on Proxmox VE 8, where an unprivileged CT
+/// runs on a copy of the rootfs (no idmapped root) and `podman cp` and the like would not
+/// see the program's files; the engine's own directory (`dir`: Podman's storage and run
+/// dirs, Docker's data root, containerd's root and state) as `engine_dirs`, where the
+/// bundles bind /etc/hosts, /dev/shm, ... from, and only the user-chosen sources as
+/// `allowed_host_mounts`.
 fn nexcage_config(dir: &Path) -> serde_json::Value {
     let names = ["crun", "runc", "lxc"];
     let mut routes = Vec::new();
@@ -106,31 +109,46 @@ fn nexcage_config(dir: &Path) -> serde_json::Value {
         routes.push(serde_json::json!({
             "name": format!("org.example.engine={b}"), "annotation": { "org.example.engine": b }, "backend": b }));
     }
+    let pve8 = std::env::var("NEXCAGE_TEST_PVE").is_ok_and(|v| v == "8");
     let mut lxc = match pct_world() {
         PctWorld::Emulator => serde_json::json!({
             "kind": "proxmox-lxc", "pct": repo().join("hack/pct"), "pve_root": dir.join("pve"),
-            "network": null, "unprivileged": false, "vmid_range": vmid_range(),
-            "allowed_host_mounts": [dir],
+            "network": null, "unprivileged": true, "vmid_range": vmid_range(),
+            "engine_dirs": [dir], "allowed_host_mounts": user_sources(dir),
         }),
         // Proxmox's own pct (hack/test-pve): the host's /etc/pve, VMIDs of their own.
         PctWorld::Real { pct, storage } => serde_json::json!({
             "kind": "proxmox-lxc", "pct": pct, "pve_root": "/", "storage": storage,
-            "template_storage": "local", "network": null, "unprivileged": false,
-            "vmid_range": [9640, 9679], "allowed_host_mounts": [dir],
+            "template_storage": "local", "network": null, "unprivileged": !pve8,
+            "vmid_range": [9640, 9679], "engine_dirs": [dir], "allowed_host_mounts": user_sources(dir),
         }),
     };
     if backends().iter().any(|b| b == "lxc") {
         lxc["init"] = lxc_init().display().to_string().into();
     }
+    // The same, privileged: what runs an engine's overlayfs rootfs in place (which the
+    // kernel cannot idmap for an unprivileged container).
+    let mut lxc_privileged = lxc.clone();
+    lxc_privileged["unprivileged"] = false.into();
     serde_json::json!({
         "default_backend": "crun",
         "backends": {
             "crun": { "kind": "oci", "path": "crun" },
             "runc": { "kind": "oci", "path": "runc" },
             "lxc": lxc,
+            "lxc-privileged": lxc_privileged,
         },
         "routes": routes,
     })
+}
+
+/// The bind sources users of these tests choose (`docker run -v`): a host directory and
+/// Docker's named volumes. The engines' own files for each container (resolv.conf,
+/// hosts, /dev/shm, ...) need no entry: they are below `engine_dirs` (here the whole
+/// private engine directory stands in for the engines' default state directories) in a
+/// directory named after the container's id.
+fn user_sources(dir: &Path) -> Vec<PathBuf> {
+    vec![dir.join("bind"), dir.join("data/volumes")]
 }
 
 /// Environment nexcage needs when an engine calls it (config; the pct emulator's root).
@@ -659,8 +677,12 @@ fn podman_cp_and_diff_see_the_programs_files() {
     std::fs::write(&host_file, "put in by podman cp\n").unwrap();
     for backend in backends() {
         let name = format!("files-{backend}");
+        // An unprivileged lxc container runs on a copy of an engine's rootfs (overlayfs
+        // cannot be idmapped), which podman cp and diff do not see: the privileged
+        // backend runs it in place (docs/engines.md).
+        let routed = if backend == "lxc" { "lxc-privileged" } else { backend.as_str() };
         p.run_detached(
-            &backend,
+            routed,
             &name,
             &[],
             "echo written-inside > /tmp/inside.txt; echo ready; trap 'exit 0' TERM; while :; do sleep 0.1; done",

@@ -416,8 +416,12 @@ fn bind_mounts_and_privileged_containers() {
     std::fs::create_dir(&ro).unwrap();
     std::fs::create_dir(&rw).unwrap();
     std::fs::write(ro.join("f"), "from-host\n").unwrap();
-    // Writable by an unprivileged container's root.
+    // Writable by an unprivileged container's root: owned by its host ids (Proxmox's
+    // way, mounted as it is), or by the host's root (an engine's volume: idmapped, so
+    // the container's root writes it as root, as under runc).
     std::os::unix::fs::chown(&rw, Some(100000), Some(100000)).unwrap();
+    let vol = host.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
     let extra = format!(r#","allowed_host_mounts":["{}"]"#, host.path().display());
     let l = Lxc::with(9250, 9299, &extra);
     let b = l.w.bundle(
@@ -425,7 +429,8 @@ fn bind_mounts_and_privileged_containers() {
         &[
             "sh",
             "-c",
-            "cat /ro/f; grep -E ' /(ro|rw) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1; touch /rw/made; echo done",
+            "cat /ro/f; grep -E ' /(ro|rw) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1; touch /rw/made /vol/made; \
+             stat -c %u /vol; echo done",
         ],
         &[],
     );
@@ -433,6 +438,7 @@ fn bind_mounts_and_privileged_containers() {
         let m = c["mounts"].as_array_mut().unwrap();
         m.push(serde_json::json!({"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]}));
         m.push(serde_json::json!({"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]}));
+        m.push(serde_json::json!({"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]}));
     });
     let (code, out, err) = l.run_to_end("mounts", &b);
     assert_eq!(code, Some(0), "{out} {err}");
@@ -440,6 +446,8 @@ fn bind_mounts_and_privileged_containers() {
     assert_eq!(lines[0], "from-host");
     assert!(lines.contains(&"/ro ro") && lines.contains(&"/rw rw"), "{out}");
     assert!(rw.join("made").exists(), "write through the rw bind mount");
+    assert_eq!(lines[lines.len() - 2], "0", "the root-owned volume is the container root's: {out}");
+    assert_eq!(std::fs::metadata(vol.join("made")).unwrap().uid(), 0, "written as root, as under runc");
     l.assert_clean("unprivileged");
 
     // A privileged container: root is host root, the run directory belongs to 0.

@@ -200,7 +200,7 @@ pub fn create(
         created: Some(record.created.clone()),
     });
     let storages = storage::load(&cfg.pve_root)?;
-    let opts = spec::MapOptions::new(cfg, &bundle.dir, description, spec::HostInfo::probe(), storages);
+    let opts = spec::MapOptions::new(cfg, &bundle.dir, &record.id, description, spec::HostInfo::probe(), storages);
     let (spec, mut mapped) = spec::map_bundle(&bundle.config, &opts)?;
     for w in &mapped.warnings {
         log::warn!("{w}");
@@ -381,7 +381,13 @@ impl RootPlan {
             }
         };
         if let Some(r) = &mapped.root_in_place {
-            if !unprivileged || idmap.is_some_and(PveSupport::maybe) {
+            let fs_refuses = if unprivileged { r.idmap_refused() } else { None };
+            if let Some(why) = &fs_refuses {
+                log::warn!(
+                    "root.path: {why}: this unprivileged container runs on a copy of the rootfs, so the engine does not see the program's writes (cp, diff, commit); route it to a privileged proxmox-lxc backend to run on the rootfs in place"
+                );
+            }
+            if fs_refuses.is_none() && (!unprivileged || idmap.is_some_and(PveSupport::maybe)) {
                 set(&mut options, "rootfs", Some(r.option(unprivileged)));
                 let template = cache.ensure_empty().context("template")?;
                 log::debug!("rootfs {} in place (empty template {})", r.path.display(), template.file_name);

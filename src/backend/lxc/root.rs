@@ -8,7 +8,9 @@
 //! writes nothing there. For an unprivileged CT the root gets `idmap=passthrough`
 //! (Proxmox VE 9): PVE's prestart hook makes it an idmapped mount with the CT's own map,
 //! so the image's uid 0 is the CT's root and nothing is chowned. Proxmox VE 8 has no
-//! mount-point idmap: there an unprivileged CT gets a copy (see `pve_support.rs`).
+//! mount-point idmap: there an unprivileged CT gets a copy (see `pve_support.rs`); so
+//! does an unprivileged CT whose rootfs is an overlayfs mount (every engine's), which the
+//! kernel cannot idmap.
 //!
 //! **Copy** (`rootfs: "copy"`, or a bundle that names a storage with the
 //! `nexcage.proxmox.storage` annotation, or a path a PVE property string cannot hold):
@@ -38,6 +40,18 @@ impl InPlaceRoot {
             ));
         }
         Ok(InPlaceRoot { path, readonly })
+    }
+
+    /// Why the rootfs cannot be an idmapped mount, if it cannot: the kernel idmaps
+    /// overlayfs *layers* but never an overlayfs mount itself, and an engine's rootfs
+    /// (Podman, Docker, containerd) is an overlayfs mount.
+    pub fn idmap_refused(&self) -> Option<String> {
+        match nix::sys::statfs::statfs(&self.path) {
+            Ok(s) if s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC => {
+                Some(format!("{} is an overlayfs mount, which the kernel cannot idmap", self.path.display()))
+            }
+            _ => None,
+        }
     }
 
     /// The `pct create --rootfs` value; `idmap`: the CT's own id map applies to the
@@ -91,5 +105,28 @@ mod tests {
             assert!(e.contains("property string"), "{e}");
         }
         assert!(InPlaceRoot::new(&d.path().join("missing"), false).unwrap_err().contains("cannot resolve"));
+    }
+
+    /// An engine's rootfs is an overlayfs mount, which cannot be idmapped; a directory
+    /// can. (Mounting overlayfs needs root; skipped otherwise.)
+    #[test]
+    fn an_overlayfs_root_cannot_be_idmapped() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(InPlaceRoot::new(d.path(), false).unwrap().idmap_refused(), None);
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        for sub in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(d.path().join(sub)).unwrap();
+        }
+        let p = |s: &str| d.path().join(s).display().to_string();
+        let data = format!("lowerdir={},upperdir={},workdir={}", p("lower"), p("upper"), p("work"));
+        let merged = d.path().join("merged");
+        nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str()))
+            .unwrap();
+        let why = InPlaceRoot::new(&merged, false).unwrap().idmap_refused();
+        nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert!(why.is_some_and(|w| w.contains("overlayfs mount")));
     }
 }

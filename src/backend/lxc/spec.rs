@@ -225,6 +225,10 @@ pub struct MapOptions {
     pub network: Option<String>,
     /// Host directories bind mounts may come from (besides the bundle).
     pub allowed_host_mounts: Vec<PathBuf>,
+    /// Engines' per-container directories (`engine_dirs` of the config).
+    pub engine_dirs: Vec<PathBuf>,
+    /// The container's id (engines name its directories after it).
+    pub container_id: String,
     /// The PVE description (see `pveconf::describe`).
     pub description: String,
     pub host: HostInfo,
@@ -236,6 +240,7 @@ impl MapOptions {
     pub fn new(
         cfg: &LxcBackendConfig,
         bundle: &Path,
+        container_id: &str,
         description: String,
         host: HostInfo,
         storages: storage::Storages,
@@ -247,6 +252,8 @@ impl MapOptions {
             unprivileged: cfg.unprivileged,
             network: cfg.network.clone(),
             allowed_host_mounts: cfg.allowed_host_mounts.clone(),
+            engine_dirs: cfg.engine_dirs.clone(),
+            container_id: container_id.to_string(),
             description,
             host,
             rootfs_mode: cfg.rootfs,
@@ -257,7 +264,7 @@ impl MapOptions {
 /// The `rootfs` create option of a copy of `root` (a volume on the configured or first
 /// suitable storage): for a container planned in place that must be copied after all.
 pub fn copy_rootfs(opts: &MapOptions, root: &Path, readonly: bool) -> Result<String, SpecError> {
-    let m = Mapper { opts, out: PveContainer::default(), create: CreateParts::default() };
+    let m = Mapper { opts, out: PveContainer::default(), create: CreateParts::default(), idmap_binds: false };
     m.volume_rootfs(&Annotations::default(), root, readonly)
 }
 
@@ -366,7 +373,7 @@ fn unknown_properties(v: &serde_json::Value) -> Vec<String> {
 
 /// Map a spec to a Proxmox container. See docs/mapping.md.
 pub fn map(spec: &Spec, opts: &MapOptions) -> Result<PveContainer, SpecError> {
-    Mapper { opts, out: PveContainer::default(), create: CreateParts::default() }.run(spec)
+    Mapper { opts, out: PveContainer::default(), create: CreateParts::default(), idmap_binds: false }.run(spec)
 }
 
 #[derive(Default)]
@@ -392,6 +399,8 @@ struct Mapper<'a> {
     opts: &'a MapOptions,
     out: PveContainer,
     create: CreateParts,
+    /// Bind mounts are idmapped with the container's map (see `bind_mount`).
+    idmap_binds: bool,
 }
 
 /// Parsed `nexcage.proxmox.*` annotations.
@@ -567,6 +576,28 @@ const STANDARD_DEVICES: &[(&str, i64, i64)] = &[
 impl Mapper<'_> {
     fn raw(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.out.raw_lxc.push((key.into(), value.into()));
+    }
+
+    /// Is `meta`'s owner one of the host uids the container's ids map to (Proxmox's
+    /// default map 100000-165535, or the raw `lxc.idmap` u lines)?
+    fn owned_by_container(&self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let uid = u64::from(meta.uid());
+        let ranges: Vec<(u64, u64)> = self
+            .raw_lines("lxc.idmap")
+            .filter_map(|m| {
+                let f: Vec<&str> = m.split_whitespace().collect();
+                let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
+                (f.first() == Some(&"u")).then(|| Some((n(2)?, n(3)?))).flatten()
+            })
+            .collect();
+        let ranges = if ranges.is_empty() { vec![(100_000, 65_536)] } else { ranges };
+        ranges.iter().any(|(host, size)| uid >= *host && uid < host + size)
+    }
+
+    /// The values of the raw lines with `key` so far.
+    fn raw_lines<'b>(&'b self, key: &'b str) -> impl Iterator<Item = &'b str> + 'b {
+        self.out.raw_lxc.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// A limit whose value reads the same on both cgroup versions: `lxc.cgroup2.<v2>` on
@@ -973,6 +1004,7 @@ impl Mapper<'_> {
         let uid = linux.and_then(|l| l.uid_mappings().as_ref()).filter(|m| !m.is_empty());
         let gid = linux.and_then(|l| l.gid_mappings().as_ref()).filter(|m| !m.is_empty());
         self.create.unprivileged = unprivileged;
+        self.idmap_binds = unprivileged && !has_userns;
         if has_userns {
             match (uid, gid) {
                 (None, None) => {}
@@ -1364,14 +1396,33 @@ impl Mapper<'_> {
         Ok(())
     }
 
-    fn allowed_source(&self, canonical: &Path) -> bool {
+    fn allowed_source(&self, canonical: &Path, ids: &[&str]) -> bool {
         let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         canonical.starts_with(canon(&self.opts.bundle))
             || self.opts.allowed_host_mounts.iter().any(|a| canonical.starts_with(canon(a)))
+            || self.opts.engine_dirs.iter().any(|d| {
+                canonical.strip_prefix(canon(d)).is_ok_and(|rest| {
+                    rest.components().any(|c| ids.iter().any(|id| c.as_os_str() == std::ffi::OsStr::new(id)))
+                })
+            })
+    }
+
+    /// The ids an engine names this container's own directories after: the container's,
+    /// and its pod sandbox's (CRI) — only ids as engines make them (64 hex digits), so
+    /// that a container named like a store directory cannot reach the store.
+    fn engine_ids<'s>(&'s self, spec: &'s Spec) -> Vec<&'s str> {
+        let sandbox = spec.annotations().as_ref().and_then(|a| a.get("io.kubernetes.cri.sandbox-id"));
+        [Some(self.opts.container_id.as_str()), sandbox.map(String::as_str)]
+            .into_iter()
+            .flatten()
+            .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect()
     }
 
     fn mounts(&mut self, spec: &Spec) -> Result<(), SpecError> {
         let mounts = spec.mounts().as_deref().unwrap_or_default();
+        let ids: Vec<String> = self.engine_ids(spec).into_iter().map(str::to_string).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         // Destinations mounted before the current one (ignored standard mounts excluded).
         let mut earlier: Vec<PathBuf> = Vec::new();
         for (i, m) in mounts.iter().enumerate() {
@@ -1403,7 +1454,7 @@ impl Mapper<'_> {
             let overlaps = earlier.iter().any(|e| e.starts_with(&dst) || dst.starts_with(e));
             earlier.push(dst.clone());
             if is_bind {
-                self.bind_mount(i, m, &dst, options, overlaps)?;
+                self.bind_mount(i, m, &dst, options, overlaps, &ids)?;
             } else if PSEUDO_FS.contains(&typ) {
                 let source = m.source().as_ref().and_then(|s| s.to_str()).filter(|s| !s.is_empty()).unwrap_or(typ);
                 let opts = self.entry_options(i, options, "dir")?;
@@ -1454,6 +1505,7 @@ impl Mapper<'_> {
         dst: &Path,
         options: &[String],
         overlaps: bool,
+        ids: &[&str],
     ) -> Result<(), SpecError> {
         let path = format!("mounts[{i}]");
         let Some(source) = m.source().as_ref().filter(|s| !s.as_os_str().is_empty()) else {
@@ -1466,7 +1518,7 @@ impl Mapper<'_> {
                 return err(format!("{path}.source"), format!("{}: {e}", abs.display()), "create it or fix the path")
             }
         };
-        if !self.allowed_source(&canonical) {
+        if !self.allowed_source(&canonical, ids) {
             let hint = if self.opts.allowed_host_mounts.is_empty() {
                 "host bind mounts are disabled: add the directory (or a parent) to the proxmox-lxc backend's \"allowed_host_mounts\" in the nexcage config".to_string()
             } else {
@@ -1494,10 +1546,9 @@ impl Mapper<'_> {
             && propstr_safe(dst_str)
             && self.create.mps.len() < 256
             && !(recursive && has_submounts(&canonical))
-            // An unprivileged container's root cannot search the way to it: an entry,
-            // which create relays through the run directory (bind_relay.rs).
-            && !(self.create.unprivileged
-                && super::run_dir::unsearchable_ancestor(&canonical).is_ok_and(|d| d.is_some()));
+            // An entry, which LXC can idmap (and create relays through the run directory
+            // when the container's root cannot search the way to it, bind_relay.rs).
+            && !self.idmap_binds;
         if as_mp {
             let mut v = format!("{src_str},mp={dst_str}");
             if ro {
@@ -1511,7 +1562,17 @@ impl Mapper<'_> {
             opts.insert(0, "bind".into());
         }
         let create = if meta.is_dir() { "dir" } else { "file" };
-        let opts = self.entry_options(i, &opts, create)?;
+        let mut opts = self.entry_options(i, &opts, create)?;
+        if self.idmap_binds && !self.owned_by_container(&meta) {
+            // The bundle has no user namespace: its root is the host's root, who owns
+            // what it binds (named volumes, the engine's files). The container's root is
+            // unprivileged only because the operator says so, so binds are idmapped with
+            // the container's map (on-disk id N is container id N), as with the rootfs:
+            // the program writes its volumes as it would under runc. A source already
+            // owned by the container's host ids (Proxmox's way: chown 100000) is
+            // mounted as it is.
+            opts.push_str(",idmap=container");
+        }
         self.raw(
             "lxc.mount.entry",
             format!("{} {} none {opts} 0 0", fstab_escape(canonical.as_os_str().as_bytes()), rel_dst(dst)),
@@ -1603,9 +1664,39 @@ impl Mapper<'_> {
                     "only namespaced sysctls can be set for a container (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, and net.* with a network namespace of its own), as with runc",
                 );
             }
-            self.out.sysctls.push((key, v.clone()));
+            let v = if key == "net.ipv4.ping_group_range" && self.create.unprivileged {
+                self.ping_group_range(&path, v)?
+            } else {
+                v.clone()
+            };
+            self.out.sysctls.push((key, v));
         }
         Ok(())
+    }
+
+    /// In an unprivileged container the kernel takes only groups mapped into the
+    /// container's user namespace: an upper bound past the last mapped group (Docker sets
+    /// `0 2147483647`, "every group") becomes that group, which means the same there.
+    fn ping_group_range(&self, path: &str, v: &str) -> Result<String, SpecError> {
+        let last = self
+            .raw_lines("lxc.idmap")
+            .filter_map(|m| {
+                let f: Vec<&str> = m.split_whitespace().collect();
+                let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
+                (f.first() == Some(&"g")).then(|| Some(n(1)? + n(3)?.checked_sub(1)?)).flatten()
+            })
+            .max()
+            .unwrap_or(65_535);
+        let bounds: Vec<u64> = v.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        match bounds[..] {
+            [low, high] if low <= last => Ok(format!("{low} {}", high.min(last))),
+            [_, _] => err(
+                path,
+                format!("{v:?} starts past the container's last group ({last}): an unprivileged container can name only its own groups"),
+                format!("give a range within 0-{last}"),
+            ),
+            _ => err(path, format!("{v:?} is not two group ids"), "e.g. \"0 2147483647\""),
+        }
     }
 
     /// Remaining `linux.*` fields: refused, or ignored for documented reasons.

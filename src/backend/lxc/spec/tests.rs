@@ -69,6 +69,8 @@ impl Env {
             unprivileged: true,
             network: Some(NET.into()),
             allowed_host_mounts: vec![self.p("host")],
+            engine_dirs: vec![self.p("engine")],
+            container_id: ENGINE_ID.into(),
             description: "descr".into(),
             host: HostInfo { memory_mib: Some(2048), swap_mib: Some(1024), cgroup_v1: false },
             rootfs_mode: RootfsMode::Copy,
@@ -350,7 +352,31 @@ fn directory_binds_become_mount_points() {
         {"destination": "/w", "source": e.s("host/data/sub"), "options": ["bind"]},
         {"destination": "/b", "type": "bind", "source": "rootfs", "options": ["rbind"]}
     ]));
-    let out = e.map(v).unwrap();
+    let mut privileged = e.opts();
+    privileged.unprivileged = false;
+    // Unprivileged (and no user namespace in the bundle): entries LXC idmaps with the
+    // container's map, so the host's root-owned files are the container root's.
+    let out = e.map(v.clone()).unwrap();
+    assert_eq!(out.option("mp0"), None);
+    let entries: Vec<&str> =
+        out.raw_lxc.iter().filter(|(k, _)| k == "lxc.mount.entry").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(entries.iter().all(|e| e.ends_with(",idmap=container 0 0")), "{entries:?}");
+    // A source owned by the container's host ids (Proxmox's chown 100000) is not.
+    std::os::unix::fs::chown(e.p("host/data/sub"), Some(100_000), None).unwrap_or_else(|err| {
+        assert!(!nix::unistd::Uid::effective().is_root(), "{err}");
+    });
+    if nix::unistd::Uid::effective().is_root() {
+        let out =
+            e.map(with_mounts(json!([{"destination": "/w", "source": e.s("host/data/sub"), "options": ["bind"]}])));
+        let out = out.unwrap();
+        assert!(out.raw_lxc.iter().all(|(_, v)| !v.contains("idmap")), "{:?}", out.raw_lxc);
+    }
+    // With the bundle's own user namespace, binds are as OCI says: not idmapped.
+    let mut userns = v.clone();
+    userns["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    assert!(e.map(userns).unwrap().raw_lxc.iter().all(|(_, v)| !v.contains("idmap")));
+    let out = e.map_with(v, &privileged).unwrap();
     let canon = |p: &str| std::fs::canonicalize(e.p(p)).unwrap().to_str().unwrap().to_string();
     assert_eq!(out.option("mp0"), Some(format!("{},mp=/data,ro=1", canon("host/data")).as_str()));
     assert_eq!(out.option("mp1"), Some(format!("{},mp=/w", canon("host/data/sub")).as_str()));
@@ -372,7 +398,9 @@ fn other_mounts_become_mount_entries() {
         {"destination": "/my dir", "type": "bind", "source": e.s("host/sp ace"), "options": ["rbind"]},
         {"destination": "/mq", "type": "mqueue", "source": "mqueue"}
     ]));
-    let out = e.map(v).unwrap();
+    let mut privileged = e.opts();
+    privileged.unprivileged = false;
+    let out = e.map_with(v, &privileged).unwrap();
     let file = std::fs::canonicalize(e.p("host/file.txt")).unwrap();
     let space = std::fs::canonicalize(e.p("host/sp ace")).unwrap();
     assert_eq!(
@@ -391,6 +419,49 @@ fn other_mounts_become_mount_entries() {
     );
     assert_eq!(out.option("mp0"), None);
     assert_eq!(out.warnings.len(), 1, "tmpcopyup: {:?}", out.warnings);
+}
+
+/// The id of the container in `Env::opts` (as engines make ids: 64 hex digits).
+const ENGINE_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// An engine's files for this container (below `engine_dirs`, in a directory named
+/// after its id or its pod sandbox's) need no `allowed_host_mounts`; another
+/// container's, the store itself, and ids engines do not make stay refused.
+#[test]
+fn engine_files_of_this_container_are_allowed() {
+    let e = Env::new();
+    let other = "f".repeat(64);
+    for id in [ENGINE_ID, other.as_str()] {
+        std::fs::create_dir_all(e.p(&format!("engine/{id}/userdata/shm"))).unwrap();
+        std::fs::write(e.p(&format!("engine/{id}/userdata/resolv.conf")), "").unwrap();
+    }
+    std::fs::create_dir_all(e.p("engine/volumes")).unwrap();
+    let bind =
+        |src: String, dst: &str| json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind"]});
+    let mut o = e.opts();
+    o.allowed_host_mounts.clear();
+    let ours = with_mounts(json!([
+        bind(e.s(&format!("engine/{ENGINE_ID}/userdata/resolv.conf")), "/etc/resolv.conf"),
+        bind(e.s(&format!("engine/{ENGINE_ID}/userdata/shm")), "/dev/shm"),
+    ]));
+    e.map_with(ours.clone(), &o).unwrap();
+    for refused in [format!("engine/{other}/userdata/resolv.conf"), "engine/volumes".to_string()] {
+        let v = with_mounts(json!([bind(e.s(&refused), "/x")]));
+        assert_eq!(err_path(e.map_with(v, &o)), "mounts[7].source", "{refused}");
+    }
+    // A pod's app container: the files are its sandbox's.
+    let mut pod = with_mounts(json!([bind(e.s(&format!("engine/{other}/userdata/resolv.conf")), "/etc/resolv.conf")]));
+    pod["annotations"] = json!({"io.kubernetes.cri.sandbox-id": other});
+    e.map_with(pod, &o).unwrap();
+    // An id that names a store directory reaches nothing.
+    std::fs::create_dir_all(e.p("engine/volumes/v/_data")).unwrap();
+    let mut named = o.clone();
+    named.container_id = "volumes".into();
+    let v = with_mounts(json!([bind(e.s("engine/volumes/v/_data"), "/x")]));
+    assert_eq!(err_path(e.map_with(v, &named)), "mounts[7].source");
+    // Without engine_dirs, nothing of the engine's.
+    o.engine_dirs.clear();
+    assert_eq!(err_path(e.map_with(ours, &o)), "mounts[7].source");
 }
 
 #[test]
@@ -576,7 +647,23 @@ fn sysctl() {
     v["linux"]["sysctl"] = json!({"kernel.x": "1\n2"});
     assert_eq!(err_path(e.map(v.clone())), "linux.sysctl[\"kernel.x\"]");
     v["linux"]["sysctl"] = json!({"a b": "1"});
-    assert_eq!(err_path(e.map(v)), "linux.sysctl[\"a b\"]");
+    assert_eq!(err_path(e.map(v.clone())), "linux.sysctl[\"a b\"]");
+
+    // Docker's "every group may ping": within the groups an unprivileged container has
+    // (Proxmox's map: 0-65535), as the kernel takes nothing else there.
+    v["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 2147483647"});
+    assert_eq!(e.map(v.clone()).unwrap().sysctls, kv(&[("net.ipv4.ping_group_range", "0 65535")]));
+    let mut privileged = e.opts();
+    privileged.unprivileged = false;
+    assert_eq!(
+        e.map_with(v.clone(), &privileged).unwrap().sysctls,
+        kv(&[("net.ipv4.ping_group_range", "0 2147483647")])
+    );
+    v["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "70000 80000"});
+    let m = e.map(v.clone()).unwrap_err();
+    assert!(m.problem.contains("past the container's last group (65535)"), "{m}");
+    v["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "all"});
+    assert!(e.map(v).unwrap_err().problem.contains("not two group ids"));
 }
 
 #[test]
@@ -829,6 +916,8 @@ fn emulator_create_start_destroy() {
         unprivileged: true,
         network: None,
         allowed_host_mounts: vec![host.clone()],
+        engine_dirs: Vec::new(),
+        container_id: "map-test".into(),
         description: pveconf::describe("map-test", &bundle),
         host: HostInfo::probe(),
         rootfs_mode: RootfsMode::Copy,
