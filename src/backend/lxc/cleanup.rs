@@ -163,14 +163,16 @@ pub fn dead_temp_templates(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Run directories (`run/nexcage-lxc/<vmid>`, or only their include file
-/// `<vmid>.conf`) whose container has no PVE config, as run directory paths.
+/// `<vmid>.conf` or relays `<vmid>.binds`) whose container has no PVE config, as run
+/// directory paths.
 pub fn orphan_run_dirs(pve_root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(run_dir::base(pve_root)) else { return out };
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(v) = name.strip_suffix(".conf").unwrap_or(name).parse::<u32>().ok() else { continue };
+        let stem = name.strip_suffix(".conf").or_else(|| name.strip_suffix(".binds")).unwrap_or(name);
+        let Some(v) = stem.parse::<u32>().ok() else { continue };
         if !pveconf::conf_path(pve_root, v).exists() {
             out.push(run_dir::path(pve_root, v));
         }
@@ -240,6 +242,25 @@ pub fn manual_destroy(vmid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run directory, an include file or relays alone, of a VMID without a PVE config,
+    /// are left-overs `gc` removes; those of a CT that exists are not.
+    #[test]
+    fn orphan_run_dirs_include_relays() {
+        let root = tempfile::tempdir().unwrap();
+        let base = run_dir::base(root.path());
+        std::fs::create_dir_all(&base).unwrap();
+        for n in ["9001", "9002.conf", "9003.binds", "9004.binds", "notes"] {
+            std::fs::create_dir(base.join(n)).unwrap();
+        }
+        let conf = pveconf::conf_path(root.path(), 9004);
+        std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+        std::fs::write(&conf, "").unwrap();
+        let want: Vec<PathBuf> = [9001, 9002, 9003].iter().map(|v| run_dir::path(root.path(), *v)).collect();
+        assert_eq!(orphan_run_dirs(root.path()), want);
+        run_dir::remove(&run_dir::path(root.path(), 9003)).unwrap();
+        assert!(!base.join("9003.binds").exists());
+    }
 
     #[test]
     fn delete_waits_for_a_pct_holding_the_inflight_lock() {

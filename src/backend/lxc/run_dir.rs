@@ -45,6 +45,7 @@ pub fn create(pve_root: &Path, vmid: u32, owner: (u32, u32)) -> Result<PathBuf> 
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))
         .with_context(|| format!("cannot chmod {}", base.display()))?;
     let dir = base.join(vmid.to_string());
+    release_binds(&dir)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove stale {}", dir.display()))?;
     }
