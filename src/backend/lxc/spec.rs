@@ -583,16 +583,25 @@ impl Mapper<'_> {
     fn owned_by_container(&self, meta: &std::fs::Metadata) -> bool {
         use std::os::unix::fs::MetadataExt;
         let uid = u64::from(meta.uid());
-        let ranges: Vec<(u64, u64)> = self
+        self.id_maps("u").iter().any(|(_, host, size)| uid >= *host && uid < host + size)
+    }
+
+    /// The container's id maps of one kind (`u` or `g`) as (container, host, size): the
+    /// raw `lxc.idmap` lines so far, else Proxmox's default map.
+    fn id_maps(&self, kind: &str) -> Vec<(u64, u64, u64)> {
+        let maps: Vec<(u64, u64, u64)> = self
             .raw_lines("lxc.idmap")
             .filter_map(|m| {
                 let f: Vec<&str> = m.split_whitespace().collect();
                 let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
-                (f.first() == Some(&"u")).then(|| Some((n(2)?, n(3)?))).flatten()
+                (f.first() == Some(&kind)).then(|| Some((n(1)?, n(2)?, n(3)?))).flatten()
             })
             .collect();
-        let ranges = if ranges.is_empty() { vec![(100_000, 65_536)] } else { ranges };
-        ranges.iter().any(|(host, size)| uid >= *host && uid < host + size)
+        if maps.is_empty() {
+            vec![(0, 100_000, 65_536)]
+        } else {
+            maps
+        }
     }
 
     /// The values of the raw lines with `key` so far.
@@ -1421,8 +1430,8 @@ impl Mapper<'_> {
 
     fn mounts(&mut self, spec: &Spec) -> Result<(), SpecError> {
         let mounts = spec.mounts().as_deref().unwrap_or_default();
-        let ids: Vec<String> = self.engine_ids(spec).into_iter().map(str::to_string).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let owned: Vec<String> = self.engine_ids(spec).into_iter().map(str::to_string).collect();
+        let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
         // Destinations mounted before the current one (ignored standard mounts excluded).
         let mut earlier: Vec<PathBuf> = Vec::new();
         for (i, m) in mounts.iter().enumerate() {
@@ -1678,15 +1687,7 @@ impl Mapper<'_> {
     /// container's user namespace: an upper bound past the last mapped group (Docker sets
     /// `0 2147483647`, "every group") becomes that group, which means the same there.
     fn ping_group_range(&self, path: &str, v: &str) -> Result<String, SpecError> {
-        let last = self
-            .raw_lines("lxc.idmap")
-            .filter_map(|m| {
-                let f: Vec<&str> = m.split_whitespace().collect();
-                let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
-                (f.first() == Some(&"g")).then(|| Some(n(1)? + n(3)?.checked_sub(1)?)).flatten()
-            })
-            .max()
-            .unwrap_or(65_535);
+        let last = self.id_maps("g").iter().filter_map(|(ct, _, size)| (ct + size).checked_sub(1)).max().unwrap_or(0);
         let bounds: Vec<u64> = v.split_whitespace().filter_map(|x| x.parse().ok()).collect();
         match bounds[..] {
             [low, high] if low <= last => Ok(format!("{low} {}", high.min(last))),
