@@ -213,7 +213,7 @@ pub fn unfinished_create(pct: &Pct, pve_root: &Path, vmid: u32, id: &str) -> Res
 /// made anything: its containers (by description), stale reservations, dead temp
 /// templates. Returns the VMIDs destroyed.
 pub fn after_crashed_create(pending: &super::data::Pending, id: &str) -> Result<Vec<u32>, PctError> {
-    let pct = Pct::new(&pending.pct);
+    let pct = Pct::for_root(&pending.pct, &pending.pve_root);
     let mut destroyed = Vec::new();
     if let Some(v) = pending.creating {
         if unfinished_create(&pct, &pending.pve_root, v, id)? {

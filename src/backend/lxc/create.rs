@@ -239,7 +239,7 @@ pub fn create(
     // Every pct of this create holds the in-flight lock, even if this process is killed.
     let inflight = cleanup::InflightLock::acquire(&pending.state_root, &record.id)
         .with_context(|| format!("cannot make the pct lock of container {}", record.id))?;
-    let pct = pct::Pct::new(&pct_bin).inherit_fd(inflight.fd());
+    let pct = pct::Pct::for_root(&pct_bin, &cfg.pve_root).inherit_fd(inflight.fd());
     let vmid = loop {
         let mut saved = Ok(());
         let volid = plan.template.volid(&cfg.template_storage);

@@ -271,7 +271,7 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
             if !data.program.is_some_and(|p| p.alive()) {
                 wait_lxc_start_gone(&data.pve_root, data.vmid, LXC_STOP_LIMIT, data.program.is_none());
             }
-            let pct = pct::Pct::new(&data.pct);
+            let pct = pct::Pct::for_root(&data.pct, &data.pve_root);
             match pct.destroy(data.vmid, true, true) {
                 Ok(()) | Err(pct::PctError::DoesNotExist { .. }) => {}
                 Err(e) => bail!("cannot destroy CT {} of container {}: {e}", data.vmid, record.id),
@@ -306,6 +306,6 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
 /// For `run` in the foreground: the container ended; remove it.
 pub fn remove_after_run(record: &Record) {
     if let Ok(data) = LxcData::of(record) {
-        cleanup::destroy_quietly(&pct::Pct::new(&data.pct), data.vmid, &data.run_dir);
+        cleanup::destroy_quietly(&pct::Pct::for_root(&data.pct, &data.pve_root), data.vmid, &data.run_dir);
     }
 }

@@ -36,7 +36,7 @@ pub fn remove_stale(record: &Record, root: &Path) -> Result<i32> {
 /// Sweep the Proxmox root of backend `name`.
 pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut dyn Sweeper) {
     let pct_bin = crate::backend::find_binary(&cfg.pct).unwrap_or_else(|| cfg.pct.clone().into());
-    let pct = pct::Pct::new(&pct_bin);
+    let pct = pct::Pct::for_root(&pct_bin, &cfg.pve_root);
     for c in cleanup::tagged(&cfg.pve_root, None, root) {
         let claimed = if validate_id(&c.oci_id).is_err() {
             Some(false)

@@ -155,6 +155,21 @@ impl Pct {
         Pct { bin: bin.into(), env: Vec::new(), inherit: None }
     }
 
+    /// pct working on the Proxmox root `pve_root` (the backend's `pve_root`). On a Proxmox
+    /// host that is `/` and nothing is added. Any other root is the pct emulator's
+    /// (hack/pct), which reads it from `PCT_EMULATOR_ROOT`: nexcage sets it from the
+    /// configuration (and later from the record), so every command of a container reaches
+    /// the same root whatever environment the engine runs nexcage with (Podman runs
+    /// `delete` with its own, not conmon's).
+    pub fn for_root(bin: impl Into<PathBuf>, pve_root: &Path) -> Pct {
+        let pct = Pct::new(bin);
+        if pve_root == Path::new("/") {
+            pct
+        } else {
+            pct.env("PCT_EMULATOR_ROOT", pve_root)
+        }
+    }
+
     /// Let every pct run inherit `fd` (open, without close-on-exec).
     pub fn inherit_fd(mut self, fd: RawFd) -> Pct {
         self.inherit = Some(fd);
@@ -610,5 +625,22 @@ mod tests {
             text,
             "status|9000|bar\nstart|9000|bar\ndestroy|9000|--purge|1|bar\ncreate|9000|local:vztmpl/t.tar.zst|--memory|64|bar\n"
         );
+    }
+
+    /// The emulator's root comes from the backend's `pve_root`, never from whatever
+    /// `PCT_EMULATOR_ROOT` the engine's environment happens to hold; on `/` (a Proxmox
+    /// host) pct gets nothing extra.
+    #[test]
+    fn pve_root_reaches_the_emulator() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("pct");
+        std::fs::write(&bin, "#!/bin/sh\necho \"status: ${PCT_EMULATOR_ROOT-unset}\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().join("pve");
+        let out = Pct::for_root(&bin, &root).run(9000, vec!["status".into(), "9000".into()]).unwrap();
+        assert_eq!(out.stdout.trim(), format!("status: {}", root.display()));
+        let env = Pct::for_root(&bin, Path::new("/")).env;
+        assert!(env.is_empty(), "{env:?}");
     }
 }

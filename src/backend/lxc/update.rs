@@ -166,7 +166,7 @@ pub fn update(record: &Record, args: &UpdateArgs) -> Result<i32> {
     let current =
         pveconf::read_config(&data.pve_root, data.vmid).ok().and_then(|c| c.get("memory").and_then(|m| m.parse().ok()));
     let opts = pct_options(&res, current)?;
-    pct::Pct::new(&data.pct).set(data.vmid, &opts)?;
+    pct::Pct::for_root(&data.pct, &data.pve_root).set(data.vmid, &opts)?;
     Ok(0)
 }
 
