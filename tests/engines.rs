@@ -3,11 +3,17 @@
 //! user of the engine sees (streams, exit statuses, states, logs, error messages), on each
 //! backend in turn (`nexcage.backend` annotation), plus the routing rules of the config.
 //!
-//! Isolation: each Podman world has its own store (`--root`, `--runroot`), `tmp_dir` and
-//! containers.conf (`CONTAINERS_CONF`); each containerd is started by the test with its
-//! own root, state and socket, and is stopped (tasks killed, containers removed) in `Drop`,
-//! also when a test panics. Images are built offline by `hack/engine-images`. Every engine
-//! command has a time limit.
+//! Each test names the docs section whose setup it runs. Where a test differs from that
+//! setup, it is for isolation, and said here: each Podman world has its own store
+//! (`--root`, `--runroot`), `tmp_dir` and containers.conf (`CONTAINERS_CONF`, with
+//! `netns = "none"` except in the networking test); each containerd and dockerd is started
+//! by the test with its own root, state and socket, and is stopped (tasks killed,
+//! containers removed) in `Drop`, also when a test panics; the nexcage configuration is a
+//! private file named by `NEXCAGE_CONFIG` in the engine's documented place for it
+//! (`conmon_env_vars`, the daemons' environment), which only `create` reads. Nothing else
+//! reaches nexcage through the environment: Podman's own `kill` and `delete` run without
+//! it. Images are built offline by `hack/engine-images`. Every engine command has a time
+//! limit.
 //!
 //! Backend columns: crun, runc and lxc (proxmox-lxc through the pct emulator,
 //! unprivileged, see `nexcage_config`); `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
@@ -37,6 +43,15 @@ fn cmd_timeout() -> Duration {
 /// Upper bound for a container to reach a state (same scaling as [`cmd_timeout`]).
 fn wait_bound() -> Duration {
     Duration::from_secs(if real_pct() { 300 } else { 30 })
+}
+/// The stop timeout (`stop --time`) for a program that handles SIGTERM: a stop that returns
+/// before it did not have to kill (the exit status 0 says the handler ran). A stop returns
+/// once the engine has seen the end, which for Docker includes its `delete` of the
+/// container: on real pct that is Proxmox's destroy (18-53 s measured in the Proxmox VE 9
+/// VM under TCG by hack/bench-pve; Docker's stop took 16.6 s there), so the timeout is
+/// larger there. How long a stop takes is not asserted.
+fn stop_grace() -> Duration {
+    Duration::from_secs(if real_pct() { 180 } else { 20 })
 }
 /// nexcage's state root when Podman calls it: Podman passes no `--root`.
 const PODMAN_NEXCAGE_ROOT: &str = "/run/nexcage";
@@ -151,13 +166,14 @@ fn user_sources(dir: &Path) -> Vec<PathBuf> {
     vec![dir.join("bind"), dir.join("data/volumes")]
 }
 
-/// Environment nexcage needs when an engine calls it (config; the pct emulator's root).
+/// Environment nexcage's `create` needs when an engine calls it: where the configuration
+/// is, by the documented means (`conmon_env_vars`, dockerd's and containerd's environment),
+/// because these tests cannot use `/etc/nexcage/config.json`. Nothing else: the pct
+/// emulator's root is the configuration's `pve_root`, which nexcage hands to pct itself,
+/// and the later commands (`kill`, `delete`, which Podman runs with its own environment)
+/// follow the record.
 fn nexcage_env(dir: &Path) -> Vec<(String, String)> {
-    let mut env = vec![("NEXCAGE_CONFIG".into(), dir.join("nexcage.json").display().to_string())];
-    if !common::emu::real_pct() {
-        env.push(("PCT_EMULATOR_ROOT".into(), dir.join("pve").display().to_string()));
-    }
-    env
+    vec![("NEXCAGE_CONFIG".into(), dir.join("nexcage.json").display().to_string())]
 }
 
 fn write_nexcage_config(dir: &Path) {
@@ -476,7 +492,20 @@ struct Podman {
 }
 
 impl Podman {
+    /// containers.conf as docs/engines.md ("Podman") gives it, plus `netns = "none"`: the
+    /// tests that are not about networking leave the host's firewall and forwarding alone
+    /// (Podman's CNI bridge changes both) and cost one network setup less per container.
     fn new() -> Podman {
+        Podman::with_conf(false)
+    }
+
+    /// containers.conf exactly as docs/engines.md gives it (for a host without systemd as
+    /// pid 1): Podman's default network.
+    fn documented() -> Podman {
+        Podman::with_conf(true)
+    }
+
+    fn with_conf(default_network: bool) -> Podman {
         require_root();
         let dir = tempfile::Builder::new().prefix("nexcage-podman-").tempdir().unwrap();
         let d = dir.path();
@@ -486,8 +515,7 @@ impl Podman {
             r#"# Written by tests/engines.rs; docs/engines.md explains each line.
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-netns = "none"
-
+{netns}
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -499,6 +527,7 @@ conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 [engine.runtimes]
 nexcage = [{nexcage:?}]
 "#,
+            netns = if default_network { "" } else { "netns = \"none\"\n" },
             tmp = d.join("libpod").display().to_string(),
             env = env.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
             nexcage = nexcage_bin(),
@@ -514,11 +543,11 @@ nexcage = [{nexcage:?}]
         let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", d.join("containers.conf"))
             .env_remove("CONTAINERS_STORAGE_CONF")
+            // Podman runs `kill`, `delete` (and `start`) itself, with its own environment,
+            // which has neither the configuration nor the emulator's root: nexcage finds
+            // both through the record `create` wrote.
             .env_remove("NEXCAGE_CONFIG")
-            // Podman runs `kill`, `delete` (and `start`) itself, with its own environment:
-            // nexcage then calls pct (the emulator) for `delete`, which needs its root.
-            // Podman's environment, not conmon's: the config is found through the record.
-            .envs(nexcage_env(d).into_iter().filter(|(k, _)| k == "PCT_EMULATOR_ROOT"))
+            .env_remove("PCT_EMULATOR_ROOT")
             .arg("--root")
             .arg(d.join("storage"))
             .arg("--runroot")
@@ -556,6 +585,7 @@ impl Drop for Podman {
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_run_streams_and_exit_status() {
     let _serial = one_at_a_time();
@@ -591,6 +621,7 @@ fn podman_run_streams_and_exit_status() {
             assert!(rt == "nexcage" || rt == nexcage_bin(), "{backend} {via:?}: runtime {rt}");
             assert_eq!(p.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 3", "{backend} {via:?}");
             p.run(&["rm", &name]).ok();
+            assert_no_pve_containers(p.dir.path());
         }
         // --rm: same streams and status, and the container is gone afterwards.
         let name = format!("streams-rm-{backend}");
@@ -611,9 +642,13 @@ fn podman_run_streams_and_exit_status() {
             .code_is(3);
         assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"), "{backend}");
         assert_eq!(p.run(&["ps", "-a", "-q", "--filter", &format!("name={name}")]).ok().stdout, "", "{backend}");
+        // Podman's own `delete` (its environment, not conmon's) reached the Proxmox root
+        // the container was made in: no stopped CT is left behind.
+        assert_no_pve_containers(p.dir.path());
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_detached_ps_inspect_logs_stop_rm() {
     let _serial = one_at_a_time();
@@ -633,9 +668,11 @@ fn podman_detached_ps_inspect_logs_stop_rm() {
         let pid: i32 = p.inspect(&name, "{{.State.Pid}}").parse().unwrap();
         assert!(pid > 0 && Path::new(&format!("/proc/{pid}")).exists(), "{backend}: inspect pid {pid} is alive");
 
-        // SIGTERM honoured: quick, exit 0, the handler's output in the logs.
-        let r = p.run(&["stop", "--time", "20", &name]).ok();
-        assert!(r.took < Duration::from_secs(10), "{backend}: stop took {:?}", r.took);
+        // SIGTERM honoured: exit 0, the handler's output in the logs, and no wait for the
+        // stop timeout (see `stop_grace`).
+        let grace = stop_grace();
+        let r = p.run(&["stop", "--time", &grace.as_secs().to_string(), &name]).ok();
+        assert!(r.took < grace, "{backend}: stop waited for its timeout ({:?})", r.took);
         assert_eq!(p.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 0", "{backend}");
         let logs = p.run(&["logs", &name]).ok();
         assert_eq!(logs.stdout, "ready\ngot-term\n", "{backend}");
@@ -649,7 +686,7 @@ fn podman_detached_ps_inspect_logs_stop_rm() {
         let name = format!("ignore-{backend}");
         p.run_detached(&backend, &name, &[], "trap '' TERM; echo ready; while :; do sleep 0.1; done");
         let r = p.run(&["stop", "--time", "1", &name]).ok();
-        assert!(r.took >= Duration::from_secs(1) && r.took < Duration::from_secs(15), "{backend}: took {:?}", r.took);
+        assert!(r.took >= Duration::from_secs(1), "{backend}: stop did not wait for its 1 s timeout ({:?})", r.took);
         assert_eq!(p.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 137", "{backend}");
         p.run(&["rm", &name]).ok();
 
@@ -669,6 +706,7 @@ fn podman_detached_ps_inspect_logs_stop_rm() {
 /// docs/proxmox-lxc.md). On lxc, `cp` is checked once the container has stopped: for a
 /// running container podman resolves paths through the pid it was given, which on lxc
 /// is the supervisor's, a host process (docs/proxmox-lxc.md, "Limitations").
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_cp_and_diff_see_the_programs_files() {
     let _serial = one_at_a_time();
@@ -713,6 +751,7 @@ fn podman_cp_and_diff_see_the_programs_files() {
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_exec_status_env_and_tty() {
     let _serial = one_at_a_time();
@@ -756,6 +795,7 @@ fn first_pty(backend: &str) -> &'static str {
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_run_interactive_through_a_pty() {
     let _serial = one_at_a_time();
@@ -774,6 +814,7 @@ fn podman_run_interactive_through_a_pty() {
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_routes_by_rule_and_default() {
     let _serial = one_at_a_time();
@@ -797,6 +838,7 @@ fn podman_routes_by_rule_and_default() {
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn podman_shows_nexcage_create_errors() {
     let _serial = one_at_a_time();
@@ -999,6 +1041,7 @@ impl Drop for Containerd {
     }
 }
 
+/// Setup: docs/engines.md, "ctr"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn ctr_run_streams_and_exit_status() {
     let _serial = one_at_a_time();
@@ -1022,6 +1065,7 @@ fn ctr_run_streams_and_exit_status() {
     }
 }
 
+/// Setup: docs/engines.md, "ctr"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn ctr_detached_routing_exec_and_kill() {
     let _serial = one_at_a_time();
@@ -1061,6 +1105,7 @@ fn ctr_detached_routing_exec_and_kill() {
     }
 }
 
+/// Setup: docs/engines.md, "ctr"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn ctr_interactive_run_through_a_pty() {
     let _serial = one_at_a_time();
@@ -1078,6 +1123,7 @@ fn ctr_interactive_run_through_a_pty() {
     }
 }
 
+/// Setup: docs/engines.md, "ctr"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn ctr_shows_nexcage_create_errors() {
     let _serial = one_at_a_time();
@@ -1104,6 +1150,7 @@ fn ctr_shows_nexcage_create_errors() {
     }
 }
 
+/// Setup: docs/engines.md, "config.toml runtime handler (CRI)".
 #[test]
 fn containerd_cri_runtime_handler_config_loads() {
     let _serial = one_at_a_time();
@@ -1269,6 +1316,7 @@ fn without_cli_warnings(stderr: &str) -> String {
         .collect()
 }
 
+/// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn docker_run_streams_exit_status_and_rm() {
     let _serial = one_at_a_time();
@@ -1310,6 +1358,7 @@ fn docker_run_streams_exit_status_and_rm() {
     k.assert_gone("crun", &id);
 }
 
+/// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn docker_detached_port_logs_exec_stop_kill_rm() {
     let _serial = one_at_a_time();
@@ -1335,9 +1384,11 @@ fn docker_detached_port_logs_exec_stop_kill_rm() {
         let r = k.docker(&["exec", &name, "sh", "-c", "echo in-exec $(hostname); exit 5"]).code_is(5);
         assert_eq!(r.stdout, format!("in-exec {}\n", &id[..12]), "{backend}");
 
-        // stop: SIGTERM handled, quick, exit 0, the handler's output in the logs.
-        let r = k.docker(&["stop", "--time", "20", &name]).ok();
-        assert!(r.took < Duration::from_secs(10), "{backend}: stop took {:?}", r.took);
+        // stop: SIGTERM handled, exit 0, the handler's output in the logs, and no wait for
+        // the stop timeout (see `stop_grace`).
+        let grace = stop_grace();
+        let r = k.docker(&["stop", "--time", &grace.as_secs().to_string(), &name]).ok();
+        assert!(r.took < grace, "{backend}: stop waited for its timeout ({:?})", r.took);
         assert_eq!(k.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 0", "{backend}");
         assert_eq!(k.docker(&["logs", &name]).ok().stdout, "ready\ngot-term\n", "{backend}");
         k.docker(&["rm", &name]).ok();
@@ -1347,7 +1398,7 @@ fn docker_detached_port_logs_exec_stop_kill_rm() {
         let name = format!("ignore-{backend}");
         k.run_detached(&backend, &name, &[], "trap '' TERM; echo ready; while :; do sleep 0.1; done");
         let r = k.docker(&["stop", "--time", "1", &name]).ok();
-        assert!(r.took >= Duration::from_secs(1) && r.took < Duration::from_secs(15), "{backend}: took {:?}", r.took);
+        assert!(r.took >= Duration::from_secs(1), "{backend}: stop did not wait for its 1 s timeout ({:?})", r.took);
         assert_eq!(k.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"), "exited 137", "{backend}");
         k.docker(&["rm", &name]).ok();
 
@@ -1454,6 +1505,7 @@ fn frozen(pid: i32) -> bool {
     })
 }
 
+/// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn docker_volumes_user_read_only_limits_health_top_pause_update_restart() {
     let _serial = one_at_a_time();
@@ -1572,6 +1624,7 @@ fn docker_volumes_user_read_only_limits_health_top_pause_update_restart() {
     }
 }
 
+/// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine".
 #[test]
 fn docker_run_and_exec_interactive_through_a_pty_with_resize() {
     let _serial = one_at_a_time();
@@ -1629,8 +1682,8 @@ fn expect_size(s: &mut PtySession, backend: &str, rows: u16, cols: u16) {
 /// The engine's own default network on `backend` (issue 16, item 1): the program has the
 /// address the engine assigned, is reachable at the published host port and from another
 /// container on that network, reaches the host (a listener of this test on the network's
-/// gateway), and has the engine's resolv.conf. `net` selects the network (Podman's
-/// containers.conf here says `netns = "none"`, so `--network bridge`; Docker: its default).
+/// gateway), and has the engine's resolv.conf. `net` selects the network (none given:
+/// the engine's default, Podman's `podman` bridge and Docker's `bridge`).
 fn check_engine_network<E: EngineCli>(e: &E, backend: &str, net: &[&str]) {
     let name = format!("net-{backend}");
     let mut extra = net.to_vec();
@@ -1700,16 +1753,20 @@ impl Drop for RestoreIpForward {
     }
 }
 
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine";
+/// docs/networking.md, "An engine's network namespace and an unprivileged container".
 #[test]
 fn podman_default_network_address_port_peers_host_and_dns() {
     let _serial = one_at_a_time();
     let _forwarding = RestoreIpForward::new();
-    let p = Podman::new();
+    let p = Podman::documented();
     for backend in backends() {
-        check_engine_network(&p, &backend, &["--network", "bridge"]);
+        check_engine_network(&p, &backend, &[]);
     }
 }
 
+/// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine";
+/// docs/networking.md, "An engine's network namespace and an unprivileged container".
 #[test]
 fn docker_default_network_address_port_peers_host_and_dns() {
     let _serial = one_at_a_time();
