@@ -1775,3 +1775,42 @@ fn docker_default_network_address_port_peers_host_and_dns() {
         check_engine_network(&k, &backend, &[]);
     }
 }
+
+/// Names on a user-defined Docker network (issue 16: DNS lookups): Docker's embedded DNS
+/// server (127.0.0.11 in the container's resolv.conf, answered from dockerd through the
+/// rules its prestart hook puts into the container's namespace) resolves another
+/// container's name and its `--network-alias`, and a name Docker does not know fails. No
+/// traffic leaves the machine: the names are Docker's own.
+/// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine";
+/// docs/networking.md, "An engine's network namespace and an unprivileged container".
+#[test]
+fn docker_user_network_resolves_container_names() {
+    let _serial = one_at_a_time();
+    let k = Docker::start();
+    k.docker(&["network", "create", "nxnames"]).ok();
+    for backend in backends() {
+        let server = format!("names-srv-{backend}");
+        let alias = format!("web-{backend}.example");
+        k.run_detached(
+            &backend,
+            &server,
+            &["--network", "nxnames", "--network-alias", &alias],
+            "mkdir -p /www && echo hello-by-name > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
+        );
+        let words = Docker::backend_words(&backend);
+        let script = format!(
+            "grep -x 'nameserver 127.0.0.11' /etc/resolv.conf && wget -qO- http://{server}/ && wget -qO- http://{alias}/ \
+             && if nslookup no-such-container-{backend} >/dev/null 2>&1; then echo resolved-unknown; fi"
+        );
+        let r =
+            k.docker(&["run", "--rm", &words[0], &words[1], "--network", "nxnames", IMAGE, "sh", "-c", &script]).ok();
+        assert_eq!(
+            r.stdout,
+            "nameserver 127.0.0.11\nhello-by-name\nhello-by-name\n",
+            "{backend}: a container on the network reaching {server} and {alias} by name: {}",
+            r.show()
+        );
+        k.docker(&["rm", "--force", &server]).ok();
+    }
+    k.docker(&["network", "rm", "nxnames"]).ok();
+}
