@@ -29,7 +29,6 @@ mod common;
 use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,6 +41,7 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use common::emu::{pct_world, real_pct, PctWorld};
+use common::engine::{cmd_bound, http_get, mounts_under, recorded_backend, stop_grace, unmount_under, wait_bound};
 use common::{nexcage_bin, repo, require_root, text};
 
 /// The app image (busybox-static rootfs) and the sandbox image (same rootfs, a command that
@@ -52,23 +52,6 @@ const PAUSE_IMAGE: &str = "localhost/nexcage-pause:latest";
 const K8S_NS: &str = "k8s.io";
 /// The runtime handler name (RuntimeClass `handler`).
 const HANDLER: &str = "nexcage";
-/// Bound for one CRI call or command: creating an lxc container is `pct create` + `pct
-/// start`, under a second with the emulator, about two minutes of Proxmox's Perl in the
-/// Proxmox VE 9 test VM under TCG (hack/test-pve), where the bound is ten minutes.
-fn call_bound() -> Duration {
-    Duration::from_secs(if real_pct() { 600 } else { 90 })
-}
-/// Bound for a state to be reached (same scaling).
-fn wait_bound() -> Duration {
-    Duration::from_secs(if real_pct() { 300 } else { 30 })
-}
-/// The app's stop timeout (`StopContainerRequest.timeout`): the app dies of SIGTERM, and
-/// StopContainer returns once containerd has handled the exit, which includes the
-/// runtime's `delete`: on real pct, Proxmox's destroy (18-53 s in the VM under TCG,
-/// hack/bench-pve). A stop that returns before this timeout did not have to kill.
-fn stop_timeout() -> Duration {
-    Duration::from_secs(if real_pct() { 180 } else { 10 })
-}
 /// VMIDs of these tests on real pct (hack/test-pve), apart from the other suites'.
 const REAL_VMIDS: [u32; 2] = [9690, 9699];
 
@@ -305,44 +288,6 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>, show: impl Fn() -> Stri
     }
 }
 
-/// Mount points at or below `dir` (or equal to `path`), from our mountinfo.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
-        .filter(|p| p.starts_with(dir))
-        .collect()
-}
-
-/// Detach every mount at or below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
-    let mut points = mounts_under(dir);
-    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-    for p in points {
-        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-/// The backend nexcage recorded for container `id` under its state root, while it exists.
-fn recorded_backend(root: &Path, id: &str) -> Option<String> {
-    let raw = std::fs::read(root.join(id).join("record.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
-    v["backend"].as_str().map(String::from)
-}
-
-/// GET / over HTTP/1.0 from `addr`; the body, once the server answers 200.
-fn http_get(addr: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).ok()?;
-    let (head, body) = reply.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?;
-    (status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200")).then(|| body.to_string())
-}
-
 /// A private containerd with the CRI plugin and the `nexcage` handler, and a CRI client.
 struct Cri {
     dir: tempfile::TempDir,
@@ -393,7 +338,7 @@ impl Cri {
                     let sock = sock.clone();
                     async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(sock).await?)) }
                 }));
-                tokio::time::timeout(call_bound(), connect).await
+                tokio::time::timeout(cmd_bound(), connect).await
             })
             .unwrap_or_else(|_| panic!("connecting to containerd's socket timed out: {}", c.log()))
             .unwrap_or_else(|e| panic!("cannot connect to containerd's socket: {e}: {}", c.log()));
@@ -473,7 +418,7 @@ impl Cri {
     fn ctr(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("ctr");
         cmd.arg("--address").arg(self.sock()).arg("--namespace").arg(K8S_NS).args(args);
-        run(cmd, self.dir.path(), call_bound()).unwrap_or_else(|e| panic!("{e}{}", self.log()))
+        run(cmd, self.dir.path(), cmd_bound()).unwrap_or_else(|e| panic!("{e}{}", self.log()))
     }
 
     /// One CRI call, bounded by `bound`; Err says what went wrong.
@@ -491,7 +436,7 @@ impl Cri {
     }
 
     fn try_call<T>(&self, fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<T, String> {
-        self.try_call_for(call_bound(), fut)
+        self.try_call_for(cmd_bound(), fut)
     }
 
     /// One CRI call that must succeed (bounded); on failure, containerd's log is shown.
@@ -531,7 +476,7 @@ impl Cri {
 
 impl Drop for Cri {
     fn drop(&mut self) {
-        let bound = call_bound();
+        let bound = cmd_bound();
         if self.runtime.is_some() && self.daemon.is_some() {
             // What a kubelet does to a pod it deletes: stop and remove its containers, then
             // the sandbox (which tears down its network and netns).
@@ -771,7 +716,7 @@ fn pod_lifecycle(mut c: Cri, pod_annotations: &[(&str, &str)], app_annotations: 
     // 6. Stop (SIGTERM; httpd is not pid 1 on lxc, nexcage-init is, so it dies of it),
     // remove: nothing of the app left.
     let mut rs = c.rs();
-    let grace = stop_timeout();
+    let grace = stop_grace();
     let req = cri::StopContainerRequest { container_id: app.clone(), timeout: grace.as_secs() as i64 };
     let t = Instant::now();
     c.call("StopContainer", async move { rs.stop_container(req).await });

@@ -30,29 +30,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::emu::{pct_world, real_pct, PctWorld};
+use common::engine::{cmd_bound, http_get, recorded_backend, stop_grace, unmount_under, wait_bound};
 use common::{nexcage_bin, repo, require_root, text};
 
 /// Image name inside both engines (built by hack/engine-images).
 const IMAGE: &str = "localhost/nexcage-busybox:latest";
-/// Upper bound for any single engine command. On real pct (hack/test-pve) one container's
-/// create, start and destroy are Proxmox's Perl three times over, plus its hooks: about
-/// 2 minutes in the Proxmox VE 9 test VM under TCG, so the bound there is ten minutes.
-fn cmd_timeout() -> Duration {
-    Duration::from_secs(if real_pct() { 600 } else { 90 })
-}
-/// Upper bound for a container to reach a state (same scaling as [`cmd_timeout`]).
-fn wait_bound() -> Duration {
-    Duration::from_secs(if real_pct() { 300 } else { 30 })
-}
-/// The stop timeout (`stop --time`) for a program that handles SIGTERM: a stop that returns
-/// before it did not have to kill (the exit status 0 says the handler ran). A stop returns
-/// once the engine has seen the end, which for Docker includes its `delete` of the
-/// container: on real pct that is Proxmox's destroy (18-53 s measured in the Proxmox VE 9
-/// VM under TCG by hack/bench-pve; Docker's stop took 16.6 s there), so the timeout is
-/// larger there. How long a stop takes is not asserted.
-fn stop_grace() -> Duration {
-    Duration::from_secs(if real_pct() { 180 } else { 20 })
-}
 /// nexcage's state root when Podman calls it: Podman passes no `--root`.
 const PODMAN_NEXCAGE_ROOT: &str = "/run/nexcage";
 
@@ -229,10 +211,10 @@ fn code_of(status: ExitStatus) -> i32 {
 }
 
 /// Run `cmd` with stdin null and stdout/stderr in files under `dir` (a daemon inheriting
-/// them cannot block us), killed after [`cmd_timeout`].
+/// them cannot block us), killed after [`cmd_bound`].
 #[track_caller]
 fn run_bounded(cmd: Command, dir: &Path) -> Ran {
-    try_run(cmd, dir, cmd_timeout()).unwrap_or_else(|e| panic!("{e}"))
+    try_run(cmd, dir, cmd_bound()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `run_bounded` without panicking (for cleanup in `Drop`): a timeout is an error.
@@ -315,45 +297,6 @@ fn stop_daemon(mut daemon: Child, grace: Duration) {
     }
 }
 
-/// Detach every mount at or below `dir` (deepest first): overlay and bind mounts an
-/// engine left behind when a test failed half-way.
-fn unmount_under(dir: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-    for p in points {
-        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-fn unescape_mountinfo(s: &str) -> PathBuf {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
-}
-
-/// The backend nexcage recorded for container `id` under `root`, while it exists.
-fn recorded_backend(root: &Path, id: &str) -> Option<String> {
-    let raw = std::fs::read(root.join(id).join("record.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
-    v["backend"].as_str().map(String::from)
-}
-
 // ---- a terminal for interactive sessions ------------------------------------------
 
 /// A command whose stdin, stdout and stderr are the slave of a fresh pty (and its
@@ -429,7 +372,7 @@ impl PtySession {
     /// Exit code of the command, and everything it printed.
     #[track_caller]
     fn finish(mut self) -> (i32, String) {
-        let st = wait_child(&mut self.child, cmd_timeout()).unwrap_or_else(|| {
+        let st = wait_child(&mut self.child, cmd_bound()).unwrap_or_else(|| {
             let _ = self.child.kill();
             panic!("{} did not exit; terminal:\n{}", self.what, self.transcript())
         });
@@ -579,8 +522,7 @@ impl EngineCli for Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ =
-            try_run(self.cmd(Via::Conf, &["rm", "--all", "--force", "--time", "0"]), self.dir.path(), cmd_timeout());
+        let _ = try_run(self.cmd(Via::Conf, &["rm", "--all", "--force", "--time", "0"]), self.dir.path(), cmd_bound());
         unmount_under(self.dir.path());
     }
 }
@@ -1294,7 +1236,7 @@ impl EngineCli for Docker {
 impl Drop for Docker {
     fn drop(&mut self) {
         if let Some(daemon) = self.daemon.take() {
-            let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), cmd_timeout()).ok();
+            let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), cmd_bound()).ok();
             if let Some(out) = quiet(&["ps", "-a", "-q"]) {
                 for id in out.stdout.lines() {
                     quiet(&["rm", "--force", id]);
@@ -1427,19 +1369,6 @@ fn docker_detached_port_logs_exec_stop_kill_rm() {
         assert_eq!(k.docker(&["ps", "-a", "-q", "--filter", &format!("name={name}")]).ok().stdout, "", "{backend}");
         k.assert_gone(&backend, &id);
     }
-}
-
-/// GET / over plain HTTP/1.0 from `addr` (host:port); the body, once the server answers.
-fn http_get(addr: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).ok()?;
-    let (head, body) = reply.split_once("\r\n\r\n")?;
-    // busybox httpd answers HTTP/1.1 to a 1.0 request.
-    let status = head.lines().next()?;
-    (status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200")).then(|| body.to_string())
 }
 
 /// The program's cgroup for `controller` (v1) or the unified one, and its ancestors up to

@@ -190,3 +190,4 @@ pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 pub mod emu;
+pub mod engine;
