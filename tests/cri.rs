@@ -360,7 +360,10 @@ impl Cri {
             || conditions().ok().filter(|conds| conds.iter().all(|k| k.status)),
             || format!("CRI Status: {:?}{}", conditions(), c.log()),
         );
-        assert_eq!(status.len(), 2, "{status:?}");
+        // containerd 1.7 adds conditions of its own (ContainerdHasNoDeprecationWarnings).
+        for needed in ["RuntimeReady", "NetworkReady"] {
+            assert!(status.iter().any(|k| k.r#type == needed), "no {needed} condition: {status:?}");
+        }
 
         // Images, from OCI archives (no registry is reachable); the CRI plugin must see them,
         // or RunPodSandbox would try to pull the sandbox image.
