@@ -1743,3 +1743,37 @@ fn docker_user_network_resolves_container_names() {
     }
     k.docker(&["network", "rm", "nxnames"]).ok();
 }
+
+/// The engine's later edits of the files it binds into every container are seen inside
+/// (issue 18, item 2): `podman network connect` adds the container's address on the new
+/// network to its /etc/hosts, `disconnect` takes it out again, and the program reads
+/// both. On lxc the file comes through nexcage's relay (unprivileged) or LXC's bind, and
+/// Podman edits it in place, so the same file is read. The interface itself is not
+/// checked here: on an unprivileged CT it stays in the engine's namespace, which was
+/// emptied into the container's at start (docs/networking.md).
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine".
+#[test]
+fn podman_network_connect_edits_hosts_seen_inside() {
+    let _serial = one_at_a_time();
+    let _forwarding = RestoreIpForward::new();
+    let p = Podman::documented();
+    p.run(&["network", "create", "nxextra"]).ok();
+    for backend in backends() {
+        let name = format!("connect-{backend}");
+        p.run_detached(&backend, &name, &[], "echo ready; exec sleep 1000");
+        p.run(&["network", "connect", "nxextra", &name]).ok();
+        let ip = p.inspect(&name, r#"{{(index .NetworkSettings.Networks "nxextra").IPAddress}}"#);
+        assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{backend}: no address on nxextra: {ip:?}");
+        let hosts = || p.run(&["exec", &name, "cat", "/etc/hosts"]).ok().stdout;
+        poll(&format!("{backend}: {ip} in the program's /etc/hosts"), || {
+            hosts().lines().any(|l| l.split_whitespace().next() == Some(ip.as_str())).then_some(())
+        });
+        p.run(&["network", "disconnect", "nxextra", &name]).ok();
+        poll(&format!("{backend}: {ip} gone from the program's /etc/hosts"), || {
+            (!hosts().lines().any(|l| l.split_whitespace().next() == Some(ip.as_str()))).then_some(())
+        });
+        p.run(&["rm", "--force", "--time", "0", &name]).ok();
+        assert_no_pve_containers(p.dir.path());
+    }
+    p.run(&["network", "rm", "nxextra"]).ok();
+}
