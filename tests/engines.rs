@@ -5,8 +5,9 @@
 //!
 //! Each test names the docs section whose setup it runs. Where a test differs from that
 //! setup, it is for isolation, and said here: each Podman world has its own store
-//! (`--root`, `--runroot`), `tmp_dir` and containers.conf (`CONTAINERS_CONF`, with
-//! `netns = "none"` except in the networking test); each containerd and dockerd is started
+//! (`--root`, `--runroot`), `tmp_dir` and containers.conf (`CONTAINERS_CONF`, as
+//! documented; every Podman container is on Podman's default network); each containerd
+//! and dockerd is started
 //! by the test with its own root, state and socket, and is stopped (tasks killed,
 //! containers removed) in `Drop`, also when a test panics; the nexcage configuration is a
 //! private file named by `NEXCAGE_CONFIG` in the engine's documented place for it
@@ -429,27 +430,19 @@ enum Via {
     Path,
 }
 
-/// Podman with a private store, tmp dir and containers.conf that names nexcage.
+/// Podman with a private store and tmp dir, and containers.conf as docs/engines.md
+/// ("Podman") gives it for a host without systemd as pid 1: nexcage the runtime, Podman's
+/// default network (its CNI `podman` bridge, which turns the host's IPv4 forwarding on:
+/// put back as it was when the world is dropped).
 struct Podman {
     dir: tempfile::TempDir,
+    _forwarding: RestoreIpForward,
 }
 
 impl Podman {
-    /// containers.conf as docs/engines.md ("Podman") gives it, plus `netns = "none"`: the
-    /// tests that are not about networking leave the host's firewall and forwarding alone
-    /// (Podman's CNI bridge changes both) and cost one network setup less per container.
     fn new() -> Podman {
-        Podman::with_conf(false)
-    }
-
-    /// containers.conf exactly as docs/engines.md gives it (for a host without systemd as
-    /// pid 1): Podman's default network.
-    fn documented() -> Podman {
-        Podman::with_conf(true)
-    }
-
-    fn with_conf(default_network: bool) -> Podman {
         require_root();
+        let forwarding = RestoreIpForward::new();
         let dir = tempfile::Builder::new().prefix("nexcage-podman-").tempdir().unwrap();
         let d = dir.path();
         write_nexcage_config(d);
@@ -458,7 +451,7 @@ impl Podman {
             r#"# Written by tests/engines.rs; docs/engines.md explains each line.
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-{netns}
+
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -470,13 +463,12 @@ conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 [engine.runtimes]
 nexcage = [{nexcage:?}]
 "#,
-            netns = if default_network { "" } else { "netns = \"none\"\n" },
             tmp = d.join("libpod").display().to_string(),
             env = env.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
             nexcage = nexcage_bin(),
         );
         std::fs::write(d.join("containers.conf"), conf).unwrap();
-        let p = Podman { dir };
+        let p = Podman { dir, _forwarding: forwarding };
         p.run(&["import", "--quiet", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
         p
     }
@@ -1687,8 +1679,7 @@ impl Drop for RestoreIpForward {
 #[test]
 fn podman_default_network_address_port_peers_host_and_dns() {
     let _serial = one_at_a_time();
-    let _forwarding = RestoreIpForward::new();
-    let p = Podman::documented();
+    let p = Podman::new();
     for backend in backends() {
         check_engine_network(&p, &backend, &[]);
     }
@@ -1755,8 +1746,7 @@ fn docker_user_network_resolves_container_names() {
 #[test]
 fn podman_network_connect_edits_hosts_seen_inside() {
     let _serial = one_at_a_time();
-    let _forwarding = RestoreIpForward::new();
-    let p = Podman::documented();
+    let p = Podman::new();
     p.run(&["network", "create", "nxextra"]).ok();
     for backend in backends() {
         let name = format!("connect-{backend}");
