@@ -5,8 +5,9 @@
 //!
 //! Each test names the docs section whose setup it runs. Where a test differs from that
 //! setup, it is for isolation, and said here: each Podman world has its own store
-//! (`--root`, `--runroot`), `tmp_dir` and containers.conf (`CONTAINERS_CONF`, as
-//! documented; every Podman container is on Podman's default network); each containerd
+//! (`--root`, `--runroot`), `tmp_dir`, network definitions (`network_config_dir`) and
+//! containers.conf (`CONTAINERS_CONF`, otherwise as documented; every Podman container
+//! is on Podman's default network); each containerd
 //! and dockerd is started
 //! by the test with its own root, state and socket, and is stopped (tasks killed,
 //! containers removed) in `Drop`, also when a test panics; the nexcage configuration is a
@@ -462,8 +463,12 @@ conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 
 [engine.runtimes]
 nexcage = [{nexcage:?}]
+
+[network]
+network_config_dir = {net:?}
 "#,
             tmp = d.join("libpod").display().to_string(),
+            net = d.join("networks").display().to_string(),
             env = env.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
             nexcage = nexcage_bin(),
         );
