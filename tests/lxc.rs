@@ -24,6 +24,8 @@ struct Lxc {
     w: World,
     pve: PathBuf,
     log: PathBuf,
+    /// The world's pct (a wrapper that logs each call), for what an operator runs by hand.
+    pct: PathBuf,
     range: (u32, u32),
 }
 
@@ -35,7 +37,7 @@ impl Lxc {
     /// `extra`: more fields of the lxc backend (JSON, starting with a comma).
     fn with(first: u32, last: u32, extra: &str) -> Lxc {
         let e = common::emu::Emu::new("lxc", first, last, extra);
-        Lxc { w: e.w, pve: e.pve, log: e.log, range: e.range }
+        Lxc { w: e.w, pve: e.pve, log: e.log, pct: e.pct, range: e.range }
     }
 
     fn pct_calls(&self) -> Vec<String> {
@@ -1299,6 +1301,58 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     assert!(rebuilt.get("created").is_none(), "created must be unknown, not invented: {rebuilt}");
     ok(&l.w.nexcage(["delete", "reboot"]));
     l.assert_clean("after a lost supervisor");
+}
+
+/// What an operator does to a running nexcage container with Proxmox's own tools (the UI
+/// runs the same pct commands), and what the engine (here the test, a child subreaper
+/// like containerd's shim) sees: docs/proxmox-lxc.md, "From the Proxmox side".
+/// - `pct set --memory` on a running container: the program goes on, the config says so;
+/// - `pct shutdown`: the program gets SIGTERM (LXC's SIGPWR to nexcage-init, forwarded),
+///   its handler's exit status is the container's, `state` says stopped;
+/// - `pct stop`: no program status exists, the supervisor dies of SIGKILL (137);
+/// - `pct start` of that stopped CT: nothing of the bundle runs, the OCI container stays
+///   stopped, and `delete` removes the (Proxmox-running) CT;
+/// and nothing is left after the deletes.
+#[test]
+fn proxmox_side_set_shutdown_stop_and_start_are_what_the_engine_sees() {
+    let l = Lxc::with(9650, 9659, "");
+    let pct = |args: &[&str]| {
+        let out = Command::new(&l.pct).args(args).output().unwrap();
+        assert!(out.status.success(), "pct {args:?}: {}", text(&out.stderr));
+    };
+    let b = l.w.bundle(
+        "b",
+        &["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"],
+        &[],
+    );
+
+    let c = l.create("ui", &b);
+    ok(&l.w.nexcage(["start", "ui"]));
+    eventually("ready", wait_limit(), || read(&c.stdout).contains("ready"));
+    let vmid = l.vmid("ui").to_string();
+    pct(&["set", &vmid, "--memory", "256"]);
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{vmid}.conf"))).unwrap();
+    assert!(conf.lines().any(|x| x == "memory: 256"), "{conf}");
+    assert_eq!(l.w.state("ui")["status"], "running", "after pct set");
+
+    pct(&["shutdown", &vmid, "--timeout", "120"]);
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(7), None), "pct shutdown: the program's TERM handler's status");
+    assert_eq!(read(&c.stdout), "ready\ngot-term\n");
+    assert_eq!(l.w.state("ui")["status"], "stopped");
+    ok(&l.w.nexcage(["delete", "ui"]));
+
+    let c = l.create("killed", &b);
+    ok(&l.w.nexcage(["start", "killed"]));
+    eventually("ready", wait_limit(), || read(&c.stdout).contains("ready"));
+    let vmid = l.vmid("killed").to_string();
+    pct(&["stop", &vmid]);
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)), "pct stop: no program status");
+    assert_eq!(l.w.state("killed")["status"], "stopped");
+    pct(&["start", &vmid]);
+    assert_eq!(l.w.state("killed")["status"], "stopped", "a Proxmox start runs nothing of the bundle");
+    assert_eq!(read(&c.stdout), "ready\n", "the program did not run again");
+    ok(&l.w.nexcage(["delete", "killed"]));
+    l.assert_clean("after Proxmox-side shutdown, stop and start");
 }
 
 /// Bind sources below directories an unprivileged container's root cannot search (where

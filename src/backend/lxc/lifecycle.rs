@@ -206,9 +206,11 @@ const INFLIGHT_LIMIT: Duration = Duration::from_secs(600);
 /// ends as soon as lxc-start does.
 const LXC_STOP_LIMIT: Duration = Duration::from_secs(120);
 
-/// Wait for `lxc-start` of `vmid` to exit; with `unless_running`, not if the container's
-/// init is still alive (a create that died before its record knew the program: the
-/// container does not stop by itself, `pct destroy --force` stops it).
+/// Wait for `lxc-start` of `vmid` to exit; with `unless_running`, not while the
+/// container has a live init (a create that died before its record knew the program, or
+/// a container Proxmox started again behind nexcage's back, whose init waits for a
+/// supervisor that never comes: it does not stop by itself, `pct destroy --force` stops
+/// it).
 fn wait_lxc_start_gone(pve_root: &Path, vmid: u32, limit: Duration, unless_running: bool) {
     let lxcpath = pve_root.join("var/lib/lxc");
     let deadline = std::time::Instant::now() + limit;
@@ -269,7 +271,10 @@ pub fn delete(record: &Record, force: bool, state_root: &Path) -> Result<i32> {
     match cleanup::owner(&data.pve_root, data.vmid, &record.id, state_root) {
         cleanup::Owner::Ours => {
             if !data.program.is_some_and(|p| p.alive()) {
-                wait_lxc_start_gone(&data.pve_root, data.vmid, LXC_STOP_LIMIT, data.program.is_none());
+                // The recorded init gone and yet a container init running: another
+                // start of the CT (Proxmox's UI, `pct start`, `onboot`).
+                let restarted = !data.init.is_some_and(|i| i.alive());
+                wait_lxc_start_gone(&data.pve_root, data.vmid, LXC_STOP_LIMIT, data.program.is_none() || restarted);
             }
             let pct = pct::Pct::for_root(&data.pct, &data.pve_root);
             match pct.destroy(data.vmid, true, true) {
