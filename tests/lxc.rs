@@ -1311,8 +1311,9 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
 ///   its handler's exit status is the container's, `state` says stopped;
 /// - `pct stop`: no program status exists, the supervisor dies of SIGKILL (137);
 /// - `pct start` of that stopped CT: nothing of the bundle runs, the OCI container stays
-///   stopped, and `delete` removes the (Proxmox-running) CT;
-/// and nothing is left after the deletes.
+///   stopped, and `delete` removes the (Proxmox-running) CT.
+///
+/// Nothing is left after the deletes.
 #[test]
 fn proxmox_side_set_shutdown_stop_and_start_are_what_the_engine_sees() {
     let l = Lxc::with(9650, 9659, "");
