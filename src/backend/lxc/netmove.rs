@@ -23,6 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,23 +54,42 @@ pub struct Moved {
     pub routes: Vec<Vec<String>>,
 }
 
-/// The first process living in the network namespace at `path`, if any.
-pub fn check_unused(path: &Path) -> Result<(), NetMoveError> {
+/// How long a process may stay in an engine's network namespace before nexcage calls
+/// the namespace in use. Engines pass through it while they set it up: Podman 5.4's
+/// main thread was seen in it at create time, in the Proxmox VE 9 test VM (2026-11-29).
+/// A resident (a pod's infra container, `--network container:`) stays.
+pub const IN_USE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Fails when a process lives in the network namespace at `path`: one that is in it
+/// now and still (or another one) after `patience`.
+pub fn check_unused(path: &Path, patience: Duration) -> Result<(), NetMoveError> {
     let target = std::fs::metadata(path).map_err(|err| NetMoveError::Open { path: path.into(), err })?;
+    let deadline = Instant::now() + patience;
+    loop {
+        let Some((pid, comm)) = first_user((target.dev(), target.ino())) else { return Ok(()) };
+        if Instant::now() >= deadline {
+            return Err(NetMoveError::InUse { path: path.into(), pid, comm });
+        }
+        log::debug!("{}: pid {pid} ({comm}) is in it; waiting for it to leave", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The first process (but this one) whose network namespace is `ns` (device, inode).
+fn first_user(ns: (u64, u64)) -> Option<(i32, String)> {
     let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Ok(()) };
-    for entry in dir.flatten() {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
         if pid == me {
             continue;
         }
-        let Ok(ns) = std::fs::metadata(entry.path().join("ns/net")) else { continue };
-        if (ns.dev(), ns.ino()) == (target.dev(), target.ino()) {
+        let Ok(m) = std::fs::metadata(entry.path().join("ns/net")) else { continue };
+        if (m.dev(), m.ino()) == ns {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
-            return Err(NetMoveError::InUse { path: path.into(), pid, comm });
+            return Some((pid, comm));
         }
     }
-    Ok(())
+    None
 }
 
 fn open_ns(path: &Path) -> Result<OwnedFd, NetMoveError> {
@@ -237,7 +257,7 @@ impl Drop for NetReturn {
 /// Move the interfaces of the namespace at `engine` into the network namespace of
 /// process `ct_pid` (the container's init), addresses, state and routes with them.
 pub fn adopt(engine: &Path, ct_pid: i32) -> Result<NetReturn, NetMoveError> {
-    check_unused(engine)?;
+    check_unused(engine, IN_USE_PATIENCE)?;
     let from = open_ns(engine)?;
     let ct_path = PathBuf::from(format!("/proc/{ct_pid}/ns/net"));
     let to = open_ns(&ct_path)?;
@@ -387,9 +407,36 @@ mod tests {
     fn a_namespace_with_a_process_in_it_is_in_use() {
         // Our own network namespace has other processes (cargo's, at least), and the
         // message names one.
-        let e = check_unused(Path::new("/proc/self/ns/net")).unwrap_err();
+        let e = check_unused(Path::new("/proc/self/ns/net"), Duration::ZERO).unwrap_err();
         let NetMoveError::InUse { pid, comm, .. } = &e else { panic!("{e}") };
         assert!(*pid != std::process::id() as i32 && e.to_string().contains(&format!("pid {pid} ({comm})")), "{e}");
-        assert!(matches!(check_unused(Path::new("/nonexistent")), Err(NetMoveError::Open { .. })));
+        assert!(matches!(check_unused(Path::new("/nonexistent"), Duration::ZERO), Err(NetMoveError::Open { .. })));
+    }
+
+    /// A process passing through the namespace (as an engine setting it up) is waited
+    /// for; without patience it makes the namespace in use. Needs root (`ip netns`);
+    /// skipped otherwise.
+    #[test]
+    fn a_process_passing_through_is_waited_for() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let name = format!("nxpass{}", std::process::id());
+        let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
+        assert!(ip(&["netns", "add", &name]));
+        let path = PathBuf::from(format!("/run/netns/{name}"));
+        let mut visitor = Command::new("ip").args(["netns", "exec", &name, "sleep", "0.5"]).spawn().unwrap();
+        // Wait until it is inside.
+        let ns = std::fs::metadata(&path).unwrap();
+        while first_user((ns.dev(), ns.ino())).is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let now = check_unused(&path, Duration::ZERO);
+        let later = check_unused(&path, Duration::from_secs(10));
+        visitor.wait().unwrap();
+        ip(&["netns", "delete", &name]);
+        assert!(matches!(now, Err(NetMoveError::InUse { .. })), "{now:?}");
+        assert!(later.is_ok(), "{later:?}");
     }
 }

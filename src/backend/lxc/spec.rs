@@ -957,7 +957,7 @@ impl Mapper<'_> {
             if unprivileged && t == LinuxNamespaceType::Network {
                 // The engine's interfaces move into the container's own namespace
                 // (netmove.rs), unless a process lives in the engine's namespace.
-                if let Err(e) = super::netmove::check_unused(p) {
+                if let Err(e) = super::netmove::check_unused(p, super::netmove::IN_USE_PATIENCE) {
                     return err(path, e.to_string(), privileged_hint);
                 }
                 self.out.adopt_net = Some(p.to_path_buf());
