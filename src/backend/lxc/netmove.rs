@@ -55,9 +55,8 @@ pub struct Moved {
 }
 
 /// How long a process may stay in an engine's network namespace before nexcage calls
-/// the namespace in use. Engines pass through it while they set it up: Podman 5.4's
-/// main thread was seen in it at create time, in the Proxmox VE 9 test VM (2026-11-29).
-/// A resident (a pod's infra container, `--network container:`) stays.
+/// the namespace in use: engines pass through it while they set it up. A resident (a
+/// pod's infra container, `--network container:`) stays.
 pub const IN_USE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Fails when a process lives in the network namespace at `path`: one that is in it
@@ -66,7 +65,7 @@ pub fn check_unused(path: &Path, patience: Duration) -> Result<(), NetMoveError>
     let target = std::fs::metadata(path).map_err(|err| NetMoveError::Open { path: path.into(), err })?;
     let deadline = Instant::now() + patience;
     loop {
-        let Some((pid, comm)) = first_user((target.dev(), target.ino())) else { return Ok(()) };
+        let Some((pid, comm)) = first_resident((target.dev(), target.ino())) else { return Ok(()) };
         if Instant::now() >= deadline {
             return Err(NetMoveError::InUse { path: path.into(), pid, comm });
         }
@@ -75,16 +74,24 @@ pub fn check_unused(path: &Path, patience: Duration) -> Result<(), NetMoveError>
     }
 }
 
-/// The first process (but this one) whose network namespace is `ns` (device, inode).
-fn first_user(ns: (u64, u64)) -> Option<(i32, String)> {
+/// The first process (but this one) that lives in the network namespace `ns` (device,
+/// inode): every thread of it is there. A process with only some threads there does not
+/// live there: Go engines (Podman 5.4) create a namespace on a locked thread, and when
+/// that thread is the main one Go parks it instead of ending it, so the engine's
+/// `/proc/PID/ns/net` names the container's namespace for as long as it runs (seen in
+/// the Proxmox VE 9 test VM, 2026-11-29) while its other threads stay in the host's.
+fn first_resident(ns: (u64, u64)) -> Option<(i32, String)> {
     let me = std::process::id() as i32;
+    let in_ns = |p: &Path| std::fs::metadata(p.join("ns/net")).is_ok_and(|m| (m.dev(), m.ino()) == ns);
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        if pid == me {
+        if pid == me || !in_ns(&entry.path()) {
             continue;
         }
-        let Ok(m) = std::fs::metadata(entry.path().join("ns/net")) else { continue };
-        if (m.dev(), m.ino()) == ns {
+        let all_threads = std::fs::read_dir(entry.path().join("task"))
+            .map(|tasks| tasks.flatten().all(|t| in_ns(&t.path())))
+            .unwrap_or(true);
+        if all_threads {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
             return Some((pid, comm));
         }
@@ -429,7 +436,7 @@ mod tests {
         let mut visitor = Command::new("ip").args(["netns", "exec", &name, "sleep", "0.5"]).spawn().unwrap();
         // Wait until it is inside.
         let ns = std::fs::metadata(&path).unwrap();
-        while first_user((ns.dev(), ns.ino())).is_none() {
+        while first_resident((ns.dev(), ns.ino())).is_none() {
             std::thread::sleep(Duration::from_millis(5));
         }
         let now = check_unused(&path, Duration::ZERO);
@@ -438,5 +445,43 @@ mod tests {
         ip(&["netns", "delete", &name]);
         assert!(matches!(now, Err(NetMoveError::InUse { .. })), "{now:?}");
         assert!(later.is_ok(), "{later:?}");
+    }
+
+    /// A process whose main thread is in the namespace but another thread is not (a Go
+    /// engine's parked thread) does not live there. Needs root (`ip netns`) and Debian's
+    /// python3 (the two-thread process: ctypes setns on the main thread); skipped
+    /// otherwise.
+    #[test]
+    fn a_process_with_only_its_main_thread_inside_does_not_live_there() {
+        let python = Path::new("/usr/bin/python3");
+        if !nix::unistd::Uid::effective().is_root() || !python.exists() {
+            eprintln!("skipped: needs root and /usr/bin/python3");
+            return;
+        }
+        let name = format!("nxpark{}", std::process::id());
+        let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
+        assert!(ip(&["netns", "add", &name]));
+        let path = PathBuf::from(format!("/run/netns/{name}"));
+        let script = format!(
+            "import ctypes, os, threading, time\n\
+             threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n\
+             fd = os.open({:?}, os.O_RDONLY)\n\
+             assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0\n\
+             time.sleep(5)\n",
+            path.display().to_string()
+        );
+        let mut engine = Command::new(python).args(["-c", &script]).spawn().unwrap();
+        let proc_ns = PathBuf::from(format!("/proc/{}/ns/net", engine.id()));
+        let ns = std::fs::metadata(&path).unwrap();
+        let entered = Instant::now() + Duration::from_secs(5);
+        while !std::fs::metadata(&proc_ns).is_ok_and(|m| (m.dev(), m.ino()) == (ns.dev(), ns.ino())) {
+            assert!(Instant::now() < entered, "the python process never entered {name}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let result = check_unused(&path, Duration::ZERO);
+        let _ = engine.kill();
+        engine.wait().unwrap();
+        ip(&["netns", "delete", &name]);
+        assert!(result.is_ok(), "{result:?}");
     }
 }
