@@ -433,10 +433,12 @@ mod tests {
         let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
         assert!(ip(&["netns", "add", &name]));
         let path = PathBuf::from(format!("/run/netns/{name}"));
-        let mut visitor = Command::new("ip").args(["netns", "exec", &name, "sleep", "0.5"]).spawn().unwrap();
+        let mut visitor = Command::new("ip").args(["netns", "exec", &name, "sleep", "2"]).spawn().unwrap();
         // Wait until it is inside.
         let ns = std::fs::metadata(&path).unwrap();
+        let entered = Instant::now() + Duration::from_secs(5);
         while first_resident((ns.dev(), ns.ino())).is_none() {
+            assert!(Instant::now() < entered, "the visitor never entered {name}");
             std::thread::sleep(Duration::from_millis(5));
         }
         let now = check_unused(&path, Duration::ZERO);
