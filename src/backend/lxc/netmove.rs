@@ -420,6 +420,39 @@ mod tests {
         assert!(matches!(check_unused(Path::new("/nonexistent"), Duration::ZERO), Err(NetMoveError::Open { .. })));
     }
 
+    /// A named network namespace (`ip netns add`) of one test, deleted when dropped, also
+    /// when an assertion fails.
+    struct TestNetns {
+        name: String,
+        path: PathBuf,
+    }
+
+    impl TestNetns {
+        fn add(prefix: &str) -> TestNetns {
+            let name = format!("{prefix}{}", std::process::id());
+            assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+            let path = PathBuf::from(format!("/run/netns/{name}"));
+            TestNetns { name, path }
+        }
+
+        /// Wait (at most 5 s) until process `pid`'s main thread is in this namespace.
+        fn wait_for(&self, pid: u32) {
+            let ns = std::fs::metadata(&self.path).unwrap();
+            let proc_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !std::fs::metadata(&proc_ns).is_ok_and(|m| (m.dev(), m.ino()) == (ns.dev(), ns.ino())) {
+                assert!(Instant::now() < deadline, "pid {pid} never entered {}", self.name);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    impl Drop for TestNetns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+        }
+    }
+
     /// A process passing through the namespace (as an engine setting it up) is waited
     /// for; without patience it makes the namespace in use. Needs root (`ip netns`);
     /// skipped otherwise.
@@ -429,22 +462,13 @@ mod tests {
             eprintln!("skipped: needs root");
             return;
         }
-        let name = format!("nxpass{}", std::process::id());
-        let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
-        assert!(ip(&["netns", "add", &name]));
-        let path = PathBuf::from(format!("/run/netns/{name}"));
-        let mut visitor = Command::new("ip").args(["netns", "exec", &name, "sleep", "2"]).spawn().unwrap();
-        // Wait until it is inside.
-        let ns = std::fs::metadata(&path).unwrap();
-        let entered = Instant::now() + Duration::from_secs(5);
-        while first_resident((ns.dev(), ns.ino())).is_none() {
-            assert!(Instant::now() < entered, "the visitor never entered {name}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let now = check_unused(&path, Duration::ZERO);
-        let later = check_unused(&path, Duration::from_secs(10));
+        let ns = TestNetns::add("nxpass");
+        // `ip netns exec` enters the namespace and execs sleep in the same process.
+        let mut visitor = Command::new("ip").args(["netns", "exec", &ns.name, "sleep", "2"]).spawn().unwrap();
+        ns.wait_for(visitor.id());
+        let now = check_unused(&ns.path, Duration::ZERO);
+        let later = check_unused(&ns.path, Duration::from_secs(10));
         visitor.wait().unwrap();
-        ip(&["netns", "delete", &name]);
         assert!(matches!(now, Err(NetMoveError::InUse { .. })), "{now:?}");
         assert!(later.is_ok(), "{later:?}");
     }
@@ -460,30 +484,20 @@ mod tests {
             eprintln!("skipped: needs root and /usr/bin/python3");
             return;
         }
-        let name = format!("nxpark{}", std::process::id());
-        let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
-        assert!(ip(&["netns", "add", &name]));
-        let path = PathBuf::from(format!("/run/netns/{name}"));
+        let ns = TestNetns::add("nxpark");
         let script = format!(
             "import ctypes, os, threading, time\n\
              threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n\
              fd = os.open({:?}, os.O_RDONLY)\n\
              assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0\n\
              time.sleep(5)\n",
-            path.display().to_string()
+            ns.path.display().to_string()
         );
         let mut engine = Command::new(python).args(["-c", &script]).spawn().unwrap();
-        let proc_ns = PathBuf::from(format!("/proc/{}/ns/net", engine.id()));
-        let ns = std::fs::metadata(&path).unwrap();
-        let entered = Instant::now() + Duration::from_secs(5);
-        while !std::fs::metadata(&proc_ns).is_ok_and(|m| (m.dev(), m.ino()) == (ns.dev(), ns.ino())) {
-            assert!(Instant::now() < entered, "the python process never entered {name}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let result = check_unused(&path, Duration::ZERO);
+        ns.wait_for(engine.id());
+        let result = check_unused(&ns.path, Duration::ZERO);
         let _ = engine.kill();
         engine.wait().unwrap();
-        ip(&["netns", "delete", &name]);
         assert!(result.is_ok(), "{result:?}");
     }
 }
