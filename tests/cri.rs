@@ -41,8 +41,10 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use common::emu::{pct_world, real_pct, PctWorld};
-use common::engine::{cmd_bound, http_get, mounts_under, recorded_backend, stop_grace, unmount_under, wait_bound};
-use common::{nexcage_bin, repo, require_root, text};
+use common::engine::{
+    cmd_bound, containerd_config, http_get, mounts_under, recorded_backend, stop_grace, unmount_under, wait_bound,
+};
+use common::{has_cap_sys_resource, nexcage_bin, repo, require_root, text};
 
 /// The app image (busybox-static rootfs) and the sandbox image (same rootfs, a command that
 /// only waits), both built by hack/engine-images.
@@ -154,22 +156,14 @@ fn nexcage_config(dir: &Path, own: &Own) -> serde_json::Value {
     })
 }
 
-/// containerd's config.toml (version 2, containerd 1.6): the `nexcage` runtime handler
-/// as docs/engines.md gives it, with the runc shim's `Root` in the temp dir (default
-/// `/run/containerd/runc`; nexcage's records are under `<Root>/k8s.io`), the sandbox image,
-/// and a CNI configuration directory of our own.
-fn containerd_config(dir: &Path) -> String {
-    format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
+/// containerd's config.toml: the `nexcage` runtime handler as docs/engines.md gives it
+/// (common::engine), with the runc shim's `Root` in the temp dir (nexcage's records are
+/// under `<Root>/k8s.io`), the sandbox image, and a CNI configuration directory of our
+/// own. `restrict_oom_score_adj` where this process lacks CAP_SYS_RESOURCE: the CRI plugin
+/// gives a sandbox -998 and the runtime's write then fails with EACCES.
+fn cri_containerd_config(dir: &Path) -> String {
+    let cri = format!(
+        r#"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
 
@@ -183,38 +177,12 @@ state = "{d}/state"
   bin_dir = "/usr/lib/cni"
   conf_dir = "{d}/cni"
   max_conf_num = 1
-
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-    Root = "{d}/runc-root"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nexcage]
-  runtime_type = "io.containerd.runc.v2"
-  pod_annotations = ["nexcage.*"]
-  container_annotations = ["nexcage.*"]
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nexcage.options]
-    BinaryName = "{nexcage}"
-    Root = "{d}/runc-root"
 "#,
         d = dir.display(),
         pause = PAUSE_IMAGE,
-        nexcage = nexcage_bin(),
         restrict_oom = !has_cap_sys_resource()
-    )
-}
-
-/// Whether this process may lower an oom_score_adj (CAP_SYS_RESOURCE). CI sandboxes may
-/// lack it; the CRI plugin gives a sandbox -998 and the runtime's write then fails with
-/// EACCES, unless `restrict_oom_score_adj` keeps scores at or above containerd's own.
-fn has_cap_sys_resource() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
-    u64::from_str_radix(eff, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0
+    );
+    containerd_config(dir, Some(&dir.join("runc-root")), &cri)
 }
 
 /// The CNI network list: a bridge (the host is its gateway, no masquerading) with
@@ -311,7 +279,7 @@ impl Cri {
         std::fs::create_dir_all(d.join("cni")).unwrap();
         std::fs::write(d.join("nexcage.json"), serde_json::to_vec_pretty(&nexcage_config(&d, &own)).unwrap()).unwrap();
         std::fs::write(d.join("cni/10-nexcage-cri-test.conflist"), cni_config(&d, &own)).unwrap();
-        std::fs::write(d.join("config.toml"), containerd_config(&d)).unwrap();
+        std::fs::write(d.join("config.toml"), cri_containerd_config(&d)).unwrap();
         let log = File::create(d.join("containerd.log")).unwrap();
         // The shim inherits containerd's environment, and nexcage the shim's.
         let mut cmd = Command::new("containerd");

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::emu::{pct_world, real_pct, PctWorld};
-use common::engine::{cmd_bound, http_get, recorded_backend, stop_grace, unmount_under, wait_bound};
+use common::engine::{cmd_bound, containerd_config, http_get, recorded_backend, stop_grace, unmount_under, wait_bound};
 use common::{nexcage_bin, repo, require_root, text};
 
 /// Image name inside both engines (built by hack/engine-images).
@@ -853,44 +853,13 @@ struct Containerd {
 
 const CTR_NS: &str = "nexcage-test";
 
-/// config.toml (version 2, containerd 1.6/1.7) with the `nexcage` runtime handler.
-fn containerd_config(dir: &Path) -> String {
-    format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nexcage]
-  runtime_type = "io.containerd.runc.v2"
-  pod_annotations = ["nexcage.*"]
-  container_annotations = ["nexcage.*"]
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nexcage.options]
-    BinaryName = "{nexcage}"
-"#,
-        d = dir.display(),
-        nexcage = nexcage_bin()
-    )
-}
-
 impl Containerd {
     fn start() -> Containerd {
         require_root();
         let dir = tempfile::Builder::new().prefix("nexcage-containerd-").tempdir().unwrap();
         let d = dir.path();
         write_nexcage_config(d);
-        std::fs::write(d.join("config.toml"), containerd_config(d)).unwrap();
+        std::fs::write(d.join("config.toml"), containerd_config(d, None, "")).unwrap();
         let log = File::create(d.join("containerd.log")).unwrap();
         // The shim inherits containerd's environment, and nexcage the shim's.
         let mut cmd = Command::new("containerd");

@@ -370,14 +370,6 @@ fn process_settings_hostname_and_memory_limit() {
     l.assert_clean("end");
 }
 
-/// Does this (root) process have CAP_SYS_RESOURCE? (Some sandboxes drop it.)
-fn has_cap_sys_resource() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
-    const CAP_SYS_RESOURCE: u32 = 24;
-    u64::from_str_radix(eff, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0
-}
-
 /// The limit LXC applied to the cgroup of `pid`'s container (the limit sits on
 /// `lxc/<ct>`, the parent of init's `ns` cgroup): `v1_file` of the v1 `controller`
 /// hierarchy, or `v2_file` on cgroup v2 (the nearest numeric value going up).

@@ -84,3 +84,44 @@ pub fn http_get(addr: &str) -> Option<String> {
     let status = head.lines().next()?;
     (status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200")).then(|| body.to_string())
 }
+
+/// containerd's config.toml (version 2, containerd 1.6/1.7) for a private containerd
+/// whose root, state and sockets are in `dir`, with the `nexcage` runtime handler as
+/// docs/engines.md gives it. `runc_root`: the runc shim's `Root` for both handlers (where
+/// nexcage keeps its records, `<Root>/<namespace>`; default `/run/containerd/runc`).
+/// `extra`: more TOML (the CRI plugin's own settings).
+pub fn containerd_config(dir: &Path, runc_root: Option<&Path>, extra: &str) -> String {
+    let root = runc_root.map(|r| format!("\n    Root = {:?}", r.display().to_string())).unwrap_or_default();
+    let runc_options = if root.is_empty() {
+        String::new()
+    } else {
+        format!("\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]{root}")
+    };
+    format!(
+        r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"{runc_options}
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nexcage]
+  runtime_type = "io.containerd.runc.v2"
+  pod_annotations = ["nexcage.*"]
+  container_annotations = ["nexcage.*"]
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nexcage.options]
+    BinaryName = "{nexcage}"{root}
+{extra}"#,
+        d = dir.display(),
+        nexcage = super::nexcage_bin(),
+    )
+}

@@ -191,3 +191,12 @@ pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 pub mod emu;
 pub mod engine;
+
+/// Whether this process may lower an oom_score_adj or raise hard limits
+/// (CAP_SYS_RESOURCE in its effective set). CI sandboxes may lack it.
+pub fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+    u64::from_str_radix(eff, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0
+}
