@@ -15,7 +15,8 @@
 //! (`conmon_env_vars`, the daemons' environment), which only `create` reads. Nothing else
 //! reaches nexcage through the environment: Podman's own `kill` and `delete` run without
 //! it. Images are built offline by `hack/engine-images`. Every engine command has a time
-//! limit.
+//! limit. The two `*_on_its_defaults_with_the_shipped_config` tests are the exception: the
+//! engine on its default stores and the shipped nexcage configuration (`Stores`).
 //!
 //! Backend columns: crun, runc and lxc (proxmox-lxc through the pct emulator,
 //! unprivileged, see `nexcage_config`); `NEXCAGE_ENGINE_BACKENDS=crun,runc` (any subset) narrows them.
@@ -119,7 +120,7 @@ fn nexcage_config(dir: &Path) -> serde_json::Value {
         PctWorld::Real { pct, storage } => serde_json::json!({
             "kind": "proxmox-lxc", "pct": pct, "pve_root": "/", "storage": storage,
             "template_storage": "local", "network": null, "unprivileged": !pve8,
-            "vmid_range": [9640, 9679], "engine_dirs": [dir], "allowed_host_mounts": user_sources(dir),
+            "vmid_range": REAL_VMIDS, "engine_dirs": [dir], "allowed_host_mounts": user_sources(dir),
         }),
     };
     if backends().iter().any(|b| b == "lxc") {
@@ -160,10 +161,60 @@ fn nexcage_env(dir: &Path) -> Vec<(String, String)> {
     vec![("NEXCAGE_CONFIG".into(), dir.join("nexcage.json").display().to_string())]
 }
 
-fn write_nexcage_config(dir: &Path) {
+fn write_nexcage_config(dir: &Path, stores: Stores) {
     std::fs::create_dir_all(dir.join("pve")).unwrap();
-    std::fs::write(dir.join("nexcage.json"), serde_json::to_vec_pretty(&nexcage_config(dir)).unwrap()).unwrap();
+    let config = match stores {
+        Stores::Private => nexcage_config(dir),
+        Stores::HostDefaults => shipped_config(dir),
+    };
+    std::fs::write(dir.join("nexcage.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
 }
+
+/// Where an engine world keeps its containers, and which nexcage configuration it uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stores {
+    /// The engine's stores and roots in the world's temp dir; the tests' own nexcage
+    /// configuration ([`nexcage_config`]).
+    Private,
+    /// The engine's default stores and roots (Podman's `/var/lib/containers/storage`,
+    /// Docker's `/var/lib/docker`, ...) and the shipped nexcage configuration
+    /// ([`shipped_config`]). Only containers named `nxdefaults-*` are the test's: the
+    /// world never removes anything else from those stores.
+    HostDefaults,
+}
+
+/// Names of the containers a [`Stores::HostDefaults`] world makes (and removes).
+const DEFAULTS_PREFIX: &str = "nxdefaults-";
+
+/// The repository's config.json, the configuration the package installs, changed only
+/// where this machine differs from a Proxmox VE host: which pct (the emulator with a
+/// private root, or the test host's own with its storage), where nexcage-init is (this
+/// build's), and VMIDs the tests own. Everything else is as shipped: `default_backend`
+/// lxc, unprivileged, the `network` default, the default `engine_dirs`, no
+/// `allowed_host_mounts`, the shipped routes.
+fn shipped_config(dir: &Path) -> serde_json::Value {
+    let raw = std::fs::read(repo().join("config.json")).expect("the repository's config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&raw).expect("config.json is JSON");
+    let lxc = &mut config["backends"]["lxc"];
+    assert_eq!(lxc["kind"], "proxmox-lxc", "the shipped configuration's lxc backend");
+    match pct_world() {
+        PctWorld::Emulator => {
+            lxc["pct"] = repo().join("hack/pct").display().to_string().into();
+            lxc["pve_root"] = dir.join("pve").display().to_string().into();
+            lxc["vmid_range"] = serde_json::json!(vmid_range());
+        }
+        PctWorld::Real { pct, storage } => {
+            lxc["pct"] = pct.display().to_string().into();
+            lxc["storage"] = storage.as_str().into();
+            lxc["vmid_range"] = serde_json::json!(REAL_VMIDS);
+        }
+    }
+    lxc["init"] = lxc_init().display().to_string().into();
+    config
+}
+
+/// The engine tests' VMIDs on real pct (hack/test-pve).
+const REAL_VMIDS: [u32; 2] = [9640, 9679];
 
 /// The images, built once per test process (hack/engine-images).
 struct Images {
@@ -434,21 +485,47 @@ enum Via {
 /// Podman with a private store and tmp dir, and containers.conf as docs/engines.md
 /// ("Podman") gives it for a host without systemd as pid 1: nexcage the runtime, Podman's
 /// default network (its CNI `podman` bridge, which turns the host's IPv4 forwarding on:
-/// put back as it was when the world is dropped).
+/// put back as it was when the world is dropped). Or ([`Stores::HostDefaults`]) Podman
+/// on its default store, tmp dir and networks, with containers.conf as documented for
+/// this host.
 struct Podman {
     dir: tempfile::TempDir,
+    stores: Stores,
+    /// [`Stores::HostDefaults`]: the test image was in the default store before (then it
+    /// stays there afterwards).
+    image_was_there: bool,
     _forwarding: RestoreIpForward,
 }
 
 impl Podman {
     fn new() -> Podman {
+        Podman::with(Stores::Private)
+    }
+
+    fn with(stores: Stores) -> Podman {
         require_root();
         let forwarding = RestoreIpForward::new();
         let dir = tempfile::Builder::new().prefix("nexcage-podman-").tempdir().unwrap();
         let d = dir.path();
-        write_nexcage_config(d);
+        write_nexcage_config(d, stores);
         let env: Vec<String> = nexcage_env(d).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let conf = format!(
+        let conf = match stores {
+            Stores::Private => Podman::private_conf(d, &env),
+            Stores::HostDefaults => Podman::documented_conf(&env),
+        };
+        std::fs::write(d.join("containers.conf"), conf).unwrap();
+        let mut p = Podman { dir, stores, image_was_there: false, _forwarding: forwarding };
+        if stores == Stores::HostDefaults {
+            p.image_was_there = p.run(&["image", "exists", IMAGE]).code == 0;
+        }
+        p.run(&["import", "--quiet", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
+        p
+    }
+
+    /// containers.conf for a private world: as documented for a host without systemd as
+    /// pid 1, plus the world's own tmp dir and network definitions.
+    fn private_conf(d: &Path, env: &[String]) -> String {
+        format!(
             r#"# Written by tests/engines.rs; docs/engines.md explains each line.
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
@@ -471,11 +548,35 @@ network_config_dir = {net:?}
             net = d.join("networks").display().to_string(),
             env = env.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
             nexcage = nexcage_bin(),
+        )
+    }
+
+    /// containers.conf exactly as docs/engines.md ("Podman") gives it for this host: the
+    /// lines for hosts without systemd as pid 1 only on such a host, the ulimits line only
+    /// where the hard limits cannot be raised, and `conmon_env_vars` because the
+    /// configuration is not /etc/nexcage/config.json. Podman's default store, tmp dir
+    /// and networks.
+    fn documented_conf(env: &[String]) -> String {
+        let mut conf = String::from("# Written by tests/engines.rs from docs/engines.md, \"Podman\".\n");
+        if !common::has_cap_sys_resource() {
+            conf += "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\n";
+        }
+        conf += "[engine]\n";
+        if std::fs::read_to_string("/proc/1/comm").unwrap_or_default().trim() != "systemd" {
+            conf += "cgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n";
+        }
+        conf += &format!(
+            r#"runtime = "nexcage"
+runtime_supports_json = ["nexcage", "crun", "runc", "kata", "runsc", "krun"]
+conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", {env}]
+
+[engine.runtimes]
+nexcage = [{nexcage:?}]
+"#,
+            env = env.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
+            nexcage = nexcage_bin(),
         );
-        std::fs::write(d.join("containers.conf"), conf).unwrap();
-        let p = Podman { dir, _forwarding: forwarding };
-        p.run(&["import", "--quiet", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
-        p
+        conf
     }
 
     fn cmd(&self, via: Via, args: &[&str]) -> Command {
@@ -487,11 +588,10 @@ network_config_dir = {net:?}
             // which has neither the configuration nor the emulator's root: nexcage finds
             // both through the record `create` wrote.
             .env_remove("NEXCAGE_CONFIG")
-            .env_remove("PCT_EMULATOR_ROOT")
-            .arg("--root")
-            .arg(d.join("storage"))
-            .arg("--runroot")
-            .arg(d.join("run"));
+            .env_remove("PCT_EMULATOR_ROOT");
+        if self.stores == Stores::Private {
+            c.arg("--root").arg(d.join("storage")).arg("--runroot").arg(d.join("run"));
+        }
         if let Via::Path = via {
             c.arg("--runtime").arg(nexcage_bin());
         }
@@ -519,7 +619,23 @@ impl EngineCli for Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ = try_run(self.cmd(Via::Conf, &["rm", "--all", "--force", "--time", "0"]), self.dir.path(), cmd_bound());
+        let quiet = |args: &[&str]| try_run(self.cmd(Via::Conf, args), self.dir.path(), cmd_bound()).ok();
+        match self.stores {
+            Stores::Private => {
+                quiet(&["rm", "--all", "--force", "--time", "0"]);
+            }
+            Stores::HostDefaults => {
+                let filter = format!("name=^{DEFAULTS_PREFIX}");
+                if let Some(ours) = quiet(&["ps", "--all", "--quiet", "--filter", &filter]) {
+                    for id in ours.stdout.split_whitespace() {
+                        quiet(&["rm", "--force", "--time", "0", id]);
+                    }
+                }
+                if !self.image_was_there {
+                    quiet(&["rmi", IMAGE]);
+                }
+            }
+        }
         unmount_under(self.dir.path());
     }
 }
@@ -831,14 +947,20 @@ fn assert_refused_mount(r: &Ran) {
     );
 }
 
-/// No Proxmox container is left in the world's emulator root, or (real pct) in the VMID
-/// range of the engine tests (failed creates clean up).
+/// The PVE configs of this world's Proxmox containers: those in the world's emulator
+/// root, or (real pct) those in the VMID range of the engine tests.
+fn pve_confs(dir: &Path) -> Vec<PathBuf> {
+    let (root, range) = match pct_world() {
+        PctWorld::Emulator => (dir.join("pve"), (0, u32::MAX)),
+        PctWorld::Real { .. } => (PathBuf::from("/"), (REAL_VMIDS[0], REAL_VMIDS[1])),
+    };
+    common::emu::confs(&root, range).into_iter().map(|n| root.join("etc/pve/lxc").join(n)).collect()
+}
+
+/// No Proxmox container is left in the world (failed creates clean up).
 #[track_caller]
 fn assert_no_pve_containers(dir: &Path) {
-    let confs = match pct_world() {
-        PctWorld::Emulator => common::emu::names(dir.join("pve/etc/pve/lxc")),
-        PctWorld::Real { .. } => common::emu::confs(Path::new("/"), (9640, 9679)),
-    };
+    let confs = pve_confs(dir);
     assert!(confs.is_empty(), "PVE configs left: {confs:?}");
 }
 
@@ -858,7 +980,7 @@ impl Containerd {
         require_root();
         let dir = tempfile::Builder::new().prefix("nexcage-containerd-").tempdir().unwrap();
         let d = dir.path();
-        write_nexcage_config(d);
+        write_nexcage_config(d, Stores::Private);
         std::fs::write(d.join("config.toml"), containerd_config(d, None, "")).unwrap();
         let log = File::create(d.join("containerd.log")).unwrap();
         // The shim inherits containerd's environment, and nexcage the shim's.
@@ -1109,21 +1231,43 @@ const STOPSIGNAL_IMAGE: &str = "localhost/nexcage-busybox:stopsignal";
 /// configuration's routing decides). The daemon never touches the host's firewall or
 /// forwarding (`iptables`, `ip-forward`, `ip-masq` false); published ports go through
 /// Docker's userland proxy. docs/engines.md, "Docker".
+///
+/// Or ([`Stores::HostDefaults`]) dockerd on its default data root, exec root and socket
+/// (`/var/lib/docker`, `/run/docker`, `/var/run/docker.sock`), with the same daemon.json.
+/// That needs a host whose own dockerd is not running (Debian's is not started by
+/// hack/setup, and is disabled in the test VM).
 struct Docker {
     dir: tempfile::TempDir,
+    stores: Stores,
     daemon: Option<Child>,
+    /// [`Stores::HostDefaults`]: the test image was in the default data root before.
+    image_was_there: bool,
 }
+
+/// The socket of a dockerd on its defaults.
+const DOCKER_DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 impl Docker {
     fn start() -> Docker {
+        Docker::start_with(Stores::Private)
+    }
+
+    fn start_with(stores: Stores) -> Docker {
         require_root();
         assert!(
             Path::new(DOCKERD).exists(),
             "{DOCKERD} is missing: the Docker tests need Debian's docker.io (hack/setup installs it)"
         );
+        if stores == Stores::HostDefaults {
+            assert!(
+                std::os::unix::net::UnixStream::connect(DOCKER_DEFAULT_SOCKET).is_err(),
+                "a dockerd answers on {DOCKER_DEFAULT_SOCKET}: this test starts its own on Docker's default roots; \
+                 stop the host's dockerd (systemctl stop docker docker.socket) to run it"
+            );
+        }
         let dir = tempfile::Builder::new().prefix("nexcage-docker-").tempdir().unwrap();
         let d = dir.path();
-        write_nexcage_config(d);
+        write_nexcage_config(d, stores);
         let mut runtimes = serde_json::json!({ "nexcage": { "path": nexcage_bin() } });
         for b in ["crun", "runc", "lxc", "nope"] {
             runtimes[format!("nexcage-{b}")] =
@@ -1137,23 +1281,30 @@ impl Docker {
         let log = File::create(d.join("dockerd.log")).unwrap();
         // containerd, the shim and nexcage inherit dockerd's environment.
         let mut cmd = Command::new(DOCKERD);
-        cmd.arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", d.join("docker.sock").display()))
-            .envs(nexcage_env(d));
+        cmd.arg("--config-file").arg(d.join("daemon.json"));
+        if stores == Stores::Private {
+            cmd.arg("--data-root")
+                .arg(d.join("data"))
+                .arg("--exec-root")
+                .arg(d.join("exec"))
+                .arg("--pidfile")
+                .arg(d.join("docker.pid"))
+                .arg("--host")
+                .arg(format!("unix://{}", d.join("docker.sock").display()));
+        }
+        cmd.envs(nexcage_env(d));
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
         let daemon = cmd.spawn().expect("dockerd");
-        let mut k = Docker { dir, daemon: None };
+        let mut k = Docker { dir, stores, daemon: None, image_was_there: false };
         let log = k.dir.path().join("dockerd.log");
         k.daemon = Some(wait_for_daemon("dockerd", daemon, &log, || k.docker(&["version"]).code == 0));
+        if stores == Stores::HostDefaults {
+            k.image_was_there = k.docker(&["image", "inspect", IMAGE]).code == 0;
+        }
         k.docker(&["import", "--change", r#"CMD ["sh"]"#, images().rootfs_tar.to_str().unwrap(), IMAGE]).ok();
+        if stores == Stores::HostDefaults {
+            return k;
+        }
         // STOPSIGNAL cannot be given to import or commit: a one-line build (classic
         // builder, no RUN: nothing runs, nothing is fetched).
         let ctx = k.dir.path().join("stopsignal-image");
@@ -1168,12 +1319,19 @@ impl Docker {
     /// nexcage's state root under this dockerd: the runc shim's `--root` (every runtime
     /// Docker names runs under the runc shim, namespace `moby`).
     fn nexcage_root(&self) -> PathBuf {
-        self.dir.path().join("exec/runtime-runc/moby")
+        match self.stores {
+            Stores::Private => self.dir.path().join("exec/runtime-runc/moby"),
+            Stores::HostDefaults => PathBuf::from("/run/docker/runtime-runc/moby"),
+        }
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
+        let socket = match self.stores {
+            Stores::Private => self.dir.path().join("docker.sock"),
+            Stores::HostDefaults => PathBuf::from(DOCKER_DEFAULT_SOCKET),
+        };
         let mut c = Command::new(DOCKER);
-        c.arg("--host").arg(format!("unix://{}", self.dir.path().join("docker.sock").display())).args(args);
+        c.arg("--host").arg(format!("unix://{}", socket.display())).args(args);
         c
     }
 
@@ -1203,10 +1361,19 @@ impl Drop for Docker {
     fn drop(&mut self) {
         if let Some(daemon) = self.daemon.take() {
             let quiet = |args: &[&str]| try_run(self.cmd(args), self.dir.path(), cmd_bound()).ok();
-            if let Some(out) = quiet(&["ps", "-a", "-q"]) {
+            // A world on the default data root removes only its own containers.
+            let filter = format!("name=^{DEFAULTS_PREFIX}");
+            let ours: &[&str] = match self.stores {
+                Stores::Private => &[],
+                Stores::HostDefaults => &["--filter", &filter],
+            };
+            if let Some(out) = quiet(&[&["ps", "-a", "-q"], ours].concat()) {
                 for id in out.stdout.lines() {
                     quiet(&["rm", "--force", id]);
                 }
+            }
+            if self.stores == Stores::HostDefaults && !self.image_was_there {
+                quiet(&["rmi", IMAGE]);
             }
             stop_daemon(daemon, Duration::from_secs(30));
         }
@@ -1740,4 +1907,130 @@ fn podman_network_connect_edits_hosts_seen_inside() {
         assert_no_pve_containers(p.dir.path());
     }
     p.run(&["network", "rm", "nxextra"]).ok();
+}
+
+// ---- the shipped configuration on the engines' defaults -----------------------------
+
+/// What an operator sees who installs nexcage with its shipped configuration and adds
+/// only the engine's documented lines (issue 18, items 2 and 3), checked on an engine
+/// world on its default stores ([`Stores::HostDefaults`]). `route`: the `run` words that
+/// leave the backend to nexcage's configuration. `nexcage_root`: where nexcage keeps its
+/// records under this engine. `store`: the engine's default
+/// per-container directories (each in the shipped `engine_dirs`). `inside`: more files
+/// the engine puts into every container.
+///
+/// A container with no choice of its own lands on the shipped default backend, lxc (so
+/// recorded): one
+/// Proxmox container, unprivileged, with the engine's network and no Proxmox NIC beside
+/// it. The files the engine binds in (hostname, hosts, resolv.conf) come from the
+/// engine's directory for that container and are the program's, with no
+/// `allowed_host_mounts` entry; `/dev/shm` is writable; the published port answers. After
+/// `rm`, and after a `run --rm` (streams and exit status as on runc), nothing is left: no
+/// record, no Proxmox container, none of the engine's files. A user's bind mount of /etc
+/// is still refused by name.
+fn check_shipped_config<E: EngineCli>(
+    e: &E,
+    dir: &Path,
+    route: &[&str],
+    nexcage_root: &Path,
+    store: &[&str],
+    inside: &[&str],
+) {
+    let name = format!("{DEFAULTS_PREFIX}web");
+    let mut args = vec!["run", "-d", "--name", &name, "--publish", "127.0.0.1::80"];
+    args.extend_from_slice(route);
+    args.extend_from_slice(&[
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
+    ]);
+    let id = e.cli(&args).ok().stdout.trim().to_string();
+    poll(&format!("{name} printing ready"), || e.cli(&["logs", &name]).stdout.contains("ready").then_some(()));
+
+    assert_eq!(recorded_backend(nexcage_root, &id).as_deref(), Some("lxc"), "the shipped default backend");
+    let confs = pve_confs(dir);
+    assert_eq!(confs.len(), 1, "one Proxmox container for {id}: {confs:?}");
+    let conf = std::fs::read_to_string(&confs[0]).unwrap();
+    assert!(conf.lines().any(|l| l == "unprivileged: 1"), "the shipped backend is unprivileged: {conf}");
+    assert!(!conf.lines().any(|l| l.starts_with("net0:")), "a Proxmox NIC beside the engine's network: {conf}");
+
+    for (field, file) in [
+        ("{{.HostnamePath}}", "/etc/hostname"),
+        ("{{.HostsPath}}", "/etc/hosts"),
+        ("{{.ResolvConfPath}}", "/etc/resolv.conf"),
+    ] {
+        let path = e.inspect(&name, field);
+        assert!(
+            store.iter().any(|s| Path::new(&path).starts_with(Path::new(s).join(&id))),
+            "{file}: the engine's file {path} is not in its directory for the container below {store:?}"
+        );
+        let engine = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        assert_eq!(e.cli(&["exec", &name, "cat", file]).ok().stdout, engine, "{file} inside is the engine's {path}");
+    }
+    for file in inside {
+        e.cli(&["exec", &name, "test", "-e", file]).ok();
+    }
+    let shm = e.cli(&["exec", &name, "sh", "-c", "echo shm-ok > /dev/shm/probe && cat /dev/shm/probe"]).ok();
+    assert_eq!(shm.stdout, "shm-ok\n", "{}", shm.show());
+
+    let port = e.cli(&["port", &name, "80/tcp"]).ok().stdout;
+    let addr = port.lines().next().unwrap_or_default().trim().to_string();
+    assert_eq!(poll(&format!("HTTP on {addr}"), || http_get(&addr)), format!("hello-from-{}\n", &id[..12]));
+
+    e.cli(&["rm", "--force", &name]).ok();
+    assert_eq!(recorded_backend(nexcage_root, &id), None, "nexcage's record of {id} removed");
+    assert_no_pve_containers(dir);
+    for s in store {
+        assert!(!Path::new(s).join(&id).exists(), "the engine's files of {id} are left in {s}");
+    }
+
+    let fg = format!("{DEFAULTS_PREFIX}fg");
+    let mut args = vec!["run", "--rm", "--name", &fg];
+    args.extend_from_slice(route);
+    args.extend_from_slice(&[IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let r = e.cli(&args).code_is(3);
+    assert_eq!((r.stdout.as_str(), without_cli_warnings(&r.stderr).as_str()), ("out\n", "err\n"), "{}", r.show());
+    assert_no_pve_containers(dir);
+
+    let bad = format!("{DEFAULTS_PREFIX}bind");
+    let mut args = vec!["run", "--rm", "--name", &bad];
+    args.extend_from_slice(route);
+    args.extend_from_slice(&["-v", "/etc:/host-etc:ro", IMAGE, "true"]);
+    let r = e.cli(&args);
+    assert!(r.code != 0, "{}", r.show());
+    assert_refused_mount(&r);
+    assert_no_pve_containers(dir);
+}
+
+/// Setup: docs/engines.md, "Podman", on Podman's default store, tmp dir and network, with
+/// the shipped nexcage configuration (docs/configuration.md), changed only in which pct,
+/// which nexcage-init and which VMIDs: see [`check_shipped_config`].
+#[test]
+fn podman_on_its_defaults_with_the_shipped_config() {
+    if !backends().iter().any(|b| b == "lxc") {
+        eprintln!("NEXCAGE_ENGINE_BACKENDS has no lxc: the shipped configuration's default backend is not tested");
+        return;
+    }
+    let _serial = one_at_a_time();
+    let p = Podman::with(Stores::HostDefaults);
+    let store = ["/var/lib/containers/storage/overlay-containers", "/run/containers/storage/overlay-containers"];
+    check_shipped_config(&p, p.dir.path(), &[], Path::new(PODMAN_NEXCAGE_ROOT), &store, &["/run/.containerenv"]);
+}
+
+/// Setup: docs/engines.md, "Docker" (the plain `nexcage` runtime, so the configuration
+/// routes), on Docker's default data root, exec root and socket, with the shipped nexcage
+/// configuration, changed only in which pct, which nexcage-init and which VMIDs: see
+/// [`check_shipped_config`]. The daemon leaves the host's firewall alone as in every
+/// Docker test.
+#[test]
+fn docker_on_its_defaults_with_the_shipped_config() {
+    if !backends().iter().any(|b| b == "lxc") {
+        eprintln!("NEXCAGE_ENGINE_BACKENDS has no lxc: the shipped configuration's default backend is not tested");
+        return;
+    }
+    let _serial = one_at_a_time();
+    let k = Docker::start_with(Stores::HostDefaults);
+    let store = ["/var/lib/docker/containers"];
+    check_shipped_config(&k, k.dir.path(), &["--runtime", "nexcage"], &k.nexcage_root(), &store, &[]);
 }
