@@ -2034,3 +2034,47 @@ fn docker_on_its_defaults_with_the_shipped_config() {
     let store = ["/var/lib/docker/containers"];
     check_shipped_config(&k, k.dir.path(), &["--runtime", "nexcage"], &k.nexcage_root(), &store, &[]);
 }
+
+/// Names on a user-defined Podman network (issue 16: DNS lookups): the network's name
+/// server (aardvark-dns under netavark, Podman 5 in the test VM; dnsmasq started by the
+/// dnsname CNI plugin under Podman 4.3's CNI, this host), listening on the network's
+/// gateway address in the host's namespace, is the first `nameserver` in a container's
+/// resolv.conf (Podman 4.3 lists the host's after it), and resolves another container's name and its `--network-alias`; a name
+/// Podman does not know fails. No traffic leaves the machine.
+/// Setup: docs/engines.md, "Podman"; the lxc column as in "proxmox-lxc under an engine";
+/// docs/networking.md, "An engine's network namespace and an unprivileged container".
+#[test]
+fn podman_user_network_resolves_container_names() {
+    let _serial = one_at_a_time();
+    let p = Podman::new();
+    p.run(&["network", "create", "nxnames"]).ok();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&p.run(&["network", "inspect", "nxnames"]).ok().stdout).unwrap();
+    assert_eq!(inspect[0]["dns_enabled"], true, "Podman's name server is not on: {inspect}");
+    let gateway = inspect[0]["subnets"][0]["gateway"].as_str().expect("the network's gateway").to_string();
+    for backend in backends() {
+        let server = format!("names-srv-{backend}");
+        let alias = format!("web-{backend}");
+        p.run_detached(
+            &backend,
+            &server,
+            &["--network", "nxnames", "--network-alias", &alias],
+            "mkdir -p /www && echo hello-by-name > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
+        );
+        let words = Podman::backend_words(&backend);
+        let script = format!(
+            "grep -m1 '^nameserver' /etc/resolv.conf && wget -qO- http://{server}/ && wget -qO- http://{alias}/ \
+             && if nslookup no-such-container-{backend} >/dev/null 2>&1; then echo resolved-unknown; fi"
+        );
+        let r = p.run(&["run", "--rm", &words[0], &words[1], "--network", "nxnames", IMAGE, "sh", "-c", &script]).ok();
+        assert_eq!(
+            r.stdout,
+            format!("nameserver {gateway}\nhello-by-name\nhello-by-name\n"),
+            "{backend}: a container on the network reaching {server} and {alias} by name: {}",
+            r.show()
+        );
+        p.run(&["rm", "--force", "--time", "0", &server]).ok();
+        assert_no_pve_containers(p.dir.path());
+    }
+    p.run(&["network", "rm", "nxnames"]).ok();
+}
