@@ -936,6 +936,16 @@ fn proxmox_nic_has_its_address_and_lo_is_up() {
         let net1 = conf.lines().find_map(|l| l.strip_prefix("net1: ")).unwrap_or_else(|| panic!("{conf}"));
         assert!(net1.contains("ip=dhcp") && net1.contains("host-managed=1"), "{net1}");
     }
+    // The pid file names the supervisor, a host process, which lives in the container's
+    // network namespace: what engines do with /proc/<pid>/ns/net (`ctr run --cni` runs
+    // its CNI plugins there, `nsenter --net -t <pid>`) reaches the container's eth0, not
+    // the host's network.
+    let seen = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", c.pid))
+        .args(["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .output()
+        .unwrap();
+    assert!(text(&seen.stdout).contains(" 10.231.96.50/24 "), "eth0 in the pid file's network namespace: {seen:?}");
     ok(&l.w.nexcage(["start", "srv"]));
     // The program reaches the host, then the host reaches the program.
     assert_eq!(receive_line(&host), "hello-from-ct\n");

@@ -522,7 +522,7 @@ fn start_container(
         }
         return Ok(Created::Inline { conn: fd, program, net });
     }
-    let child = supervisor::spawn(ctx, &fd, program, Some(&data.run_dir), net.as_ref())?;
+    let child = supervisor::spawn(ctx, &fd, program, program, Some(&data.run_dir), net.as_ref())?;
     if let Some(n) = net {
         n.handed_over();
     }

@@ -87,7 +87,7 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     let program = ProcRef::of(spawned.pid).unwrap_or(ProcRef { pid: spawned.pid, start: 0 });
     let fd = conn.into_fd();
     if args.detach {
-        let child = supervisor::spawn(ctx, &fd, program, None, None)?;
+        let child = supervisor::spawn(ctx, &fd, program, init, None, None)?;
         drop(fd);
         if let Some(p) = &args.pid_file {
             write_pid_file(p, child.id() as i32)?;

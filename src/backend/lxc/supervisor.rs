@@ -62,10 +62,13 @@ const FORWARDED: &[Signal] = &[
 /// exit; the caller either returns (create: the supervisor is reparented to the engine)
 /// or waits for it (foreground `run`).
 /// `run_dir` labels a container's supervisor (not an exec's), see [`find_container_supervisor`].
+/// `inside`: a live process of the container (its program, or its init for an exec,
+/// whose process may be gone already), whose network namespace the supervisor joins.
 pub fn spawn(
     ctx: &Ctx,
     conn: &OwnedFd,
     program: ProcRef,
+    inside: ProcRef,
     run_dir: Option<&Path>,
     net: Option<&NetReturn>,
 ) -> Result<Child> {
@@ -100,6 +103,15 @@ pub fn spawn(
         None => None,
     };
     let net_raw = net_copy.as_ref().map(|f| f.as_raw_fd());
+    // Engines know the container by the supervisor's pid (pid file, `state`), so the
+    // supervisor lives in the container's network namespace: what an engine does with
+    // /proc/<pid>/ns/net (`ctr run --cni` runs its CNI plugins there, `nsenter --net
+    // -t <pid>`) then reaches the container's network and never the host's. Nothing of
+    // the supervisor's own needs the host's: its connection to init is an open socket,
+    // and giving interfaces back names both namespaces explicitly (netmove).
+    let container_net = super::procfs::open_net_ns(inside)
+        .with_context(|| format!("cannot open the container's network namespace (pid {})", inside.pid))?;
+    let container_net_raw = container_net.as_raw_fd();
     // The caller's stdout/stderr when they are pipes: the supervisor keeps a copy and,
     // before it exits, waits until the engine has read what the program wrote. The
     // engine learns of the exit from the supervisor; without this, containerd can
@@ -135,6 +147,10 @@ pub fn spawn(
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            // First: the dup2s below may reuse its fd number.
+            if libc::setns(container_net_raw, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
