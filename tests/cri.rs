@@ -42,7 +42,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use common::emu::{pct_world, real_pct, PctWorld};
 use common::engine::{
-    cmd_bound, containerd_config, http_get, mounts_under, recorded_backend, stop_grace, unmount_under, wait_bound,
+    cmd_bound, containerd_config, http_get, mounts_under, recorded_backend, stop_grace, try_run, unmount_under,
+    wait_bound,
 };
 use common::{has_cap_sys_resource, nexcage_bin, repo, require_root, text};
 
@@ -211,37 +212,14 @@ fn images() -> (PathBuf, PathBuf) {
     (out.join("image.oci.tar"), out.join("pause.oci.tar"))
 }
 
-/// Run a command with stdin null, output captured in files under `dir`, killed (its
-/// process group) after `bound`. Err names the command and what it printed.
-fn run(mut cmd: Command, dir: &Path, bound: Duration) -> Result<String, String> {
-    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (out, err) = (dir.join(format!("cmd-{n}.out")), dir.join(format!("cmd-{n}.err")));
-    let what = format!("{cmd:?}");
-    let (o, e) = (File::create(&out).unwrap(), File::create(&err).unwrap());
-    cmd.stdin(Stdio::null()).stdout(o).stderr(e).process_group(0);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
-    let read = |p: &Path| text(&std::fs::read(p).unwrap_or_default());
-    let deadline = Instant::now() + bound;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
-            let _ = child.wait();
-            return Err(format!(
-                "{what} did not finish within {bound:?}\nstdout: {}\nstderr: {}",
-                read(&out),
-                read(&err)
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if !status.success() {
-        return Err(format!("{what}: {status}\nstdout: {}\nstderr: {}", read(&out), read(&err)));
+/// Run a command (bounded, see [`try_run`]); its stdout if it succeeded, else an error
+/// naming the command and what it printed.
+fn run(cmd: Command, dir: &Path, bound: Duration) -> Result<String, String> {
+    let r = try_run(cmd, dir, bound)?;
+    if r.code != 0 {
+        return Err(r.show());
     }
-    Ok(read(&out))
+    Ok(r.stdout)
 }
 
 /// Poll `f` until it returns Some (bounded by [`wait_bound`]); `show` says what was seen.

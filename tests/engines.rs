@@ -25,15 +25,18 @@ mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::emu::{pct_world, real_pct, PctWorld};
-use common::engine::{cmd_bound, containerd_config, http_get, recorded_backend, stop_grace, unmount_under, wait_bound};
+use common::engine::{
+    cmd_bound, code_of, containerd_config, http_get, recorded_backend, run_bounded, stop_grace, try_run, unmount_under,
+    wait_bound, wait_child, Ran,
+};
 use common::{nexcage_bin, repo, require_root, text};
 
 /// Image name inside both engines (built by hack/engine-images).
@@ -233,79 +236,6 @@ fn images() -> &'static Images {
 }
 
 // ---- running commands -------------------------------------------------------------
-
-/// A finished command: exit code (128+N for a signal), both streams, time taken.
-struct Ran {
-    what: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Ran {
-    #[track_caller]
-    fn ok(self) -> Ran {
-        assert_eq!(self.code, 0, "{}", self.show());
-        self
-    }
-    #[track_caller]
-    fn code_is(self, want: i32) -> Ran {
-        assert_eq!(self.code, want, "{}", self.show());
-        self
-    }
-    fn show(&self) -> String {
-        format!("{}\nexit {}\nstdout: {}\nstderr: {}", self.what, self.code, self.stdout, self.stderr)
-    }
-}
-
-fn code_of(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
-/// Run `cmd` with stdin null and stdout/stderr in files under `dir` (a daemon inheriting
-/// them cannot block us), killed after [`cmd_bound`].
-#[track_caller]
-fn run_bounded(cmd: Command, dir: &Path) -> Ran {
-    try_run(cmd, dir, cmd_bound()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `run_bounded` without panicking (for cleanup in `Drop`): a timeout is an error.
-fn try_run(mut cmd: Command, dir: &Path, timeout: Duration) -> Result<Ran, String> {
-    static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let (out, err) = (dir.join(format!("cmd-{n}.out")), dir.join(format!("cmd-{n}.err")));
-    let what = format!("{cmd:?}");
-    let files = File::create(&out).and_then(|o| Ok((o, File::create(&err)?)));
-    let (o, e) = files.map_err(|e| format!("{what}: cannot create output files: {e}"))?;
-    cmd.stdin(Stdio::null()).stdout(o).stderr(e).process_group(0);
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
-    let read = |p: &Path| text(&std::fs::read(p).unwrap_or_default());
-    let Some(status) = wait_child(&mut child, timeout) else {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
-        let _ = child.wait();
-        return Err(format!(
-            "{what} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-            read(&out),
-            read(&err)
-        ));
-    };
-    Ok(Ran { what, code: code_of(status), stdout: read(&out), stderr: read(&err), took: start.elapsed() })
-}
-
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some(st);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Poll `f` until it returns Some (bounded).
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -1132,6 +1062,109 @@ fn ctr_detached_routing_exec_and_kill() {
         c.ctr(&["tasks", "delete", id]).ok();
         assert_eq!(recorded_backend(&c.nexcage_root(), id), None, "{id}: record removed with the task");
         c.ctr(&["containers", "rm", id]).ok();
+    }
+}
+
+/// The CNI network `ctr run --cni` uses, for as long as a test needs it. ctr (containerd
+/// 1.6 and 1.7) reads CNI configuration only from /etc/cni/net.d (the first file by name)
+/// and plugins only from /opt/cni/bin, with no flag for either: this writes
+/// `00-nexcage-ctr-test.conflist` there (a bridge `nxctr0` with `10.231.95.0/24`) and,
+/// where /opt/cni/bin does not exist, links it to Debian's plugins (/usr/lib/cni). Both
+/// are removed on drop.
+struct CtrCni {
+    conflist: PathBuf,
+    linked_plugins: bool,
+}
+
+impl CtrCni {
+    const NET_DIR: &'static str = "/etc/cni/net.d";
+    const PLUGINS: &'static str = "/opt/cni/bin";
+    const SUBNET: &'static str = "10.231.95.";
+
+    fn install() -> CtrCni {
+        std::fs::create_dir_all(Self::NET_DIR).unwrap();
+        let conflist = Path::new(Self::NET_DIR).join("00-nexcage-ctr-test.conflist");
+        let net = serde_json::json!({
+            "cniVersion": "0.4.0", "name": "nexcage-ctr-test",
+            "plugins": [{ "type": "bridge", "bridge": "nxctr0", "isGateway": true, "ipMasq": false,
+                "ipam": { "type": "host-local", "ranges": [[{ "subnet": format!("{}0/24", Self::SUBNET) }]],
+                          "routes": [{ "dst": "0.0.0.0/0" }] } }],
+        });
+        std::fs::write(&conflist, serde_json::to_vec_pretty(&net).unwrap()).unwrap();
+        let linked_plugins = !Path::new(Self::PLUGINS).exists();
+        if linked_plugins {
+            std::fs::create_dir_all("/opt/cni").unwrap();
+            std::os::unix::fs::symlink("/usr/lib/cni", Self::PLUGINS).unwrap();
+        }
+        CtrCni { conflist, linked_plugins }
+    }
+}
+
+impl Drop for CtrCni {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.conflist);
+        if self.linked_plugins {
+            let _ = std::fs::remove_file(Self::PLUGINS);
+            let _ = std::fs::remove_dir("/opt/cni");
+        }
+        let _ = Command::new("ip").args(["link", "delete", "nxctr0"]).status();
+    }
+}
+
+/// `ctr run --cni` (issue 16): ctr creates the task, then runs the CNI plugins in the
+/// network namespace of the pid the runtime reported (/proc/<pid>/ns/net), then starts
+/// it. On lxc that pid is the supervisor's, which lives in the container's network
+/// namespace, so the program has the address CNI gave, reaches the host through the
+/// bridge, and the host's own network is left alone (its default route is unchanged).
+/// After the run, `--rm` has CNI release the address.
+/// Setup: docs/engines.md, "ctr", with a CNI network in /etc/cni/net.d ([`CtrCni`]); the
+/// lxc column as in "proxmox-lxc under an engine".
+#[test]
+fn ctr_run_cni_network_address_and_reach_the_host() {
+    let _serial = one_at_a_time();
+    let _cni = CtrCni::install();
+    let c = Containerd::start();
+    let host_route = || text(&Command::new("ip").args(["-4", "route", "show", "default"]).output().unwrap().stdout);
+    let before = host_route();
+    for backend in backends() {
+        let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heard = std::thread::spawn(move || receive_one_line(&listener));
+        let ann = format!("nexcage.backend={backend}");
+        let script = format!(
+            "ip -4 -o addr show dev eth0 | awk '{{print $4}}'; gw=$(ip route | awk '/^default/ {{print $3}}'); \
+             echo \"$gw\"; echo from-cni | nc -w 5 \"$gw\" {port}"
+        );
+        let id = format!("cni-{backend}");
+        let r = c.ctr_run(&["--rm", "--cni", "--annotation", &ann], &id, &["sh", "-c", &script]).ok();
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        let addr = lines.first().and_then(|a| a.strip_suffix("/24")).unwrap_or_default().to_string();
+        assert!(addr.starts_with(CtrCni::SUBNET), "{backend}: eth0 has no address from CNI: {}", r.show());
+        assert_eq!(lines.get(1).copied(), Some(format!("{}1", CtrCni::SUBNET).as_str()), "{backend}: {}", r.show());
+        assert_eq!(heard.join().unwrap(), "from-cni\n", "{backend}: the host heard the container");
+        assert_eq!(host_route(), before, "{backend}: the host's default route changed");
+        let lease = Path::new("/var/lib/cni/networks/nexcage-ctr-test").join(&addr);
+        assert!(!lease.exists(), "{backend}: CNI kept {addr} after ctr run --rm");
+        assert_eq!(c.ctr(&["containers", "ls", "--quiet"]).ok().stdout, "", "{backend}: --rm removed it");
+    }
+}
+
+/// The first line a client sends to `listener`, waiting at most [`wait_bound`].
+fn receive_one_line(listener: &std::net::TcpListener) -> String {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + wait_bound();
+    loop {
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut got = String::new();
+                let _ = s.read_to_string(&mut got);
+                return got;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return format!("nothing heard within {:?}: {e}", wait_bound()),
+        }
     }
 }
 

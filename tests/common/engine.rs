@@ -1,12 +1,18 @@
-//! Helpers shared by the engine suites (tests/engines.rs, tests/cri.rs): what they read
-//! of the host (mounts, nexcage's records) and of the containers (a page over HTTP).
+//! Helpers shared by the engine suites (tests/engines.rs, tests/cri.rs): running engine
+//! commands with a bound, what they read of the host (mounts, nexcage's records) and of
+//! the containers (a page over HTTP).
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::ToSocketAddrs;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::emu::real_pct;
+use super::text;
 
 /// Upper bound for any single engine command or API call. On real pct (hack/test-pve) one
 /// container's create, start and destroy are Proxmox's Perl three times over, plus its
@@ -29,6 +35,79 @@ pub fn wait_bound() -> Duration {
 /// takes is not asserted.
 pub fn stop_grace() -> Duration {
     Duration::from_secs(if real_pct() { 180 } else { 20 })
+}
+
+/// A finished command: exit code (128+N for a signal), both streams, time taken.
+pub struct Ran {
+    pub what: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Ran {
+    #[track_caller]
+    pub fn ok(self) -> Ran {
+        assert_eq!(self.code, 0, "{}", self.show());
+        self
+    }
+    #[track_caller]
+    pub fn code_is(self, want: i32) -> Ran {
+        assert_eq!(self.code, want, "{}", self.show());
+        self
+    }
+    pub fn show(&self) -> String {
+        format!("{}\nexit {}\nstdout: {}\nstderr: {}", self.what, self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn code_of(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Run `cmd` with stdin null and stdout/stderr in files under `dir` (a daemon inheriting
+/// them cannot block us), killed after [`cmd_bound`].
+#[track_caller]
+pub fn run_bounded(cmd: Command, dir: &Path) -> Ran {
+    try_run(cmd, dir, cmd_bound()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `run_bounded` without panicking (for cleanup in `Drop`): a timeout is an error.
+pub fn try_run(mut cmd: Command, dir: &Path, timeout: Duration) -> Result<Ran, String> {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let (out, err) = (dir.join(format!("cmd-{n}.out")), dir.join(format!("cmd-{n}.err")));
+    let what = format!("{cmd:?}");
+    let files = File::create(&out).and_then(|o| Ok((o, File::create(&err)?)));
+    let (o, e) = files.map_err(|e| format!("{what}: cannot create output files: {e}"))?;
+    cmd.stdin(Stdio::null()).stdout(o).stderr(e).process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
+    let read = |p: &Path| text(&std::fs::read(p).unwrap_or_default());
+    let Some(status) = wait_child(&mut child, timeout) else {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
+        let _ = child.wait();
+        return Err(format!(
+            "{what} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+            read(&out),
+            read(&err)
+        ));
+    };
+    Ok(Ran { what, code: code_of(status), stdout: read(&out), stderr: read(&err), took: start.elapsed() })
+}
+
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Mount points at or below `dir`, from this process's mountinfo (octal escapes undone).
