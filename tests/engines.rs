@@ -1870,6 +1870,33 @@ fn docker_default_network_address_port_peers_host_and_dns() {
     }
 }
 
+/// On the user-defined network `net`: a server container (`names-srv-<backend>`, with the
+/// network alias `alias`) serves a page, and a second container finds it by both names;
+/// the first `nameserver` in the second's resolv.conf is `nameserver` (the engine's name
+/// server), and a name the engine does not know fails to resolve.
+fn check_names_on_a_user_network<E: EngineCli>(e: &E, backend: &str, net: &str, alias: &str, nameserver: &str) {
+    let server = format!("names-srv-{backend}");
+    e.run_detached(
+        backend,
+        &server,
+        &["--network", net, "--network-alias", alias],
+        "mkdir -p /www && echo hello-by-name > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
+    );
+    let words = E::backend_words(backend);
+    let script = format!(
+        "grep -m1 '^nameserver' /etc/resolv.conf && wget -qO- http://{server}/ && wget -qO- http://{alias}/ \
+         && if nslookup no-such-container-{backend} >/dev/null 2>&1; then echo resolved-unknown; fi"
+    );
+    let r = e.cli(&["run", "--rm", &words[0], &words[1], "--network", net, IMAGE, "sh", "-c", &script]).ok();
+    assert_eq!(
+        r.stdout,
+        format!("nameserver {nameserver}\nhello-by-name\nhello-by-name\n"),
+        "{backend}: a container on {net} reaching {server} and {alias} by name: {}",
+        r.show()
+    );
+    e.cli(&["rm", "--force", &server]).ok();
+}
+
 /// Names on a user-defined Docker network (issue 16: DNS lookups): Docker's embedded DNS
 /// server (127.0.0.11 in the container's resolv.conf, answered from dockerd through the
 /// rules its prestart hook puts into the container's namespace) resolves another
@@ -1883,28 +1910,7 @@ fn docker_user_network_resolves_container_names() {
     let k = Docker::start();
     k.docker(&["network", "create", "nxnames"]).ok();
     for backend in backends() {
-        let server = format!("names-srv-{backend}");
-        let alias = format!("web-{backend}.example");
-        k.run_detached(
-            &backend,
-            &server,
-            &["--network", "nxnames", "--network-alias", &alias],
-            "mkdir -p /www && echo hello-by-name > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
-        );
-        let words = Docker::backend_words(&backend);
-        let script = format!(
-            "grep -x 'nameserver 127.0.0.11' /etc/resolv.conf && wget -qO- http://{server}/ && wget -qO- http://{alias}/ \
-             && if nslookup no-such-container-{backend} >/dev/null 2>&1; then echo resolved-unknown; fi"
-        );
-        let r =
-            k.docker(&["run", "--rm", &words[0], &words[1], "--network", "nxnames", IMAGE, "sh", "-c", &script]).ok();
-        assert_eq!(
-            r.stdout,
-            "nameserver 127.0.0.11\nhello-by-name\nhello-by-name\n",
-            "{backend}: a container on the network reaching {server} and {alias} by name: {}",
-            r.show()
-        );
-        k.docker(&["rm", "--force", &server]).ok();
+        check_names_on_a_user_network(&k, &backend, "nxnames", &format!("web-{backend}.example"), "127.0.0.11");
     }
     k.docker(&["network", "rm", "nxnames"]).ok();
 }
@@ -2086,27 +2092,7 @@ fn podman_user_network_resolves_container_names() {
     assert_eq!(inspect[0]["dns_enabled"], true, "Podman's name server is not on: {inspect}");
     let gateway = inspect[0]["subnets"][0]["gateway"].as_str().expect("the network's gateway").to_string();
     for backend in backends() {
-        let server = format!("names-srv-{backend}");
-        let alias = format!("web-{backend}");
-        p.run_detached(
-            &backend,
-            &server,
-            &["--network", "nxnames", "--network-alias", &alias],
-            "mkdir -p /www && echo hello-by-name > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 1000",
-        );
-        let words = Podman::backend_words(&backend);
-        let script = format!(
-            "grep -m1 '^nameserver' /etc/resolv.conf && wget -qO- http://{server}/ && wget -qO- http://{alias}/ \
-             && if nslookup no-such-container-{backend} >/dev/null 2>&1; then echo resolved-unknown; fi"
-        );
-        let r = p.run(&["run", "--rm", &words[0], &words[1], "--network", "nxnames", IMAGE, "sh", "-c", &script]).ok();
-        assert_eq!(
-            r.stdout,
-            format!("nameserver {gateway}\nhello-by-name\nhello-by-name\n"),
-            "{backend}: a container on the network reaching {server} and {alias} by name: {}",
-            r.show()
-        );
-        p.run(&["rm", "--force", "--time", "0", &server]).ok();
+        check_names_on_a_user_network(&p, &backend, "nxnames", &format!("web-{backend}"), &gateway);
         assert_no_pve_containers(p.dir.path());
     }
     p.run(&["network", "rm", "nxnames"]).ok();
