@@ -2042,13 +2042,21 @@ fn check_shipped_config<E: EngineCli>(
     assert_no_pve_containers(dir);
 }
 
+/// Whether the lxc column runs (the shipped configuration's default backend); says so if not.
+fn shipped_backend_is_tested() -> bool {
+    let lxc = backends().iter().any(|b| b == "lxc");
+    if !lxc {
+        eprintln!("NEXCAGE_ENGINE_BACKENDS has no lxc: the shipped configuration's default backend is not tested");
+    }
+    lxc
+}
+
 /// Setup: docs/engines.md, "Podman", on Podman's default store, tmp dir and network, with
 /// the shipped nexcage configuration (docs/configuration.md), changed only in which pct,
 /// which nexcage-init and which VMIDs: see [`check_shipped_config`].
 #[test]
 fn podman_on_its_defaults_with_the_shipped_config() {
-    if !backends().iter().any(|b| b == "lxc") {
-        eprintln!("NEXCAGE_ENGINE_BACKENDS has no lxc: the shipped configuration's default backend is not tested");
+    if !shipped_backend_is_tested() {
         return;
     }
     let _serial = one_at_a_time();
@@ -2064,8 +2072,7 @@ fn podman_on_its_defaults_with_the_shipped_config() {
 /// Docker test.
 #[test]
 fn docker_on_its_defaults_with_the_shipped_config() {
-    if !backends().iter().any(|b| b == "lxc") {
-        eprintln!("NEXCAGE_ENGINE_BACKENDS has no lxc: the shipped configuration's default backend is not tested");
+    if !shipped_backend_is_tested() {
         return;
     }
     let _serial = one_at_a_time();
