@@ -1313,7 +1313,10 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
 ///   its handler's exit status is the container's, `state` says stopped;
 /// - `pct stop`: no program status exists, the supervisor dies of SIGKILL (137);
 /// - `pct start` of that stopped CT: nothing of the bundle runs, the OCI container stays
-///   stopped, and `delete` removes the (Proxmox-running) CT.
+///   stopped, and `delete` removes the (Proxmox-running) CT;
+/// - `pct destroy --force` of a running CT (the UI's Remove): Proxmox stops it (the
+///   supervisor dies of SIGKILL) and removes it; `state` says stopped and `delete`
+///   succeeds.
 ///
 /// Nothing is left after the deletes.
 #[test]
@@ -1355,7 +1358,17 @@ fn proxmox_side_set_shutdown_stop_and_start_are_what_the_engine_sees() {
     assert_eq!(l.w.state("killed")["status"], "stopped", "a Proxmox start runs nothing of the bundle");
     assert_eq!(read(&c.stdout), "ready\n", "the program did not run again");
     ok(&l.w.nexcage(["delete", "killed"]));
-    l.assert_clean("after Proxmox-side shutdown, stop and start");
+
+    let c = l.create("destroyed", &b);
+    ok(&l.w.nexcage(["start", "destroyed"]));
+    eventually("ready", wait_limit(), || read(&c.stdout).contains("ready"));
+    let vmid = l.vmid("destroyed").to_string();
+    pct(&["destroy", &vmid, "--force", "1"]);
+    assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)), "pct destroy --force: no program status");
+    assert!(!l.pve.join(format!("etc/pve/lxc/{vmid}.conf")).exists(), "Proxmox removed the CT");
+    assert_eq!(l.w.state("destroyed")["status"], "stopped");
+    ok(&l.w.nexcage(["delete", "destroyed"]));
+    l.assert_clean("after Proxmox-side shutdown, stop, start and destroy");
 }
 
 /// Bind sources below directories an unprivileged container's root cannot search (where
