@@ -976,6 +976,37 @@ fn proxmox_nic_has_its_address_and_lo_is_up() {
     l.assert_clean("networks");
 }
 
+/// Two containers on one Proxmox bridge reach each other (issue 16, item 2: "reachable
+/// from the host and from another container on the bridge"): an unprivileged container
+/// and a privileged one, each with the backend's default `net0` (a static address on the
+/// test's bridge); the unprivileged one serves a line on TCP, the privileged one connects
+/// to its address and reads it, then both exit 0 and nothing is left.
+#[test]
+fn two_containers_on_a_proxmox_bridge_reach_each_other() {
+    let _br = TestBridge::new("nxtbr9590", "10.231.94.1/24");
+    let net = |ip: &str| format!(r#","network":"name=eth0,bridge=nxtbr9590,ip={ip}/24,gw=10.231.94.1""#);
+    let unpriv = Lxc::with(9590, 9594, &net("10.231.94.10"));
+    let privileged = Lxc::with(9595, 9599, &format!(r#"{},"unprivileged":false"#, net("10.231.94.11")));
+    let srv = unpriv.w.bundle("srv", &["sh", "-c", "echo hello-from-unprivileged | nc -l -p 7000; echo served"], &[]);
+    let cli = privileged.w.bundle(
+        "cli",
+        &["sh", "-c", "for i in $(seq 300); do nc 10.231.94.10 7000 && exit 0; sleep 0.2; done; exit 1"],
+        &[],
+    );
+    let s = unpriv.create("srv", &srv);
+    let c = privileged.create("cli", &cli);
+    ok(&unpriv.w.nexcage(["start", "srv"]));
+    ok(&privileged.w.nexcage(["start", "cli"]));
+    assert_eq!(wait_pid(c.pid, wait_limit()), (Some(0), None), "the privileged client: {}", read(&c.stderr));
+    assert_eq!(read(&c.stdout), "hello-from-unprivileged\n");
+    assert_eq!(wait_pid(s.pid, wait_limit()), (Some(0), None), "the unprivileged server: {}", read(&s.stderr));
+    assert_eq!(read(&s.stdout), "served\n");
+    ok(&privileged.w.nexcage(["delete", "cli"]));
+    ok(&unpriv.w.nexcage(["delete", "srv"]));
+    privileged.assert_clean("two containers on a bridge (privileged)");
+    unpriv.assert_clean("two containers on a bridge (unprivileged)");
+}
+
 /// The first line a client sends to `listener` (waits up to the test's limit).
 fn receive_line(listener: &std::net::TcpListener) -> String {
     use std::io::BufRead;
