@@ -81,7 +81,6 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// The pids of `pid` in each pid namespace it belongs to, outermost first (`NSpid`).
 /// The network namespace of `p`, opened while `p` still was that process.
 pub fn open_net_ns(p: ProcRef) -> std::io::Result<std::os::fd::OwnedFd> {
     let ns = std::fs::File::open(format!("/proc/{}/ns/net", p.pid))?;
@@ -91,6 +90,7 @@ pub fn open_net_ns(p: ProcRef) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(ns.into())
 }
 
+/// The pids of `pid` in each pid namespace it belongs to, outermost first (`NSpid`).
 pub fn ns_pids(pid: i32) -> Option<Vec<i32>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
