@@ -1129,7 +1129,7 @@ fn ctr_run_cni_network_address_and_reach_the_host() {
     for backend in backends() {
         let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let heard = std::thread::spawn(move || receive_one_line(&listener));
+        let heard = std::thread::spawn(move || common::receive_line(&listener, wait_bound()));
         let ann = format!("nexcage.backend={backend}");
         let script = format!(
             "ip -4 -o addr show dev eth0 | awk '{{print $4}}'; gw=$(ip route | awk '/^default/ {{print $3}}'); \
@@ -1146,25 +1146,6 @@ fn ctr_run_cni_network_address_and_reach_the_host() {
         let lease = Path::new("/var/lib/cni/networks/nexcage-ctr-test").join(&addr);
         assert!(!lease.exists(), "{backend}: CNI kept {addr} after ctr run --rm");
         assert_eq!(c.ctr(&["containers", "ls", "--quiet"]).ok().stdout, "", "{backend}: --rm removed it");
-    }
-}
-
-/// The first line a client sends to `listener`, waiting at most [`wait_bound`].
-fn receive_one_line(listener: &std::net::TcpListener) -> String {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + wait_bound();
-    loop {
-        match listener.accept() {
-            Ok((mut s, _)) => {
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                let mut got = String::new();
-                let _ = s.read_to_string(&mut got);
-                return got;
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return format!("nothing heard within {:?}: {e}", wait_bound()),
-        }
     }
 }
 

@@ -948,7 +948,7 @@ fn proxmox_nic_has_its_address_and_lo_is_up() {
     assert!(text(&seen.stdout).contains(" 10.231.96.50/24 "), "eth0 in the pid file's network namespace: {seen:?}");
     ok(&l.w.nexcage(["start", "srv"]));
     // The program reaches the host, then the host reaches the program.
-    assert_eq!(receive_line(&host), "hello-from-ct\n");
+    assert_eq!(receive_line(&host, wait_limit()), "hello-from-ct\n");
     send_line("10.231.96.50:7777", "hello-from-host\n");
     assert_eq!(wait_pid(c.pid, wait_limit()), (Some(0), None), "{}", read(&c.stderr));
     let out = read(&c.stdout);
@@ -1005,28 +1005,6 @@ fn two_containers_on_a_proxmox_bridge_reach_each_other() {
     ok(&unpriv.w.nexcage(["delete", "srv"]));
     privileged.assert_clean("two containers on a bridge (privileged)");
     unpriv.assert_clean("two containers on a bridge (unprivileged)");
-}
-
-/// The first line a client sends to `listener` (waits up to the test's limit).
-fn receive_line(listener: &std::net::TcpListener) -> String {
-    use std::io::BufRead;
-    listener.set_nonblocking(true).unwrap();
-    let deadline = std::time::Instant::now() + wait_limit();
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(std::time::Instant::now() < deadline, "nobody connected to {:?}", listener.local_addr());
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(wait_limit())).unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut line).unwrap();
-    line
 }
 
 /// A DHCP server on a bridge (dnsmasq, DHCP only, no router offered), killed when dropped.

@@ -200,3 +200,25 @@ pub fn has_cap_sys_resource() -> bool {
     let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
     u64::from_str_radix(eff, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0
 }
+
+/// The first line a client sends to `listener`, waiting at most `limit` for the client.
+pub fn receive_line(listener: &std::net::TcpListener, limit: Duration) -> String {
+    use std::io::BufRead;
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + limit;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "nobody connected to {:?} within {limit:?}", listener.local_addr());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
