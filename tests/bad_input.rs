@@ -486,8 +486,13 @@ fn signals() {
         }
         // Unknown container, and a stopped one.
         fails_with(&e.w.nexcage(["kill", "nope", "9"]), "container does not exist");
-        if *backend == "lxc" || e.w.state("s")["status"] == "running" {
+        if *backend == "lxc" {
             ok(&e.w.nexcage(["kill", "s", "KILL"]));
+        } else {
+            // crun read "9;reboot" as 9 above: its container may be dying already, still
+            // "running" for a moment and gone by the time this KILL arrives ("No such
+            // process", seen in a CI rehearsal). The end state is asserted below.
+            let _ = e.w.nexcage(["kill", "s", "KILL"]);
         }
         wait_pid(pid, Duration::from_secs(20));
         eventually("stopped", Duration::from_secs(20), || e.w.state("s")["status"] == "stopped");
