@@ -43,18 +43,19 @@ pub enum Owner {
 }
 
 /// A create's pct commands hold this lock (an flock, taken by create, inherited by every
-/// pct it runs): a killed create leaves its pct running (killing pct mid-way would leave
-/// half-made volumes and `lock: create`), and the lock stays held until that pct and
-/// everything it forked have exited. `delete` and `gc` wait for it, then clean up what
-/// pct made. Lives in the record's directory.
+/// pct it runs), and the file names the pct that runs now (pct::write_running): a killed
+/// create leaves its pct running (killing pct mid-way would leave half-made volumes and
+/// `lock: create`). `delete` and `gc` wait while the lock is held and the pct it names
+/// runs, then clean up what pct made. Daemons a pct forked inherit the lock too (Proxmox's
+/// DHCP client, forked by `pct start`, runs as long as the CT): they are not waited for,
+/// and a create that ends (well or not: every pct it ran has returned) unlocks the file
+/// for them too. Lives in the record's directory.
 pub struct InflightLock(File);
 
 const INFLIGHT_FILE: &str = "pct-inflight.lock";
 
 impl InflightLock {
     /// Create and lock the file of container `id` under `state_root` (its record exists).
-    /// A plain flock, not nix's `Flock`: that unlocks on drop, which would release the
-    /// lock for the pct processes sharing it too; closing our descriptor does not.
     pub fn acquire(state_root: &Path, id: &str) -> std::io::Result<InflightLock> {
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -75,6 +76,16 @@ impl InflightLock {
     }
 }
 
+impl Drop for InflightLock {
+    /// Unlock for every sharer of the lock: no pct of this create runs any more (pct calls
+    /// are waited for), so only daemons a pct forked still hold it. (A killed create never
+    /// gets here, and its pct keeps the lock.)
+    fn drop(&mut self) {
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
 /// Wait until no pct of container `id` started by a create holds its lock, up to `limit`.
 pub fn wait_inflight_pct(state_root: &Path, id: &str, limit: std::time::Duration) -> Result<(), String> {
     let path = state_root.join(id).join(INFLIGHT_FILE);
@@ -83,19 +94,34 @@ pub fn wait_inflight_pct(state_root: &Path, id: &str, limit: std::time::Duration
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
     };
-    // Free at once: nothing runs. Else say why we wait, then poll until the deadline.
-    let f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-        Ok(_) => return Ok(()),
-        Err((f, _)) => f,
+    // Free, or held only by what a pct forked and left running: nothing to wait for. Else
+    // say why we wait, then poll until the deadline.
+    let held = |f: File| match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(_) => None,
+        Err((f, _)) => Some(f),
     };
-    log::warn!("container {id}: waiting for the pct command of a create that did not finish");
-    match pveconf::flock_wait(f, limit) {
-        Some(_) => Ok(()),
-        None => Err(format!(
-            "a pct command started by the create of container {id}, which did not finish, is still running after {} s (it holds {}); wait for it to end, then delete again",
-            limit.as_secs(),
-            path.display()
-        )),
+    let running = || std::fs::read_to_string(&path).ok().as_deref().and_then(pct::running_of);
+    let Some(mut f) = held(f) else { return Ok(()) };
+    let Some(pct) = running() else { return Ok(()) };
+    log::warn!("container {id}: waiting for the pct command (pid {}) of a create that did not finish", pct.pid);
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        match held(f) {
+            None => return Ok(()),
+            Some(g) => f = g,
+        }
+        if running().is_none() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "a pct command (pid {}) started by the create of container {id}, which did not finish, is still running after {} s (it holds {}); wait for it to end, then delete again",
+                pct.pid,
+                limit.as_secs(),
+                path.display()
+            ));
+        }
     }
 }
 
@@ -275,13 +301,65 @@ mod tests {
         // SAFETY: fcntl only, between fork and exec.
         unsafe { cmd.pre_exec(move || pct::inherit(fd)) };
         let mut child = cmd.spawn().unwrap();
-        // The creating process dies: its child still holds the lock.
-        drop(lock);
+        pct::write_running(fd, crate::backend::lxc::procfs::ProcRef::of(child.id() as i32)).unwrap();
+        // The creating process dies (its descriptor closes, no unlock): its child still
+        // holds the lock.
+        killed(lock);
         let e = wait_inflight_pct(root.path(), "c1", std::time::Duration::from_millis(100)).unwrap_err();
         assert!(e.contains("is still running after 0 s"), "{e}");
         let t0 = std::time::Instant::now();
         assert_eq!(wait_inflight_pct(root.path(), "c1", std::time::Duration::from_secs(20)), Ok(()));
         assert!(child.try_wait().unwrap().is_some(), "returned before the child ended");
         assert!(t0.elapsed() >= std::time::Duration::from_millis(200));
+    }
+
+    /// What a pct forked and left running (Proxmox's DHCP client) holds the lock once the
+    /// pct named in the file is gone, and after a create that ended: delete does not wait.
+    #[test]
+    fn delete_does_not_wait_for_daemons_a_pct_left() {
+        use std::os::unix::process::CommandExt;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("c1")).unwrap();
+        let spawn_holder = |fd: RawFd| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("30");
+            // SAFETY: fcntl only, between fork and exec.
+            unsafe { cmd.pre_exec(move || pct::inherit(fd)) };
+            cmd.spawn().unwrap()
+        };
+        let quick = std::time::Duration::from_millis(100);
+        // Killed create: the daemon holds the lock, the file names no running pct.
+        let lock = InflightLock::acquire(root.path(), "c1").unwrap();
+        let mut daemon = spawn_holder(lock.fd());
+        // A pct that has ended: no process has this pid with this start time.
+        let gone = crate::backend::lxc::procfs::ProcRef { pid: std::process::id() as i32, start: 0 };
+        pct::write_running(lock.fd(), Some(gone)).unwrap();
+        killed(lock);
+        assert!(
+            Flock::lock(
+                File::open(root.path().join("c1").join(INFLIGHT_FILE)).unwrap(),
+                FlockArg::LockExclusiveNonblock
+            )
+            .is_err(),
+            "the daemon holds the lock"
+        );
+        assert_eq!(wait_inflight_pct(root.path(), "c1", quick), Ok(()));
+        // A create that ended: the lock is released for the daemon too.
+        std::fs::create_dir(root.path().join("c2")).unwrap();
+        let lock = InflightLock::acquire(root.path(), "c2").unwrap();
+        let mut daemon2 = spawn_holder(lock.fd());
+        drop(lock);
+        let file = File::open(root.path().join("c2").join(INFLIGHT_FILE)).unwrap();
+        assert!(Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok(), "unlocked for the daemon too");
+        for d in [&mut daemon, &mut daemon2] {
+            d.kill().unwrap();
+            d.wait().unwrap();
+        }
+    }
+
+    /// Close the lock's descriptor as a killed process does: without unlocking.
+    fn killed(lock: InflightLock) {
+        nix::unistd::close(lock.fd()).unwrap();
+        std::mem::forget(lock);
     }
 }

@@ -27,7 +27,8 @@ pub type CreateOptions = [(String, String)];
 pub struct Pct {
     bin: PathBuf,
     env: Vec<(OsString, OsString)>,
-    /// A descriptor every pct run inherits (cleanup::InflightLock).
+    /// A create's in-flight file (cleanup::InflightLock): every pct run inherits it, and
+    /// names the running pct in it ([`write_running`]).
     inherit: Option<RawFd>,
 }
 
@@ -38,6 +39,29 @@ pub fn inherit(fd: RawFd) -> std::io::Result<()> {
     let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD)?);
     fcntl(fd, FcntlArg::F_SETFD(flags - FdFlag::FD_CLOEXEC))?;
     Ok(())
+}
+
+/// Name the pct that runs now in the in-flight file `fd` ("PID START\n", see
+/// procfs::ProcRef), or empty it (`None`). A killed create's pct shares that file's flock
+/// with whatever it forked and left running (Proxmox's DHCP client, forked by `pct start`,
+/// lives as long as the CT): `delete` waits for the pct named here, not for those.
+pub fn write_running(fd: RawFd, pct: Option<super::procfs::ProcRef>) -> io::Result<()> {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the caller owns `fd` for the duration of the call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    nix::unistd::ftruncate(fd, 0)?;
+    if let Some(p) = pct {
+        let line = format!("{} {}\n", p.pid, p.start);
+        nix::sys::uio::pwrite(fd, line.as_bytes(), 0)?;
+    }
+    Ok(())
+}
+
+/// The pct named in an in-flight file's text, if it still runs.
+pub fn running_of(text: &str) -> Option<super::procfs::ProcRef> {
+    let mut words = text.split_whitespace();
+    let p = super::procfs::ProcRef { pid: words.next()?.parse().ok()?, start: words.next()?.parse().ok()? };
+    p.alive().then_some(p)
 }
 
 /// A container's run state as `pct status` reports it.
@@ -170,7 +194,8 @@ impl Pct {
         }
     }
 
-    /// Let every pct run inherit `fd` (open, without close-on-exec).
+    /// Let every pct run inherit `fd` (open, without close-on-exec), and name the running
+    /// pct in that file ([`write_running`]).
     pub fn inherit_fd(mut self, fd: RawFd) -> Pct {
         self.inherit = Some(fd);
         self
@@ -289,13 +314,20 @@ impl Pct {
         }
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         drop(cmd); // its copies of the output files
-                   // Crash-safety tests: nexcage dies while pct works (pct goes on).
+        let running = self.inherit.and_then(|fd| {
+            let pct = super::procfs::ProcRef::of(child.id() as i32)?;
+            write_running(fd, Some(pct)).map_err(|e| log::warn!("cannot note the running pct: {e}")).ok()
+        });
+        // Crash-safety tests: nexcage dies while pct works (pct goes on).
         match args.first().map(String::as_str) {
             Some("create") => crate::fault::point("lxc:pct-create-running"),
             Some("start") => crate::fault::point("lxc:pct-start-running"),
             _ => {}
         }
         let status = child.wait().map_err(|e| self.spawn_error(e))?;
+        if let (Some(fd), Some(())) = (self.inherit, running) {
+            let _ = write_running(fd, None);
+        }
         let stdout = read_output(out_file);
         let stderr = read_output(err_file);
         if status.success() {
