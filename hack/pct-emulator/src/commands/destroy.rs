@@ -1,5 +1,5 @@
 //! `pct destroy <vmid> [--force] [--purge]`: refuse a running CT without --force, free
-//! the CT's own volumes, remove /var/lib/lxc/<vmid> and the config.
+//! the CT's own volumes, LXC's files of the CT and the config.
 
 use std::time::Duration;
 
@@ -56,7 +56,14 @@ pub fn run(paths: &Paths, p: &Parsed) -> Result<()> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(paths.ct_dir(vmid));
+    // As pve-container's destroy_lxc_container: the empty rootfs mount point, LXC's config,
+    // then the directory only if nothing else is left in it. What LXC and the DHCP
+    // clients left (`hook/dhclient4-eth0.leases`) stays, and a later CT of the same VMID
+    // finds it (seen on Proxmox VE 9: its dhclient falls back to that lease).
+    let ct_dir = paths.ct_dir(vmid);
+    let _ = std::fs::remove_dir(ct_dir.join("rootfs"));
+    let _ = std::fs::remove_file(ct_dir.join("config"));
+    let _ = std::fs::remove_dir(&ct_dir);
     std::fs::remove_file(paths.conf_file(vmid))?;
     Ok(())
 }
