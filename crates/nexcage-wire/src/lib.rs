@@ -78,6 +78,10 @@ pub struct ProcessSpec {
     /// right before execve; exec'd processes get the container's too.
     #[serde(default)]
     pub seccomp: Option<SeccompProgram>,
+    /// The AppArmor profile to enter at execve (`exec NAME` on the process's own
+    /// `attr/apparmor/exec`), already loaded into the CT's policy namespace by the host.
+    #[serde(default)]
+    pub apparmor_profile: Option<String>,
 }
 
 /// A classic BPF seccomp program: `struct sock_filter` records (8 bytes each, native

@@ -62,8 +62,13 @@ pub fn bundle_facts(bundle: &Path, path: &Path, v: &serde_json::Value) -> Result
         )
     })?;
     let oci = process::parse(proc_v, "process").with_context(|| format!("invalid {}", path.display()))?;
-    let (mut process, warnings) =
+    let (mut process, mut warnings) =
         process::to_spec(&oci, "process").with_context(|| format!("invalid {}", path.display()))?;
+    if let Some(name) = &oci.apparmor_profile {
+        process.apparmor_profile = super::apparmor::HostAppArmor::probe()
+            .choose(name, "process.apparmorProfile", &mut warnings)
+            .with_context(|| format!("invalid {}", path.display()))?;
+    }
     if let Some(profile) = v.pointer("/linux/seccomp").filter(|s| !s.is_null()) {
         let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(profile.clone())
             .with_context(|| format!("invalid {}: linux.seccomp", path.display()))?;
@@ -474,6 +479,11 @@ fn start_container(
     })?;
     crate::fault::point("lxc:pct-started");
     let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT, None)?;
+    // The CT's AppArmor namespace exists once it runs; init enters the profile at execve.
+    if let Some(name) = &facts.process.apparmor_profile {
+        super::apparmor::load_into_ct(&super::apparmor::HostAppArmor::probe(), name, conn.init_pid)
+            .context("process.apparmorProfile")?;
+    }
     // Before the program exists: it must find the engine's network in place.
     let net = match adopt_net {
         Some(engine) => {

@@ -47,7 +47,8 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused to override)"),
         Status::Stopped | Status::Creating => bail!("cannot exec in a stopped container"),
     }
-    let (spec, warnings) = process::for_exec(args, &data.process)?;
+    let apparmor = super::apparmor::HostAppArmor::probe();
+    let (spec, warnings) = process::for_exec(args, &data.process, &apparmor)?;
     for w in warnings {
         log::warn!("{w}");
     }
@@ -58,6 +59,10 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         bail!("--console-socket was given but the process has no terminal (use --tty)");
     }
     let init = data.init.ok_or_else(|| anyhow::anyhow!("container not running (no nexcage-init recorded)"))?;
+    if let Some(name) = &spec.apparmor_profile {
+        super::apparmor::load_into_ct(&apparmor, name, init.pid)
+            .map_err(|e| anyhow::Error::new(e).context("the exec's AppArmor profile"))?;
+    }
     let conn = InitConn::connect(&run_dir::socket(&data.run_dir), Duration::from_secs(5), Some(init))?;
     let mut fds: Vec<RawFd> = if spec.terminal { Vec::new() } else { vec![0, 1, 2] };
     fds.extend((0..args.preserve_fds as RawFd).map(|i| 3 + i));

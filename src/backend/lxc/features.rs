@@ -12,8 +12,9 @@
 //! - seccomp: the bundle's profile is compiled with libseccomp and loaded by nexcage-init
 //!   on top of LXC's own filter (seccomp.rs): every action but SCMP_ACT_NOTIFY (no
 //!   notification agents), every operator, the architectures a filter can take here;
-//! - AppArmor, SELinux: the OCI profiles are not applied (Proxmox's LXC AppArmor
-//!   profile applies instead), so they are reported disabled;
+//! - AppArmor, SELinux: reported disabled. An AppArmor profile with a source in
+//!   /etc/apparmor.d is applied inside Proxmox's (apparmor.rs), but the profiles engines
+//!   send by default are not (Proxmox's profile confines instead); SELinux labels are not;
 //! - mount options: what LXC understands for `lxc.mount.entry` (no id-mapped mounts).
 
 use serde_json::{json, Value};

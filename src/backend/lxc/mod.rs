@@ -6,6 +6,7 @@ pub mod template;
 pub(crate) mod vmid;
 
 // The process model and the Backend implementation (docs/proxmox-lxc.md).
+pub(crate) mod apparmor;
 pub(crate) mod backend;
 pub(crate) mod bind_relay;
 pub(crate) mod cgroup;

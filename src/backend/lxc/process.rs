@@ -9,6 +9,7 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use super::apparmor::HostAppArmor;
 use super::wire::{Capabilities, ProcessSpec, Rlimit, Scheduler};
 use crate::cli::ExecArgs;
 
@@ -290,11 +291,6 @@ pub fn to_spec(p: &OciProcess, at: &str) -> Result<(ProcessSpec, Vec<String>)> {
             Some((class, io.priority))
         }
     };
-    if let Some(a) = &p.apparmor_profile {
-        warnings.push(format!(
-            "{at}.apparmorProfile {a:?} ignored: the container runs under LXC's AppArmor profile (lxc.apparmor.profile)"
-        ));
-    }
     if let Some(l) = &p.selinux_label {
         warnings.push(format!("{at}.selinuxLabel {l:?} ignored: SELinux labels are not supported on Proxmox VE"));
     }
@@ -334,6 +330,8 @@ pub fn to_spec(p: &OciProcess, at: &str) -> Result<(ProcessSpec, Vec<String>)> {
         cpu_affinity,
         // linux.seccomp, not process: set by the caller (create::bundle_facts).
         seccomp: None,
+        // Needs the host's AppArmor: set by the caller (create::bundle_facts, for_exec).
+        apparmor_profile: None,
     };
     Ok((spec, warnings))
 }
@@ -341,17 +339,26 @@ pub fn to_spec(p: &OciProcess, at: &str) -> Result<(ProcessSpec, Vec<String>)> {
 /// The process of `exec`: the `--process` file, or the container's own process changed
 /// by the flags (runc's rules: args from the command line, `--env` appended, `--cwd`,
 /// `--user uid[:gid]`, `--additional-gids` appended, `--cap` added to the bounding,
-/// effective and permitted sets, `--tty`, `--no-new-privs`).
-pub fn for_exec(args: &ExecArgs, container: &ProcessSpec) -> Result<(ProcessSpec, Vec<String>)> {
+/// effective and permitted sets, `--tty`, `--no-new-privs`, `--apparmor`). The seccomp
+/// filter and AppArmor profile are the container's unless the process file or
+/// `--apparmor` names a profile (`host`: what AppArmor offers).
+pub fn for_exec(args: &ExecArgs, container: &ProcessSpec, host: &HostAppArmor) -> Result<(ProcessSpec, Vec<String>)> {
     if let Some(path) = &args.process {
         let text = std::fs::read(path).with_context(|| format!("cannot read --process file {}", path.display()))?;
         let value: serde_json::Value =
             serde_json::from_slice(&text).with_context(|| format!("--process file {} is not JSON", path.display()))?;
         let p = parse(&value, "process").with_context(|| format!("invalid --process file {}", path.display()))?;
-        let (mut spec, warnings) =
+        let (mut spec, mut warnings) =
             to_spec(&p, "process").with_context(|| format!("invalid --process file {}", path.display()))?;
-        // As runc: an exec'd process runs under the container's seccomp filter.
+        // As runc: an exec'd process runs under the container's seccomp filter, and under
+        // the container's AppArmor profile unless the file names one.
         spec.seccomp = container.seccomp.clone();
+        spec.apparmor_profile = match &p.apparmor_profile {
+            Some(name) => host
+                .choose(name, "process.apparmorProfile", &mut warnings)
+                .with_context(|| format!("invalid --process file {}", path.display()))?,
+            None => container.apparmor_profile.clone(),
+        };
         return Ok((spec, warnings));
     }
     if args.command.is_empty() {
@@ -401,7 +408,7 @@ pub fn for_exec(args: &ExecArgs, container: &ProcessSpec) -> Result<(ProcessSpec
         p.no_new_privileges = true;
     }
     if let Some(a) = &args.apparmor {
-        warnings.push(format!("--apparmor {a:?} ignored: the container runs under LXC's AppArmor profile"));
+        p.apparmor_profile = host.choose(a, "--apparmor", &mut warnings)?;
     }
     if let Some(l) = &args.process_label {
         warnings.push(format!("--process-label {l:?} ignored: SELinux labels are not supported on Proxmox VE"));
@@ -445,8 +452,9 @@ mod tests {
         assert_eq!(s.capabilities.as_ref().unwrap().bounding, ["CAP_KILL", "CAP_CHOWN"]);
         assert_eq!(s.io_priority, Some((2, 4)));
         assert!(s.no_new_privileges && s.terminal);
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("process.apparmorProfile"), "{w:?}");
+        // apparmorProfile needs the host's AppArmor: the caller decides (apparmor.rs).
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.apparmor_profile, None);
     }
 
     #[test]
@@ -514,14 +522,20 @@ mod tests {
         };
         let a =
             exec_args(&["-e", "X=1", "--cwd", "/tmp", "-u", "7:8", "-g", "9", "--cap", "CAP_KILL", "c", "ls", "-l"]);
-        let (p, _) = for_exec(&a, &base).unwrap();
+        let base = ProcessSpec { apparmor_profile: Some("ct-profile".into()), ..base };
+        let no_apparmor = HostAppArmor { enabled: false, dir: "/nonexistent".into(), loaded: Default::default() };
+        let (p, _) = for_exec(&a, &base, &no_apparmor).unwrap();
+        assert_eq!(p.apparmor_profile.as_deref(), Some("ct-profile"), "the container's profile, as runc");
         assert_eq!(p.args, ["ls", "-l"]);
         assert_eq!(p.env, ["PATH=/bin", "X=1"]);
         assert_eq!((p.cwd.as_str(), p.uid, p.gid), ("/tmp", 7, 8));
         assert_eq!(p.additional_gids, [9]);
         assert!(!p.terminal, "--tty is off unless given");
         assert_eq!(p.capabilities.unwrap().effective, ["CAP_KILL"]);
-        let e = for_exec(&exec_args(&["c"]), &base).unwrap_err().to_string();
+        let e = for_exec(&exec_args(&["c"]), &base, &no_apparmor).unwrap_err().to_string();
         assert!(e.contains("needs a command"), "{e}");
+        let (p, w) = for_exec(&exec_args(&["--apparmor", "other", "c", "ls"]), &base, &no_apparmor).unwrap();
+        assert_eq!(p.apparmor_profile, None);
+        assert_eq!(w, ["--apparmor \"other\" ignored: AppArmor is not enabled on this host"]);
     }
 }

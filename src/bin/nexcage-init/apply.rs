@@ -168,6 +168,11 @@ pub fn apply(spec: &ProcessSpec) -> Result<Applied, String> {
         Some(c) => Some(plan_caps(c, &mut warnings)?),
         None => None,
     };
+    // The AppArmor profile the host loaded into the CT's namespace, entered at execve (as
+    // runc: before seccomp, which may forbid the write, and before the user switch).
+    if let Some(name) = &spec.apparmor_profile {
+        change_profile_on_exec(name)?;
+    }
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which the user
     // switch below may drop: load it now (as runc does), so the rest of this setup and
     // the exec run under it. With no_new_privs, the caller loads it right before execve.
@@ -306,6 +311,26 @@ fn go_errno(e: &std::io::Error) -> String {
         }
         None => e.to_string(),
     }
+}
+
+/// Have the next execve run under AppArmor profile `name` (of the CT's policy namespace):
+/// `exec NAME` on the process's own `attr/apparmor/exec` (`attr/exec` on kernels before
+/// the per-LSM directory).
+fn change_profile_on_exec(name: &str) -> Result<(), String> {
+    use std::io::Write;
+    let command = format!("exec {name}");
+    let mut last = String::new();
+    for path in ["/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"] {
+        match std::fs::OpenOptions::new().write(true).open(path) {
+            Ok(mut f) => {
+                return f
+                    .write_all(command.as_bytes())
+                    .map_err(|e| format!("process.apparmorProfile {name:?}: cannot change to it at exec: {e}"))
+            }
+            Err(e) => last = format!("{path}: {e}"),
+        }
+    }
+    Err(format!("process.apparmorProfile {name:?}: cannot change to it at exec: {last}"))
 }
 
 /// Install `prog` with seccomp(SECCOMP_SET_MODE_FILTER), stacked on the filters this
