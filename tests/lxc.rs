@@ -1026,7 +1026,7 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
     let network = shipped["backends"]["lxc"]["network"].as_str().unwrap();
     assert_eq!(network, "name=eth0,bridge=vmbr0,ip=dhcp", "the shipped default this test is about");
     let mut lan = Lan::on("vmbr0", "nxlan9600", "10.10.10.2/24", "10.231.88.1/32");
-    let l = Lxc::with(9600, 9604, &format!(r#","network":"{network}""#));
+    let l = Lxc::with(9600, 9601, &format!(r#","network":"{network}""#));
     let leases = l.w.dir.path().join("leases");
     lan.serve_dhcp("10.10.10.200,10.10.10.220,255.255.255.0", "10.10.10.2", &leases);
     let script = "addr=$(ip -4 -o addr show dev eth0 | awk '{print $4}'); echo \"addr=$addr\"; \
@@ -1035,13 +1035,13 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
                     for i in $(seq 100); do echo hello-from-ct | nc 10.231.88.1 7000 && exit 0; sleep 0.2; done; exit 1; \
                   fi";
     let b = l.w.bundle("lan", &["sh", "-c", script], &[]);
-    let run = |id: &str| {
+    let run = |l: &Lxc, id: &str| {
         let mut cmd = l.w.cmd(["run", "--bundle"]);
         cmd.arg(&b).arg(id);
         run_bounded(cmd, l.w.dir.path())
     };
     let beyond = lan.receive_line("10.231.88.1:7000");
-    let leased = run("leased").ok();
+    let leased = run(&l, "leased").ok();
     let out: Vec<&str> = leased.stdout.lines().collect();
     eprintln!("run with a lease: {:.1} s", leased.took.as_secs_f64());
     assert!(!leased.stderr.contains("waiting for the pct command"), "{}", leased.show());
@@ -1069,15 +1069,151 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
     if pve8() {
         return;
     }
-    // No DHCP server on the LAN.
+    // No DHCP server on the LAN. Other VMIDs: Proxmox leaves a CT's lease file behind
+    // (/var/lib/lxc/<vmid>/hook/, which pct destroy does not remove), and the DHCP client
+    // of a later CT with that VMID falls back to the lease while the router answers.
     lan.stop_dhcp();
-    let unleased = run("unleased").ok();
+    let l = Lxc::with(9602, 9603, &format!(r#","network":"{network}""#));
+    let unleased = run(&l, "unleased").ok();
     eprintln!("run without a DHCP server: {:.1} s", unleased.took.as_secs_f64());
     assert_eq!(unleased.stdout.lines().collect::<Vec<_>>(), ["addr=", "route="], "{}", unleased.show());
     assert!(unleased.stderr.contains("DHCP failed"), "Proxmox's warning: {}", unleased.show());
     assert!(!unleased.stderr.contains("waiting for the pct command"), "{}", unleased.show());
     assert_eq!(dhcp_clients_in(l.range), Vec::<i32>::new(), "no DHCP client outlives the run");
     l.assert_clean("run without a DHCP server");
+}
+
+/// `process.apparmorProfile` on lxc (src/backend/lxc/apparmor.rs, docs/mapping.md
+/// "AppArmor"). On an AppArmor host (Proxmox VE 9 in the VM): a profile installed as
+/// `/etc/apparmor.d/<name>` confines the program inside Proxmox's profile (its label names
+/// the profile, in enforce mode, and a file the profile denies cannot be read) and every
+/// `exec` (the container's profile, as runc); `exec --apparmor` of a profile loaded on the
+/// host without a source (as the engines' defaults are) is a warning, of `unconfined` a
+/// warning, of a profile that exists nowhere an error; a bundle naming such a profile is
+/// refused and leaves nothing; after delete the CT's AppArmor namespace is gone. On a
+/// host without AppArmor (the emulator, Proxmox VE 8 on this host): a warning, and the
+/// program runs.
+#[test]
+fn apparmor_profile_from_etc_apparmor_d_confines_the_program_and_exec() {
+    let l = Lxc::with(9605, 9609, "");
+    let name = "nexcage-test-deny-passwd";
+    let check = "cat /proc/self/attr/current 2>/dev/null || echo no-label; echo; \
+                 if cat /etc/passwd >/dev/null 2>&1; then echo readable; else echo denied; fi";
+    let b = l.w.bundle("aa", &["sh", "-c", &format!("{check}; exec sleep 600")], &[]);
+    edit_config(&b, |c| c["process"]["apparmorProfile"] = name.into());
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
+    if !enabled {
+        let quick = l.bundle_like(&b, "quick", &["true"], |c| c["process"]["apparmorProfile"] = name.into());
+        let (code, _, err) = l.run_to_end("quick", &quick);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains(&format!(
+                "process.apparmorProfile \\\"{name}\\\" ignored: AppArmor is not enabled on this host"
+            )),
+            "{err}"
+        );
+        l.assert_clean("apparmor without AppArmor");
+        return;
+    }
+    let _profile = AppArmorProfile::install(
+        name,
+        &format!(
+            "abi <abi/3.0>,\nprofile {name} flags=(attach_disconnected,mediate_deleted) {{\n  file, capability, network, signal, ptrace, unix, mount, umount, pivot_root, dbus, mqueue, userns,\n  deny /etc/passwd r,\n}}\n"
+        ),
+    );
+    // Loaded on the host from a file outside /etc/apparmor.d, as Docker and Podman load
+    // their defaults.
+    let in_memory = "nexcage-test-in-memory";
+    let tmp_profile = l.w.dir.path().join(in_memory);
+    std::fs::write(&tmp_profile, format!("profile {in_memory} flags=(attach_disconnected) {{\n  file,\n}}\n")).unwrap();
+    let st = Command::new("apparmor_parser").args(["--replace", "--skip-cache"]).arg(&tmp_profile).status().unwrap();
+    assert!(st.success(), "loading {in_memory} on the host");
+    let _unload = Defer(Box::new(move || {
+        let _ = Command::new("apparmor_parser").arg("--remove").arg(&tmp_profile).status();
+    }));
+
+    // Refused before anything is made: a profile that exists nowhere.
+    let missing =
+        l.bundle_like(&b, "missing", &["true"], |c| c["process"]["apparmorProfile"] = "nexcage-test-missing".into());
+    let (out, _, _) = l.create_with("missing", &missing, &[]);
+    fails_with(&out, "process.apparmorProfile \"nexcage-test-missing\": no such AppArmor profile");
+    l.assert_clean("a missing AppArmor profile");
+
+    let c = l.create("aa", &b);
+    let vmid = l.vmid("aa");
+    ok(&l.w.nexcage(["start", "aa"]));
+    let deadline = std::time::Instant::now() + wait_limit();
+    while read(&c.stdout).lines().count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the program's checks: {}", read(&c.stderr));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let program = read(&c.stdout);
+    let lines: Vec<&str> = program.lines().collect();
+    assert!(lines[0].contains(name) && lines[0].contains("(enforce)"), "the program's label: {program}");
+    assert_eq!(lines[2], "denied", "the profile's deny rule: {program}");
+    let exec = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["aa", "sh", "-c", check]);
+        l.w.nexcage(args)
+    };
+    let e = exec(&[]);
+    ok(&e);
+    assert!(text(&e.stdout).contains(name) && text(&e.stdout).ends_with("denied\n"), "exec: {}", text(&e.stdout));
+    let e = exec(&["--apparmor", in_memory]);
+    ok(&e);
+    assert!(
+        text(&e.stderr).contains(&format!(
+            "--apparmor \\\"{in_memory}\\\" is not applied: it is loaded on the host without a source"
+        )),
+        "{}",
+        text(&e.stderr)
+    );
+    assert!(!text(&e.stdout).contains(in_memory) && text(&e.stdout).ends_with("readable\n"), "{}", text(&e.stdout));
+    let e = exec(&["--apparmor", "unconfined"]);
+    ok(&e);
+    assert!(text(&e.stderr).contains("--apparmor \\\"unconfined\\\" ignored"), "{}", text(&e.stderr));
+    fails_with(
+        &exec(&["--apparmor", "nexcage-test-missing"]),
+        "--apparmor \"nexcage-test-missing\": no such AppArmor profile",
+    );
+    ok(&l.w.nexcage(["kill", "aa", "KILL"]));
+    let _ = wait_pid(c.pid, wait_limit());
+    ok(&l.w.nexcage(["delete", "aa"]));
+    let namespaces: Vec<String> = std::fs::read_dir("/sys/kernel/security/apparmor/policy/namespaces")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("lxc-{vmid}_")))
+        .collect();
+    assert_eq!(namespaces, Vec::<String>::new(), "the CT's AppArmor namespace (and the profile in it) is gone");
+    l.assert_clean("apparmor");
+}
+
+/// A profile file in /etc/apparmor.d, removed when dropped (nexcage loads it only into CT
+/// namespaces, which go with their CTs).
+struct AppArmorProfile(PathBuf);
+
+impl AppArmorProfile {
+    fn install(name: &str, text: &str) -> AppArmorProfile {
+        let path = Path::new("/etc/apparmor.d").join(name);
+        std::fs::write(&path, text).unwrap();
+        AppArmorProfile(path)
+    }
+}
+
+impl Drop for AppArmorProfile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Run a closure when dropped (cleanup that must happen even when an assertion fails).
+struct Defer(Box<dyn FnMut()>);
+
+impl Drop for Defer {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 /// A stand-in for a LAN on a bridge: a network namespace joined to the bridge by a veth
