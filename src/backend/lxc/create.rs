@@ -466,6 +466,7 @@ fn start_container(
     lines.extend(run_dir::lxc_lines(&dir, init));
     pveconf::append_raw_lxc(&data.pve_root, vmid, &lines)?;
     crate::fault::point("lxc:raw-lines-written");
+    let started_at = std::time::SystemTime::now();
     pct.start(vmid).map_err(|e| {
         // pct (and lxc-start's stderr) only says "startup ... failed": add the mount
         // hook's and LXC's reasons.
@@ -479,6 +480,14 @@ fn start_container(
     })?;
     crate::fault::point("lxc:pct-started");
     let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT, None)?;
+    // Proxmox's DHCP client cannot write the lease's name servers into an idmapped root.
+    if let Some(dns) = super::lease_dns::leases_since(&data.pve_root, vmid, started_at) {
+        match super::lease_dns::ensure(conn.init_pid, owner, &dns) {
+            Ok(true) => log::debug!("the DHCP lease's name servers {:?} written to the CT's resolv.conf", dns.servers),
+            Ok(false) => {}
+            Err(e) => log::warn!("{e}: the program has no name server from the lease"),
+        }
+    }
     // The CT's AppArmor namespace exists once it runs; init enters the profile at execve.
     if let Some(name) = &facts.process.apparmor_profile {
         super::apparmor::load_into_ct(&super::apparmor::HostAppArmor::probe(), name, conn.init_pid)

@@ -20,6 +20,7 @@ pub(crate) mod hooks;
 pub(crate) mod host;
 pub(crate) mod host_limits;
 pub(crate) mod init_conn;
+pub(crate) mod lease_dns;
 pub(crate) mod lifecycle;
 pub(crate) mod maintenance;
 pub(crate) mod netmove;
