@@ -1028,11 +1028,19 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
     let mut lan = Lan::on("vmbr0", "nxlan9600", "10.10.10.2/24", "10.231.88.1/32");
     let l = Lxc::with(9600, 9601, &format!(r#","network":"{network}""#));
     let leases = l.w.dir.path().join("leases");
-    lan.serve_dhcp("10.10.10.200,10.10.10.220,255.255.255.0", "10.10.10.2", &leases);
+    lan.serve_dhcp(
+        "10.10.10.200,10.10.10.220,255.255.255.0",
+        "10.10.10.2",
+        &[("lan-host.test", "10.231.88.1")],
+        &leases,
+    );
+    // The host beyond the router is reached by the name the LAN's name server (from the
+    // lease, written into the CT's resolv.conf by Proxmox's DHCP client) answers for.
     let script = "addr=$(ip -4 -o addr show dev eth0 | awk '{print $4}'); echo \"addr=$addr\"; \
                   echo \"route=$(ip route | awk '/^default/ {print $3\" \"$5}')\"; \
+                  echo \"dns=$(awk '/^nameserver/ {print $2; exit}' /etc/resolv.conf)\"; \
                   if [ -n \"$addr\" ]; then \
-                    for i in $(seq 100); do echo hello-from-ct | nc 10.231.88.1 7000 && exit 0; sleep 0.2; done; exit 1; \
+                    for i in $(seq 100); do echo hello-from-ct | nc lan-host.test 7000 && exit 0; sleep 0.2; done; exit 1; \
                   fi";
     let b = l.w.bundle("lan", &["sh", "-c", script], &[]);
     let run = |l: &Lxc, id: &str| {
@@ -1046,7 +1054,7 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
     eprintln!("run with a lease: {:.1} s", leased.took.as_secs_f64());
     assert!(!leased.stderr.contains("waiting for the pct command"), "{}", leased.show());
     if pve8() {
-        assert_eq!(out, ["addr=", "route="], "{}", leased.show());
+        assert_eq!(out[..2], ["addr=", "route="], "{}", leased.show());
         assert!(
             leased.stderr.contains("net0: ip=dhcp: this Proxmox VE has no host-managed networking")
                 && leased.stderr.contains("the interface stays down"),
@@ -1061,7 +1069,12 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
             "{}",
             leased.show()
         );
-        assert_eq!(out[1..], ["route=10.10.10.2 eth0"], "the lease's router is the default route: {}", leased.show());
+        assert_eq!(
+            out[1..],
+            ["route=10.10.10.2 eth0", "dns=10.10.10.2"],
+            "the lease's router and name server: {}",
+            leased.show()
+        );
         assert_eq!(beyond.join().unwrap(), "hello-from-ct\n", "the host beyond the router");
     }
     assert_eq!(dhcp_clients_in(l.range), Vec::<i32>::new(), "no DHCP client outlives the run");
@@ -1076,7 +1089,7 @@ fn shipped_network_default_takes_address_and_route_from_the_lans_dhcp() {
     let l = Lxc::with(9602, 9603, &format!(r#","network":"{network}""#));
     let unleased = run(&l, "unleased").ok();
     eprintln!("run without a DHCP server: {:.1} s", unleased.took.as_secs_f64());
-    assert_eq!(unleased.stdout.lines().collect::<Vec<_>>(), ["addr=", "route="], "{}", unleased.show());
+    assert_eq!(unleased.stdout.lines().take(2).collect::<Vec<_>>(), ["addr=", "route="], "{}", unleased.show());
     assert!(unleased.stderr.contains("DHCP failed"), "Proxmox's warning: {}", unleased.show());
     assert!(!unleased.stderr.contains("waiting for the pct command"), "{}", unleased.show());
     assert_eq!(dhcp_clients_in(l.range), Vec::<i32>::new(), "no DHCP client outlives the run");
@@ -1247,13 +1260,16 @@ impl Lan {
         lan
     }
 
-    /// dnsmasq on `lan0`: DHCP only, leases from `range`, `router` as the default route.
-    fn serve_dhcp(&mut self, range: &str, router: &str, leases: &Path) {
+    /// dnsmasq on `lan0` (at `router`): leases from `range` with `router` as the default
+    /// route and the name server, which answers for `names` (`(name, address)`) only.
+    fn serve_dhcp(&mut self, range: &str, router: &str, names: &[(&str, &str)], leases: &Path) {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null"])
-            .args(["--port=0", "--bind-interfaces", "--interface=lan0", "--pid-file="])
+            .args(["--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0", "--pid-file="])
+            .args(names.iter().map(|(n, a)| format!("--address=/{n}/{a}")))
             .arg(format!("--dhcp-range={range},1h"))
             .arg(format!("--dhcp-option=3,{router}"))
+            .arg(format!("--dhcp-option=6,{router}"))
             .arg(format!("--dhcp-leasefile={}", leases.display()))
             .stdin(Stdio::null())
             .spawn()
@@ -1277,7 +1293,7 @@ impl Lan {
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             let listener = std::net::TcpListener::bind(&addr).unwrap();
             ready.send(()).unwrap();
-            receive_line(&listener, wait_limit())
+            receive_line(&listener, common::engine::cmd_bound())
         });
         bound.recv().unwrap();
         h
