@@ -25,6 +25,15 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, UnixCredentials};
 use serde::{Deserialize, Serialize};
 
+/// The protocol this build speaks. nexcage records the protocol of the init it started
+/// (`Reply::Ready::protocol`; an init older than the field is 0) and asks a running
+/// container's init nothing it cannot do, so containers started before an upgrade keep
+/// working; each request says the protocol it needs, and an init refuses a request it is
+/// too old for (silently ignoring an unknown field could drop, e.g., a security setting).
+/// 0: the protocol before versioning (nexcage up to commit 5c16c15). 1: `protocol` in
+/// requests and in `Ready`; [`ProcessSpec::apparmor_profile`].
+pub const PROTOCOL: u32 = 1;
+
 /// Where nexcage-init is bind-mounted (read-only) inside the container; `lxc.init.cmd`.
 pub const INIT_IN_CONTAINER: &str = "/dev/.nexcage-init";
 /// Where the per-container run directory is bind-mounted inside the container.
@@ -82,6 +91,17 @@ pub struct ProcessSpec {
     /// `attr/apparmor/exec`), already loaded into the CT's policy namespace by the host.
     #[serde(default)]
     pub apparmor_profile: Option<String>,
+}
+
+impl ProcessSpec {
+    /// The protocol an init needs to apply all of this spec (see [`PROTOCOL`]).
+    pub fn protocol(&self) -> u32 {
+        if self.apparmor_profile.is_some() {
+            1
+        } else {
+            0
+        }
+    }
 }
 
 /// A classic BPF seccomp program: `struct sock_filter` records (8 bytes each, native
@@ -183,6 +203,9 @@ pub enum Request {
         start_hooks: Vec<Hook>,
         #[serde(default)]
         preserved: usize,
+        /// The protocol this request needs ([`ProcessSpec::protocol`]).
+        #[serde(default)]
+        protocol: u32,
     },
     /// Let the gated program exec; `state` (OCI state JSON) is the startContainer hooks'
     /// stdin.
@@ -190,6 +213,16 @@ pub enum Request {
         #[serde(default)]
         state: String,
     },
+}
+
+impl Request {
+    /// The protocol this request needs.
+    pub fn protocol(&self) -> u32 {
+        match self {
+            Request::Spawn { protocol, .. } => *protocol,
+            Request::Start { .. } => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +237,9 @@ pub enum Reply {
         /// (`oomScoreAdj`, or an rlimit's OCI name), left to nexcage on the host.
         #[serde(default)]
         deferred: Vec<String>,
+        /// The init's [`PROTOCOL`] (0: an init older than this field).
+        #[serde(default)]
+        protocol: u32,
     },
     Started,
     Error {
@@ -364,6 +400,7 @@ mod tests {
             hostname: Some("h".into()),
             start_hooks: vec![],
             preserved: 0,
+            protocol: 1,
         };
         let devnull = std::fs::File::open("/dev/null").unwrap();
         send(a.as_fd(), &req, &[devnull.as_raw_fd()], Some(std::process::id() as i32)).unwrap();
@@ -371,6 +408,22 @@ mod tests {
         assert_eq!(got.message, req);
         assert_eq!(got.fds.len(), 1);
         assert_eq!(got.pid, Some(std::process::id() as i32));
+    }
+
+    /// Messages of protocol 0 (before versioning) still parse, as protocol 0; a request
+    /// that needs the AppArmor field says so.
+    #[test]
+    fn protocol_0_messages_parse_and_requirements_are_stated() {
+        let old: Request = serde_json::from_str(
+            r#"{"type":"spawn","process":{"args":["sh"],"env":[],"cwd":"/","uid":0,"gid":0},"gated":false}"#,
+        )
+        .unwrap();
+        assert_eq!(old.protocol(), 0);
+        let ready: Reply = serde_json::from_str(r#"{"type":"ready","warnings":[]}"#).unwrap();
+        assert_eq!(ready, Reply::Ready { warnings: vec![], deferred: vec![], protocol: 0 });
+        let spec = ProcessSpec { apparmor_profile: Some("p".into()), ..Default::default() };
+        assert_eq!((ProcessSpec::default().protocol(), spec.protocol()), (0, 1));
+        assert!(spec.protocol() <= PROTOCOL);
     }
 
     #[test]

@@ -325,6 +325,7 @@ pub fn create(
         program: None,
         init: None,
         started: false,
+        init_protocol: 0,
     };
     data.store(record);
     // From here on the record names the VMID, so even a crash leaves `delete` able to
@@ -512,6 +513,7 @@ fn start_container(
         hostname: facts.hostname.clone(),
         start_hooks: facts.hooks.start_container.clone(),
         preserved: args.preserve_fds as usize,
+        protocol: facts.process.protocol(),
     };
     let spawned = conn.spawn(&request, &fds)?;
     crate::fault::point("lxc:program-spawned");
@@ -526,6 +528,7 @@ fn start_container(
         ProcRef::of(spawned.pid).ok_or_else(|| anyhow!("the container's program (pid {}) is gone", spawned.pid))?;
     data.program = Some(program);
     data.init = ProcRef::of(conn.init_pid);
+    data.init_protocol = spawned.protocol;
 
     let state = lifecycle::state_json(record, data, "created", program.pid);
     hooks::run("prestart", &facts.hooks.prestart, &state)?;

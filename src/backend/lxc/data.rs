@@ -83,6 +83,10 @@ pub struct LxcData {
     /// `start` has let the program run.
     #[serde(default)]
     pub started: bool,
+    /// The protocol of the container's nexcage-init (wire::PROTOCOL of its build; 0 for
+    /// a container created by a nexcage older than the field): what exec may ask of it.
+    #[serde(default)]
+    pub init_protocol: u32,
 }
 
 impl LxcData {

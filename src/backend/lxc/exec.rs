@@ -17,7 +17,7 @@ use super::data::LxcData;
 use super::init_conn::InitConn;
 use super::lifecycle::{status, Status};
 use super::procfs::ProcRef;
-use super::wire::Request;
+use super::wire::{self, Request};
 use super::{console, host_limits, process, run_dir, supervisor};
 use crate::cli::ExecArgs;
 use crate::context::Ctx;
@@ -31,6 +31,21 @@ pub fn exec(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
             Ok(255)
         }
     }
+}
+
+/// The container's init (from the nexcage that created it) can apply `spec`; else say
+/// what it cannot do and how to go on (an init older than the field would ignore it).
+fn check_protocol(id: &str, init_protocol: u32, spec: &wire::ProcessSpec) -> Result<()> {
+    if spec.protocol() <= init_protocol {
+        return Ok(());
+    }
+    let what = match &spec.apparmor_profile {
+        Some(p) => format!("apply the AppArmor profile {p:?} to an exec'd process"),
+        None => "run this process".to_string(),
+    };
+    bail!(
+        "container {id} was created by an older nexcage, whose nexcage-init (protocol {init_protocol}) cannot {what}; leave --apparmor out, or recreate the container to use it"
+    )
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
@@ -59,6 +74,7 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         bail!("--console-socket was given but the process has no terminal (use --tty)");
     }
     let init = data.init.ok_or_else(|| anyhow::anyhow!("container not running (no nexcage-init recorded)"))?;
+    check_protocol(&record.id, data.init_protocol, &spec)?;
     if let Some(name) = &spec.apparmor_profile {
         super::apparmor::load_into_ct(&apparmor, name, init.pid)
             .map_err(|e| anyhow::Error::new(e).context("the exec's AppArmor profile"))?;
@@ -72,6 +88,7 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
         hostname: None,
         start_hooks: Vec::new(),
         preserved: args.preserve_fds as usize,
+        protocol: spec.protocol(),
     };
     let spawned = conn.spawn(&request, &fds)?;
     for w in &spawned.warnings {
@@ -105,4 +122,24 @@ fn run(ctx: &Ctx, record: &Record, args: &ExecArgs) -> Result<i32> {
     // In the foreground nexcage is a command that reports a status, as `runc exec` does.
     let signals = supervisor::forwarded_signals()?;
     supervisor::supervise(&fd, program, &signals).map(|e| e.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A container created by an older nexcage (its init speaks protocol 0, which would
+    /// ignore the AppArmor field) gets no exec that needs more; a current one does.
+    #[test]
+    fn exec_asks_no_more_than_the_containers_init_speaks() {
+        let plain = wire::ProcessSpec::default();
+        let confined = wire::ProcessSpec { apparmor_profile: Some("p".into()), ..Default::default() };
+        assert!(check_protocol("c", 0, &plain).is_ok());
+        let e = check_protocol("c", 0, &confined).unwrap_err().to_string();
+        assert!(
+            e.contains("container c was created by an older nexcage, whose nexcage-init (protocol 0) cannot apply the AppArmor profile \"p\""),
+            "{e}"
+        );
+        assert!(check_protocol("c", wire::PROTOCOL, &confined).is_ok());
+    }
 }

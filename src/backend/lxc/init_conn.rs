@@ -43,6 +43,8 @@ pub struct Spawned {
     pub warnings: Vec<String>,
     /// Settings init left to the host (host_limits.rs).
     pub deferred: Vec<String>,
+    /// The init's protocol (wire::PROTOCOL of its build).
+    pub protocol: u32,
 }
 
 impl InitConn {
@@ -120,10 +122,10 @@ impl InitConn {
         self.send(request, fds)?;
         let r = self.recv()?;
         match r.message {
-            Reply::Ready { warnings, deferred } => {
+            Reply::Ready { warnings, deferred, protocol } => {
                 let pid =
                     r.pid.filter(|p| *p > 0).ok_or_else(|| anyhow!("nexcage-init did not report the process id"))?;
-                Ok(Spawned { pid, master: r.fds.into_iter().next(), warnings, deferred })
+                Ok(Spawned { pid, master: r.fds.into_iter().next(), warnings, deferred, protocol })
             }
             Reply::Error { message } => Err(anyhow!(message)),
             other => bail!("unexpected answer from nexcage-init: {other:?}"),

@@ -91,6 +91,8 @@ pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
                 program: None,
                 init: None,
                 started: false,
+                // Unknown: the init may be an older nexcage's; exec asks only protocol 0.
+                init_protocol: 0,
             };
             // The bundle usually still exists: its process (exec's defaults), hooks and
             // annotations come back from it.

@@ -177,9 +177,19 @@ impl Server {
                 self.close(id);
                 None
             }
+            Ok(r) if r.message.protocol() > wire::PROTOCOL => {
+                let message = format!(
+                    "this container's nexcage-init speaks protocol {} (it is older than this nexcage), and the request needs protocol {}: leave out what needs it, or recreate the container",
+                    wire::PROTOCOL,
+                    r.message.protocol()
+                );
+                self.reply(id, &Reply::Error { message }, &[], None);
+                self.close(id);
+                None
+            }
             Ok(r) => {
                 match r.message {
-                    Request::Spawn { process, gated, hostname, start_hooks, preserved } => {
+                    Request::Spawn { process, gated, hostname, start_hooks, preserved, .. } => {
                         if gated && self.program.is_some() {
                             let message = "the container's program is already prepared".to_string();
                             self.reply(id, &Reply::Error { message }, &[], None);
@@ -202,7 +212,11 @@ impl Server {
                                 let master: Vec<RawFd> = s.master.iter().map(|m| m.as_raw_fd()).collect();
                                 self.reply(
                                     id,
-                                    &Reply::Ready { warnings: s.warnings, deferred: s.deferred },
+                                    &Reply::Ready {
+                                        warnings: s.warnings,
+                                        deferred: s.deferred,
+                                        protocol: wire::PROTOCOL,
+                                    },
                                     &master,
                                     Some(s.pid.as_raw()),
                                 );
