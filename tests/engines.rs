@@ -37,6 +37,7 @@ use common::engine::{
     cmd_bound, code_of, containerd_config, http_get, recorded_backend, run_bounded, stop_grace, try_run, unmount_under,
     wait_bound, wait_child, Ran,
 };
+use common::upgrade::{install, previous_release};
 use common::{nexcage_bin, repo, require_root, text};
 
 /// Image name inside both engines (built by hack/engine-images).
@@ -1267,6 +1268,13 @@ impl Docker {
     }
 
     fn start_with(stores: Stores) -> Docker {
+        Docker::start_opts(stores, Path::new(nexcage_bin()), false)
+    }
+
+    /// A dockerd whose `nexcage` runtimes are the executable `runtime` (a file the test
+    /// may replace, as a package upgrade does), with `live-restore` (containers keep
+    /// running while dockerd restarts) when asked.
+    fn start_opts(stores: Stores, runtime: &Path, live_restore: bool) -> Docker {
         require_root();
         assert!(
             Path::new(DOCKERD).exists(),
@@ -1282,36 +1290,17 @@ impl Docker {
         let dir = tempfile::Builder::new().prefix("nexcage-docker-").tempdir().unwrap();
         let d = dir.path();
         write_nexcage_config(d, stores);
-        let mut runtimes = serde_json::json!({ "nexcage": { "path": nexcage_bin() } });
+        let mut runtimes = serde_json::json!({ "nexcage": { "path": runtime } });
         for b in ["crun", "runc", "lxc", "nope"] {
-            runtimes[format!("nexcage-{b}")] =
-                serde_json::json!({ "path": nexcage_bin(), "runtimeArgs": ["--backend", b] });
+            runtimes[format!("nexcage-{b}")] = serde_json::json!({ "path": runtime, "runtimeArgs": ["--backend", b] });
         }
         let conf = serde_json::json!({
             "runtimes": runtimes, "iptables": false, "ip-forward": false, "ip-masq": false,
-            "storage-driver": "overlay2", "log-driver": "json-file",
+            "storage-driver": "overlay2", "log-driver": "json-file", "live-restore": live_restore,
         });
         std::fs::write(d.join("daemon.json"), serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
-        let log = File::create(d.join("dockerd.log")).unwrap();
-        // containerd, the shim and nexcage inherit dockerd's environment.
-        let mut cmd = Command::new(DOCKERD);
-        cmd.arg("--config-file").arg(d.join("daemon.json"));
-        if stores == Stores::Private {
-            cmd.arg("--data-root")
-                .arg(d.join("data"))
-                .arg("--exec-root")
-                .arg(d.join("exec"))
-                .arg("--pidfile")
-                .arg(d.join("docker.pid"))
-                .arg("--host")
-                .arg(format!("unix://{}", d.join("docker.sock").display()));
-        }
-        cmd.envs(nexcage_env(d));
-        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
-        let daemon = cmd.spawn().expect("dockerd");
         let mut k = Docker { dir, stores, daemon: None, image_was_there: false };
-        let log = k.dir.path().join("dockerd.log");
-        k.daemon = Some(wait_for_daemon("dockerd", daemon, &log, || k.docker(&["version"]).code == 0));
+        k.spawn_daemon();
         if stores == Stores::HostDefaults {
             k.image_was_there = k.docker(&["image", "inspect", IMAGE]).code == 0;
         }
@@ -1328,6 +1317,39 @@ impl Docker {
         build.env("DOCKER_BUILDKIT", "0");
         run_bounded(build, k.dir.path()).ok();
         k
+    }
+
+    /// Start dockerd (its log appended to `dockerd.log`) and wait until it answers.
+    fn spawn_daemon(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("dockerd.log")).unwrap();
+        // containerd, the shim and nexcage inherit dockerd's environment.
+        let mut cmd = Command::new(DOCKERD);
+        cmd.arg("--config-file").arg(d.join("daemon.json"));
+        if self.stores == Stores::Private {
+            cmd.arg("--data-root")
+                .arg(d.join("data"))
+                .arg("--exec-root")
+                .arg(d.join("exec"))
+                .arg("--pidfile")
+                .arg(d.join("docker.pid"))
+                .arg("--host")
+                .arg(format!("unix://{}", d.join("docker.sock").display()));
+        }
+        cmd.envs(nexcage_env(d));
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
+        let daemon = cmd.spawn().expect("dockerd");
+        let log = d.join("dockerd.log");
+        let daemon = wait_for_daemon("dockerd", daemon, &log, || self.docker(&["version"]).code == 0);
+        self.daemon = Some(daemon);
+    }
+
+    /// Stop dockerd (SIGTERM, as systemd does) and start it again.
+    fn restart(&mut self) {
+        if let Some(daemon) = self.daemon.take() {
+            stop_daemon(daemon, Duration::from_secs(60));
+        }
+        self.spawn_daemon();
     }
 
     /// nexcage's state root under this dockerd: the runc shim's `--root` (every runtime
@@ -1445,6 +1467,51 @@ fn docker_run_streams_exit_status_and_rm() {
     assert_eq!(recorded_backend(&k.nexcage_root(), &id).as_deref(), Some("crun"));
     k.docker(&["rm", "--force", &id]).ok();
     k.assert_gone("crun", &id);
+}
+
+/// Upgrading nexcage under a running Docker container (issue 20, item 1; tests/upgrade.rs
+/// does it without an engine): a dockerd with `live-restore` runs a container on lxc
+/// through the previous release's nexcage (hack/previous-release); the package upgrade
+/// replaces nexcage and nexcage-init (new files renamed over the old), and dockerd
+/// restarts, as after an upgrade of Docker; the container still runs, and `docker exec`,
+/// `docker stop` (with the program's exit status) and `docker rm` go through this build,
+/// to the previous release's supervisor and init, and leave nothing.
+#[test]
+fn docker_container_of_the_previous_release_after_upgrade_and_dockerd_restart() {
+    if !backends().iter().any(|b| b == "lxc") {
+        eprintln!("NEXCAGE_ENGINE_BACKENDS has no lxc: the upgrade is not tested");
+        return;
+    }
+    let _serial = one_at_a_time();
+    let previous = previous_release();
+    let bin = tempfile::Builder::new().prefix("nexcage-upgrade-").tempdir().unwrap();
+    let (nexcage, init) = (bin.path().join("nexcage"), bin.path().join("nexcage-init"));
+    install(&previous.join("nexcage"), &nexcage);
+    install(&previous.join("nexcage-init"), &init);
+    let mut k = Docker::start_opts(Stores::Private, &nexcage, true);
+    let config_file = k.dir.path().join("nexcage.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_file).unwrap()).unwrap();
+    config["backends"]["lxc"]["init"] = init.display().to_string().into();
+    std::fs::write(&config_file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+
+    let id = k.run_detached(
+        "lxc",
+        "upgraded",
+        &[],
+        "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+    );
+
+    install(Path::new(nexcage_bin()), &nexcage);
+    install(lxc_init(), &init);
+    k.restart();
+    assert_eq!(k.inspect("upgraded", "{{.State.Running}}"), "true", "live-restore kept the container");
+    let r = k.docker(&["exec", "upgraded", "sh", "-c", "echo from-exec; exit 5"]).code_is(5);
+    assert_eq!(r.stdout, "from-exec\n");
+    k.docker(&["stop", "--time", &stop_grace().as_secs().to_string(), "upgraded"]).ok();
+    assert_eq!(k.inspect("upgraded", "{{.State.ExitCode}}"), "7");
+    assert!(k.docker(&["logs", "upgraded"]).stdout.ends_with("got-term\n"));
+    k.docker(&["rm", "upgraded"]).ok();
+    k.assert_gone("lxc", &id);
 }
 
 /// Setup: docs/engines.md, "Docker"; the lxc column as in "proxmox-lxc under an engine".

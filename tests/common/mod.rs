@@ -191,6 +191,7 @@ pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 pub mod emu;
 pub mod engine;
+pub mod upgrade;
 
 /// Whether this process may lower an oom_score_adj or raise hard limits
 /// (CAP_SYS_RESOURCE in its effective set). CI sandboxes may lack it.
