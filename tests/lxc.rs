@@ -1229,6 +1229,79 @@ impl Drop for Defer {
     }
 }
 
+/// `features` claims only what holds (issue 15, item 3): every mount option the
+/// proxmox-lxc backend reports in `mountOptions` is used, one mount each, in one
+/// container: a tmpfs for each (a bind mount of a host directory for `bind` and `rbind`).
+/// The container starts, so each is accepted by nexcage, LXC and the kernel; and the
+/// options that show in `/proc/self/mountinfo` are there: `ro`/`rw`, `nosuid`, `nodev`,
+/// `noexec` and the atime family. (Its first run found the propagation options,
+/// `nosymfollow` and the superblock flags claimed but not applied; they are no longer
+/// claimed.)
+#[test]
+fn every_mount_option_features_claims_is_applied() {
+    let host = tempfile::Builder::new().prefix("nexcage-lxc-features-").tempdir().unwrap();
+    std::fs::set_permissions(host.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let l = Lxc::with(9710, 9714, &format!(r#","allowed_host_mounts":["{}"]"#, host.path().display()));
+    let lxc_only = l.w.dir.path().join("lxc-only.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&l.w.config).unwrap()).unwrap();
+    config["backends"].as_object_mut().unwrap().retain(|k, _| k == "lxc");
+    std::fs::write(&lxc_only, serde_json::to_vec(&config).unwrap()).unwrap();
+    let out = Command::new(nexcage_bin()).env("NEXCAGE_CONFIG", &lxc_only).arg("features").output().unwrap();
+    ok(&out);
+    let features: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let options: Vec<String> =
+        features["mountOptions"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
+    assert!(options.len() > 20, "{options:?}");
+    let b = l.w.bundle("opts", &["sh", "-c", "grep ' /opt-' /proc/self/mountinfo"], &[]);
+    edit_config(&b, |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        for o in &options {
+            m.push(if o == "bind" || o == "rbind" {
+                serde_json::json!({"destination": format!("/opt-{o}"), "type": "bind", "source": host.path(), "options": [o]})
+            } else {
+                serde_json::json!({"destination": format!("/opt-{o}"), "type": "tmpfs", "source": "tmpfs", "options": [o]})
+            });
+        }
+    });
+    let (code, out, err) = l.run_to_end("opts", &b);
+    assert_eq!(code, Some(0), "{err}");
+    // mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT MOUNT-OPTIONS [TAGS...] - TYPE SOURCE SUPER-OPTIONS
+    let mounts: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> = out
+        .lines()
+        .filter_map(|l| {
+            let (head, _) = l.split_once(" - ")?;
+            let f: Vec<&str> = head.split(' ').collect();
+            let name = f.get(4)?.strip_prefix("/opt-")?.to_string();
+            let opts = f.get(5)?.split(',').map(str::to_string).collect();
+            let tags = f.get(6..).unwrap_or_default().iter().map(|t| t.to_string()).collect();
+            Some((name, (opts, tags)))
+        })
+        .collect();
+    let missing: Vec<&String> = options.iter().filter(|o| !mounts.contains_key(*o)).collect();
+    assert!(missing.is_empty(), "mounts not made: {missing:?}\n{out}");
+    let has = |o: &str, flag: &str| mounts[o].0.iter().any(|f| f == flag);
+    for (o, flag) in [
+        ("ro", "ro"),
+        ("rw", "rw"),
+        ("nosuid", "nosuid"),
+        ("nodev", "nodev"),
+        ("noexec", "noexec"),
+        ("noatime", "noatime"),
+        ("nodiratime", "nodiratime"),
+        ("relatime", "relatime"),
+    ] {
+        assert!(has(o, flag), "{o}: {:?}", mounts[o]);
+    }
+    for (o, flag) in [("suid", "nosuid"), ("dev", "nodev"), ("exec", "noexec"), ("strictatime", "relatime")] {
+        assert!(!has(o, flag), "{o}: {:?}", mounts[o]);
+    }
+    // Not claimed, because not applied (see src/backend/lxc/features.rs).
+    for o in ["private", "slave", "unbindable", "nosymfollow", "sync", "dirsync", "lazytime"] {
+        assert!(!options.iter().any(|c| c == o), "{o} is claimed: {options:?}");
+    }
+    l.assert_clean("mount options");
+}
+
 /// A stand-in for a LAN on a bridge: a network namespace joined to the bridge by a veth
 /// (`lan0` inside, with the router's address), a host beyond the router (an address on
 /// the namespace's `lo`), and on demand a DHCP server that offers that router. Removed
