@@ -73,6 +73,21 @@ pub fn start_clients(paths: &Paths, vmid: u32, conf: &Conf, pid: i32) {
     }
 }
 
+/// The emulator's LXC post-stop hook (`lxc.hook.post-stop`): as PVE's
+/// lxc-pve-poststop-hook (vm_stop_cleanup), it kills the CT's DHCP clients after the
+/// container stopped and before lxc-start exits, so whoever waits for lxc-start finds
+/// them gone.
+pub const POST_STOP_FLAG: &str = "--lxc-post-stop-hook";
+
+/// Run as the post-stop hook: LXC names the container's config in `LXC_CONFIG_FILE`
+/// (`<lxcpath>/<vmid>/config`).
+pub fn post_stop_hook() -> i32 {
+    if let Some(ct_dir) = std::env::var_os("LXC_CONFIG_FILE").as_deref().map(Path::new).and_then(Path::parent) {
+        kill_clients(ct_dir);
+    }
+    0
+}
+
 /// Kill every DHCP client of the container `<lxcpath>/<vmid>` (after it stopped).
 pub fn kill_clients(ct_dir: &Path) {
     let Ok(dir) = std::fs::read_dir(ct_dir.join("hook")) else { return };

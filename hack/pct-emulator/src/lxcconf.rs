@@ -175,6 +175,10 @@ pub fn generate(paths: &Paths, vmid: u32, conf: &Conf, rootfs: &Path, cg: &Cgrou
     if let Some(ep) = conf.get("entrypoint") {
         line(&mut out, "lxc.init.cmd", ep);
     }
+    // PVE's post-stop hook kills the CT's DHCP clients (dhcp.rs).
+    if let Ok(exe) = std::env::current_exe() {
+        line(&mut out, "lxc.hook.post-stop", format!("{} {}", exe.display(), crate::dhcp::POST_STOP_FLAG));
+    }
 
     for (i, v) in conf.indexed("net") {
         let Ok(n) = propstr::parse(&propstr::NET, v) else {

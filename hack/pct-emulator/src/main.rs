@@ -82,6 +82,9 @@ fn main() {
     if args.first().map(String::as_str) == Some(daemon::DAEMON_FLAG) {
         std::process::exit(daemon::main(&args[1..]));
     }
+    if args.first().map(String::as_str) == Some(dhcp::POST_STOP_FLAG) {
+        std::process::exit(dhcp::post_stop_hook());
+    }
     log_call(&args);
     if !nix::unistd::geteuid().is_root() {
         eprintln!("please run as root");
