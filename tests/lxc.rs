@@ -1234,9 +1234,9 @@ impl Drop for Defer {
 /// container: a tmpfs for each (a bind mount of a host directory for `bind` and `rbind`).
 /// The container starts, so each is accepted by nexcage, LXC and the kernel; and the
 /// options that show in `/proc/self/mountinfo` are there: `ro`/`rw`, `nosuid`, `nodev`,
-/// `noexec` and the atime family. (Its first run found the propagation options,
-/// `nosymfollow` and the superblock flags claimed but not applied; they are no longer
-/// claimed.)
+/// `noexec` and the atime family. (Its first runs found the propagation options,
+/// `nosymfollow` and the superblock flags claimed but not applied, and on Proxmox VE 9
+/// options LXC 6 does not know, which fail the start; they are no longer claimed.)
 #[test]
 fn every_mount_option_features_claims_is_applied() {
     let host = tempfile::Builder::new().prefix("nexcage-lxc-features-").tempdir().unwrap();
@@ -1251,7 +1251,7 @@ fn every_mount_option_features_claims_is_applied() {
     let features: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let options: Vec<String> =
         features["mountOptions"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
-    assert!(options.len() > 20, "{options:?}");
+    assert!(options.len() > 15, "{options:?}");
     let b = l.w.bundle("opts", &["sh", "-c", "grep ' /opt-' /proc/self/mountinfo"], &[]);
     edit_config(&b, |c| {
         let m = c["mounts"].as_array_mut().unwrap();
@@ -1296,7 +1296,7 @@ fn every_mount_option_features_claims_is_applied() {
         assert!(!has(o, flag), "{o}: {:?}", mounts[o]);
     }
     // Not claimed, because not applied (see src/backend/lxc/features.rs).
-    for o in ["private", "slave", "unbindable", "nosymfollow", "sync", "dirsync", "lazytime"] {
+    for o in ["private", "slave", "unbindable", "nosymfollow", "sync", "dirsync", "lazytime", "loud", "ratime"] {
         assert!(!options.iter().any(|c| c == o), "{o} is claimed: {options:?}");
     }
     l.assert_clean("mount options");
