@@ -28,12 +28,13 @@ pub const PROFILE_DIR: &str = "/etc/apparmor.d";
 const SECURITYFS: &str = "/sys/kernel/security/apparmor";
 
 /// What the host offers: whether AppArmor is on, where profile sources live, and the
-/// profiles loaded in the host's namespace.
+/// profiles loaded in the host's namespace (`None`: read from the kernel if a choice
+/// needs them, so an `exec` that names no profile does not read the list).
 #[derive(Debug, Clone)]
 pub struct HostAppArmor {
     pub enabled: bool,
     pub dir: PathBuf,
-    pub loaded: BTreeSet<String>,
+    pub loaded: Option<BTreeSet<String>>,
 }
 
 /// Why a profile could not be applied.
@@ -53,14 +54,16 @@ impl HostAppArmor {
     /// This host, as the kernel reports it.
     pub fn probe() -> HostAppArmor {
         let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
-        let loaded = if enabled {
-            std::fs::read_to_string(Path::new(SECURITYFS).join("profiles"))
-                .map(|t| loaded_names(&t))
-                .unwrap_or_default()
-        } else {
-            BTreeSet::new()
-        };
-        HostAppArmor { enabled, dir: PathBuf::from(PROFILE_DIR), loaded }
+        HostAppArmor { enabled, dir: PathBuf::from(PROFILE_DIR), loaded: None }
+    }
+
+    /// Is `name` loaded in the host's namespace?
+    fn is_loaded(&self, name: &str) -> bool {
+        match &self.loaded {
+            Some(set) => set.contains(name),
+            None => std::fs::read_to_string(Path::new(SECURITYFS).join("profiles"))
+                .is_ok_and(|t| loaded_names(&t).contains(name)),
+        }
     }
 
     /// The profile nexcage-init is to enter for `name` (`at`: the field, for messages),
@@ -82,7 +85,7 @@ impl HostAppArmor {
                 return Ok(Some(name.to_string()));
             }
         }
-        if self.loaded.contains(name) {
+        if self.is_loaded(name) {
             warnings.push(format!(
                 "{at} {name:?} is not applied: it is loaded on the host without a source in {} (as the engines' default profiles are), and a CT can only enter profiles loaded into its own AppArmor namespace; the program runs under Proxmox's profile for the CT",
                 self.dir.display()
@@ -169,7 +172,7 @@ mod tests {
         let h = HostAppArmor {
             enabled,
             dir: dir.path().to_path_buf(),
-            loaded: loaded.iter().map(|s| s.to_string()).collect(),
+            loaded: Some(loaded.iter().map(|s| s.to_string()).collect()),
         };
         (dir, h)
     }

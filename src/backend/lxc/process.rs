@@ -523,7 +523,7 @@ mod tests {
         let a =
             exec_args(&["-e", "X=1", "--cwd", "/tmp", "-u", "7:8", "-g", "9", "--cap", "CAP_KILL", "c", "ls", "-l"]);
         let base = ProcessSpec { apparmor_profile: Some("ct-profile".into()), ..base };
-        let no_apparmor = HostAppArmor { enabled: false, dir: "/nonexistent".into(), loaded: Default::default() };
+        let no_apparmor = HostAppArmor { enabled: false, dir: "/nonexistent".into(), loaded: Some(Default::default()) };
         let (p, _) = for_exec(&a, &base, &no_apparmor).unwrap();
         assert_eq!(p.apparmor_profile.as_deref(), Some("ct-profile"), "the container's profile, as runc");
         assert_eq!(p.args, ["ls", "-l"]);
