@@ -1302,6 +1302,76 @@ fn every_mount_option_features_claims_is_applied() {
     l.assert_clean("mount options");
 }
 
+/// Mount options LXC 6 (Proxmox VE 9) does not know would reach the filesystem as data:
+/// a tmpfs then refuses to mount and the CT does not start, and a bind mount drops them
+/// silently. nexcage maps them (src/backend/lxc/mount_options.rs): a recursive
+/// attribute is the plain flag on a mount without submounts, options without a visible
+/// effect are left out, and what it cannot apply is refused by name before anything is
+/// made.
+#[test]
+fn mount_options_lxc_does_not_know_are_applied_or_refused_by_name() {
+    let host = tempfile::Builder::new().prefix("nexcage-lxc-ropts-").tempdir().unwrap();
+    std::fs::set_permissions(host.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let l = Lxc::with(9715, 9719, &format!(r#","allowed_host_mounts":["{}"]"#, host.path().display()));
+    let tmpfs = |dst: &str, opts: &[&str]| serde_json::json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": opts});
+    let b = l.w.bundle(
+        "ropts",
+        &["sh", "-c", "grep ' /ropt-' /proc/self/mountinfo; touch /ropt-bind/f; echo touch=$?"],
+        &[],
+    );
+    edit_config(&b, |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(tmpfs("/ropt-rro", &["rro", "rnosuid", "rnodev", "rnoexec"]));
+        m.push(tmpfs("/ropt-quiet", &["loud", "silent", "symfollow", "noiversion", "nolazytime", "ratime", "size=1m"]));
+        m.push(serde_json::json!({"destination": "/ropt-bind", "type": "bind", "source": host.path(), "options": ["rbind", "rro", "rnosuid"]}));
+    });
+    let (code, out, err) = l.run_to_end("ropts", &b);
+    assert_eq!(code, Some(0), "the CT started with every option: {err}\n{out}");
+    let opts_of = |dst: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(dst))
+            .unwrap_or_else(|| panic!("{dst} not mounted:\n{out}"));
+        line.split(' ').nth(5).unwrap().split(',').map(str::to_string).collect()
+    };
+    for flag in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(opts_of("/ropt-rro").iter().any(|o| o == flag), "rro tmpfs lacks {flag}: {:?}", opts_of("/ropt-rro"));
+    }
+    assert!(opts_of("/ropt-quiet").iter().any(|o| o == "rw"), "{:?}", opts_of("/ropt-quiet"));
+    for flag in ["ro", "nosuid"] {
+        assert!(opts_of("/ropt-bind").iter().any(|o| o == flag), "rro bind lacks {flag}: {:?}", opts_of("/ropt-bind"));
+    }
+    assert!(out.contains("touch=1"), "the program could write the rro bind:\n{out}");
+    assert!(!host.path().join("f").exists());
+
+    // What LXC cannot apply is refused by name, before anything is made.
+    let iv = l.bundle_like(&b, "iversion", &["true"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(tmpfs("/ropt-iv", &["iversion"]));
+    });
+    let n = serde_json::from_slice::<serde_json::Value>(&std::fs::read(iv.join("config.json")).unwrap()).unwrap()
+        ["mounts"]
+        .as_array()
+        .unwrap()
+        .len()
+        - 1;
+    let (refused, _, _) = l.create_with("iversion", &iv, &[]);
+    fails_with(&refused, &format!("mounts[{n}].options: \"iversion\" cannot be set by LXC"));
+    // An rbind of a tree with a mount below it: LXC would make only the top read-only.
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&sub).status().unwrap();
+    assert!(st.success());
+    let rec = l.bundle_like(&b, "recursive", &["true"], |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.retain(|m| m["destination"] != "/ropt-bind");
+        m.push(serde_json::json!({"destination": "/ropt-tree", "type": "bind", "source": host.path(), "options": ["rbind", "rro"]}));
+    });
+    let (refused, _, _) = l.create_with("recursive", &rec, &[]);
+    let _ = Command::new("umount").arg(&sub).status();
+    fails_with(&refused, "\"rro\" applies to every mount below an rbind, and LXC sets it on the top mount only");
+    l.assert_clean("refused mount options");
+}
+
 /// A stand-in for a LAN on a bridge: a network namespace joined to the bridge by a veth
 /// (`lan0` inside, with the router's address), a host beyond the router (an address on
 /// the namespace's `lo`), and on demand a DHCP server that offers that router. Removed

@@ -23,6 +23,7 @@ pub(crate) mod init_conn;
 pub(crate) mod lease_dns;
 pub(crate) mod lifecycle;
 pub(crate) mod maintenance;
+pub(crate) mod mount_options;
 pub(crate) mod netmove;
 pub(crate) mod process;
 pub(crate) mod procfs;

@@ -27,6 +27,7 @@ use oci_spec::runtime::{
 use crate::bundle::Document;
 use crate::config::{LxcBackendConfig, RootfsMode};
 
+use super::mount_options;
 use super::pveconf::NEXCAGE_TAG;
 use super::root::InPlaceRoot;
 use super::storage;
@@ -1466,7 +1467,7 @@ impl Mapper<'_> {
                 self.bind_mount(i, m, &dst, options, overlaps, &ids)?;
             } else if PSEUDO_FS.contains(&typ) {
                 let source = m.source().as_ref().and_then(|s| s.to_str()).filter(|s| !s.is_empty()).unwrap_or(typ);
-                let opts = self.entry_options(i, options, "dir")?;
+                let opts = self.entry_options(i, options, "dir", false)?;
                 self.raw(
                     "lxc.mount.entry",
                     format!("{} {} {typ} {opts} 0 0", fstab_escape(source.as_bytes()), rel_dst(&dst)),
@@ -1483,7 +1484,14 @@ impl Mapper<'_> {
     }
 
     /// Options for an `lxc.mount.entry` from OCI mount options, with `create=`.
-    fn entry_options(&mut self, i: usize, options: &[String], create: &str) -> Result<String, SpecError> {
+    /// `rbind_over_submounts`: an rbind of a tree with mounts below it (see mount_options.rs).
+    fn entry_options(
+        &mut self,
+        i: usize,
+        options: &[String],
+        create: &str,
+        rbind_over_submounts: bool,
+    ) -> Result<String, SpecError> {
         let mut out: Vec<String> = Vec::new();
         for o in options {
             match o.as_str() {
@@ -1500,7 +1508,13 @@ impl Mapper<'_> {
                 o if o.is_empty() || o.contains(|c: char| c.is_whitespace() || c.is_control()) => {
                     return err(format!("mounts[{i}].options"), format!("{o:?} is not a mount option"), "")
                 }
-                o => out.push(o.to_string()),
+                o => match mount_options::for_lxc(o, rbind_over_submounts) {
+                    Ok(Some(lxc)) => out.push(lxc.to_string()),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return err(format!("mounts[{i}].options"), format!("{e}"), "drop the option, or use an oci backend")
+                    }
+                },
             }
         }
         out.push(format!("create={create}"));
@@ -1548,13 +1562,14 @@ impl Mapper<'_> {
         let recursive = options.iter().any(|o| o == "rbind");
         let src_str = canonical.to_str().unwrap_or("");
         let dst_str = dst.to_str().unwrap_or("");
+        let over_submounts = recursive && meta.is_dir() && has_submounts(&canonical);
         let as_mp = meta.is_dir()
             && !overlaps
             && options.iter().all(|o| MP_OPTIONS.contains(&o.as_str()))
             && propstr_safe(src_str)
             && propstr_safe(dst_str)
             && self.create.mps.len() < 256
-            && !(recursive && has_submounts(&canonical))
+            && !over_submounts
             // An entry, which LXC can idmap (and create relays through the run directory
             // when the container's root cannot search the way to it, bind_relay.rs).
             && !self.idmap_binds;
@@ -1571,7 +1586,7 @@ impl Mapper<'_> {
             opts.insert(0, "bind".into());
         }
         let create = if meta.is_dir() { "dir" } else { "file" };
-        let mut opts = self.entry_options(i, &opts, create)?;
+        let mut opts = self.entry_options(i, &opts, create, over_submounts)?;
         if self.idmap_binds && !self.owned_by_container(&meta) {
             // The bundle has no user namespace: its root is the host's root, who owns
             // what it binds (named volumes, the engine's files). The container's root is
