@@ -22,7 +22,9 @@
 //!   applied), and none that LXC 6 (Proxmox VE 9) does not know, which it hands to the
 //!   filesystem, so that tmpfs refuses the mount and the CT does not start (`loud`,
 //!   `silent`, `ratime`, `symfollow`, `noiversion`, `nolazytime`; seen in the test VM:
-//!   `tmpfs: Unknown parameter 'loud'`); no id-mapped mounts, no `rro`.
+//!   `tmpfs: Unknown parameter 'loud'`; mount_options.rs now maps them when a bundle
+//!   names them, but not always to the option itself); no id-mapped mounts, no `rro`
+//!   (refused over an rbind with submounts).
 
 use serde_json::{json, Value};
 
