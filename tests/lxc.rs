@@ -1742,7 +1742,8 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     }
     l.assert_clean("after deleting rebuilt containers");
 
-    // After a "reboot" (supervisors gone too) the containers come back as stopped.
+    // Supervisors gone too, in this boot: the container comes back as stopped. (After a
+    // reboot it does not: containers_of_an_earlier_boot_...)
     let c = l.create("reboot", &b);
     let vmid = l.vmid("reboot");
     std::fs::remove_dir_all(&l.w.root).unwrap();
@@ -1761,6 +1762,104 @@ fn state_is_rebuilt_from_proxmox_after_root_is_wiped() {
     assert!(rebuilt.get("created").is_none(), "created must be unknown, not invented: {rebuilt}");
     ok(&l.w.nexcage(["delete", "reboot"]));
     l.assert_clean("after a lost supervisor");
+}
+
+/// After a host reboot `--root` and the run directories are empty, the supervisors are
+/// gone and Proxmox holds stopped CTs (docs/proxmox-lxc.md, "After a host reboot"). Here
+/// a reboot is imitated: the supervisors are killed, the CTs stopped, the root and run
+/// directories emptied, and the CTs' descriptions given another boot id, as if they had
+/// been made before the boot (hack/test-reboot reboots the test VM for real).
+/// - `list` shows none of them (as runc after a reboot), so nothing blocks the engine;
+/// - the engine's create of the same id in the same root succeeds and replaces the old
+///   CT (destroyed), and the new container runs;
+/// - `gc` of any root destroys the other CTs of earlier boots, and touches no CT of this
+///   boot.
+#[test]
+fn containers_of_an_earlier_boot_are_replaced_by_the_engines_create_and_collected_by_gc() {
+    let l = Lxc::with(9720, 9729, "");
+    let b = l.w.bundle("b", &["sh", "-c", "echo started; sleep 1000"], &[]);
+    let again = l.create("again", &b);
+    ok(&l.w.nexcage(["start", "again"]));
+    let left = l.create("left", &b);
+    let _this_boot = l.create("this-boot", &b);
+    let (old_again, old_left, this_boot) = (l.vmid("again"), l.vmid("left"), l.vmid("this-boot"));
+
+    // The reboot.
+    for c in [&again, &left] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        assert_eq!(wait_pid(c.pid, wait_limit()), (None, Some(9)));
+    }
+    let pct = |args: &[&str]| Command::new(&l.pct).args(args).output().unwrap();
+    for v in [old_again, old_left] {
+        let _ = pct(&["stop", &v.to_string()]);
+        let conf = l.pve.join(format!("etc/pve/lxc/{v}.conf"));
+        let text = std::fs::read_to_string(&conf).unwrap();
+        assert!(text.contains("#nexcage-boot%3A "), "the description names the boot:\n{text}");
+        let before: String = text
+            .lines()
+            .map(|x| {
+                if x.contains("#nexcage-boot%3A ") {
+                    "#nexcage-boot%3A 00000000-0000-4000-8000-000000000000"
+                } else {
+                    x
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&conf, before + "\n").unwrap();
+        let _ = std::fs::remove_dir_all(l.pve.join(format!("run/nexcage-lxc/{v}")));
+    }
+    for id in ["again", "left"] {
+        std::fs::remove_dir_all(l.w.root.join(id)).unwrap();
+    }
+
+    let out = l.w.nexcage(["list", "-q"]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "this-boot\n", "list shows no container of an earlier boot");
+    assert!(l.confs().len() == 3, "list destroys nothing: {:?}", l.confs());
+
+    // The engine makes "again" again: the old CT is replaced.
+    let again2 = l.create("again", &b);
+    ok(&l.w.nexcage(["start", "again"]));
+    // One CT for "again", made in this boot (it may have the old one's free VMID).
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{}.conf", l.vmid("again")))).unwrap();
+    assert!(conf.contains(&format!("#nexcage-boot%3A {}", boot.trim())), "CT {old_again} replaced:\n{conf}");
+    assert_eq!(l.confs().len(), 3, "{:?}", l.confs());
+    assert_eq!(l.w.state("again")["status"], "running");
+    let deadline = std::time::Instant::now() + wait_limit();
+    while read(&again2.stdout) != "started\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(read(&again2.stdout), "started\n");
+
+    // gc of another root: the CT of an earlier boot goes, this boot's stay.
+    let other = l.w.dir.path().join("other-root");
+    let out = Command::new(nexcage_bin())
+        .env("NEXCAGE_CONFIG", &l.w.config)
+        .arg("--root")
+        .arg(&other)
+        .arg("gc")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "destroy CT {old_left} (backend lxc: container \"left\" of {} was made in an earlier boot of this host)",
+            l.w.root.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(!l.pve.join(format!("etc/pve/lxc/{old_left}.conf")).exists());
+    assert!(l.pve.join(format!("etc/pve/lxc/{this_boot}.conf")).exists());
+
+    ok(&l.w.nexcage(["delete", "--force", "again"]));
+    assert_eq!(wait_pid(again2.pid, wait_limit()), (None, Some(9)));
+    ok(&l.w.nexcage(["delete", "this-boot"]));
+    l.assert_clean("after the reboot");
 }
 
 /// What an operator does to a running nexcage container with Proxmox's own tools (the UI

@@ -23,7 +23,7 @@ use super::procfs::ProcRef;
 use super::pve_support::{self, PveSupport};
 use super::template::{resolve_rootfs, Template, TemplateCache};
 use super::wire::{ContainerSetup, ProcessSpec, Request};
-use super::{cleanup, host, pct, pveconf, spec, storage, vmid};
+use super::{boot, cleanup, host, pct, pveconf, spec, storage, vmid};
 use super::{console, host_limits, lifecycle, process, run_dir, supervisor};
 use crate::backend::{CreateRequest, Launch};
 use crate::config::LxcBackendConfig;
@@ -174,6 +174,24 @@ pub enum Created {
     },
 }
 
+/// The CTs this container (id and `--root`) left in earlier boots of the host: an engine
+/// makes its containers again after a reboot (boot.rs), and the new one replaces them,
+/// as runc's container replaces what a reboot erased. Only CTs nothing is creating. The
+/// new CT does not need the old one gone (another VMID), so a failure is only a warning
+/// (`gc` tries again).
+fn replace_earlier_boots(pct: &pct::Pct, pve_root: &Path, id: &str, state_root: &Path) {
+    for c in cleanup::tagged(pve_root, Some(id), state_root).into_iter().filter(boot::from_earlier_boot) {
+        match cleanup::destroy(pct, pve_root, c.vmid) {
+            Ok(()) => log::info!("CT {} was container {id} in an earlier boot of this host: destroyed", c.vmid),
+            Err(e) => log::warn!(
+                "CT {} is left from an earlier boot as container {id} and could not be destroyed: {e} ({})",
+                c.vmid,
+                cleanup::manual_destroy(c.vmid)
+            ),
+        }
+    }
+}
+
 pub fn create(
     ctx: &Ctx,
     req: &CreateRequest,
@@ -203,6 +221,7 @@ pub fn create(
         bundle: req.bundle.dir.clone(),
         state_root: Some(std::path::absolute(ctx.store.root())?),
         created: Some(record.created.clone()),
+        boot: boot::current_id(),
     });
     let storages = storage::load(&cfg.pve_root)?;
     let opts = spec::MapOptions::new(cfg, &bundle.dir, &record.id, description, spec::HostInfo::probe(), storages);
@@ -245,6 +264,7 @@ pub fn create(
     let inflight = cleanup::InflightLock::acquire(&pending.state_root, &record.id)
         .with_context(|| format!("cannot make the pct lock of container {}", record.id))?;
     let pct = pct::Pct::for_root(&pct_bin, &cfg.pve_root).inherit_fd(inflight.fd());
+    replace_earlier_boots(&pct, &cfg.pve_root, &record.id, &pending.state_root);
     let vmid = loop {
         let mut saved = Ok(());
         let volid = plan.template.volid(&cfg.template_storage);

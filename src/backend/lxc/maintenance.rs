@@ -14,7 +14,7 @@ use super::{host, lifecycle, pct, run_dir, vmid};
 use crate::backend::Sweeper;
 use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
-use crate::state::{validate_id, Record, StateError};
+use crate::state::{validate_id, Record, StateError, Store};
 
 /// Why this record no longer stands for a Proxmox container, if it does not.
 pub fn stale_reason(record: &Record, root: &Path) -> Option<String> {
@@ -37,11 +37,16 @@ pub fn remove_stale(record: &Record, root: &Path) -> Result<i32> {
 pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut dyn Sweeper) {
     let pct_bin = crate::backend::find_binary(&cfg.pct).unwrap_or_else(|| cfg.pct.clone().into());
     let pct = pct::Pct::for_root(&pct_bin, &cfg.pve_root);
-    for c in cleanup::tagged(&cfg.pve_root, None, root) {
+    let mut leftovers = cleanup::tagged(&cfg.pve_root, None, root);
+    leftovers.extend(cleanup::earlier_boots_of_other_roots(&cfg.pve_root, root));
+    for c in leftovers {
+        // The store of the root the container names (after a reboot usually empty).
+        let other_store = c.state_root.as_deref().filter(|r| *r != root).map(Store::new);
+        let store = other_store.as_ref().unwrap_or(&ctx.store);
         let claimed = if validate_id(&c.oci_id).is_err() {
             Some(false)
         } else {
-            match ctx.store.try_load_locked(&c.oci_id) {
+            match store.try_load_locked(&c.oci_id) {
                 Ok(Some((rec, _lock))) => Some(LxcData::of(&rec).is_ok_and(|d| d.vmid == c.vmid)),
                 Ok(None) => None, // busy: a create or delete of that id is running
                 Err(e) if StateError::is_not_exist(&e) => Some(false),
@@ -51,12 +56,22 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
         if claimed != Some(false) {
             continue;
         }
-        let what = format!(
-            "destroy CT {} (backend {name}: container {:?} of {} has no record)",
-            c.vmid,
-            c.oci_id,
-            root.display()
-        );
+        let of_root = c.state_root.as_deref().unwrap_or(root);
+        let what = if super::boot::from_earlier_boot(&c) {
+            format!(
+                "destroy CT {} (backend {name}: container {:?} of {} was made in an earlier boot of this host)",
+                c.vmid,
+                c.oci_id,
+                of_root.display()
+            )
+        } else {
+            format!(
+                "destroy CT {} (backend {name}: container {:?} of {} has no record)",
+                c.vmid,
+                c.oci_id,
+                of_root.display()
+            )
+        };
         if s.act(&what) {
             if let Err(e) = cleanup::destroy(&pct, &cfg.pve_root, c.vmid) {
                 s.fail(&format!("destroy CT {} ({})", c.vmid, cleanup::manual_destroy(c.vmid)), &e);

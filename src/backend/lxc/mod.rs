@@ -9,6 +9,7 @@ pub(crate) mod vmid;
 pub(crate) mod apparmor;
 pub(crate) mod backend;
 pub(crate) mod bind_relay;
+pub(crate) mod boot;
 pub(crate) mod cgroup;
 pub(crate) mod cleanup;
 pub(crate) mod console;

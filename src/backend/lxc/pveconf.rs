@@ -399,6 +399,10 @@ pub struct Description {
     /// When `create` made it (RFC 3339, as `state` reports `created`), when recorded:
     /// a record rebuilt after `--root` was lost reports this, never the rebuild time.
     pub created: Option<String>,
+    /// The host's boot id when `create` made it (`/proc/sys/kernel/random/boot_id`):
+    /// a container of an earlier boot has no supervisor and nothing of its OCI state
+    /// left (boot.rs).
+    pub boot: Option<String>,
 }
 
 const DESCR_HEADER: &str = "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them";
@@ -448,6 +452,7 @@ pub fn describe(oci_id: &str, bundle: &Path) -> String {
         bundle: bundle.to_path_buf(),
         state_root: None,
         created: None,
+        boot: None,
     })
 }
 
@@ -463,13 +468,16 @@ pub fn describe_full(d: &Description) -> String {
     if let Some(created) = &d.created {
         s.push_str(&format!("nexcage-created: {}\n", encode_value(created.as_bytes())));
     }
+    if let Some(boot) = &d.boot {
+        s.push_str(&format!("nexcage-boot: {}\n", encode_value(boot.as_bytes())));
+    }
     s
 }
 
 /// Parse a description written by [`describe_full`] (other lines are ignored, so a
 /// user may add text around them). `None` when the id or bundle line is missing.
 pub fn parse_description(text: &str) -> Option<Description> {
-    let (mut id, mut bundle, mut root, mut created) = (None, None, None, None);
+    let (mut id, mut bundle, mut root, mut created, mut boot) = (None, None, None, None, None);
     for line in text.lines() {
         let line = line.trim();
         let Some((k, v)) = line.split_once(':') else { continue };
@@ -479,10 +487,11 @@ pub fn parse_description(text: &str) -> Option<Description> {
             "nexcage-bundle" => bundle = Some(PathBuf::from(OsString::from_vec(decode_value(v)))),
             "nexcage-root" => root = Some(PathBuf::from(OsString::from_vec(decode_value(v)))),
             "nexcage-created" => created = String::from_utf8(decode_value(v)).ok().filter(|c| !c.is_empty()),
+            "nexcage-boot" => boot = String::from_utf8(decode_value(v)).ok().filter(|b| !b.is_empty()),
             _ => {}
         }
     }
-    Some(Description { oci_id: id.filter(|i| !i.is_empty())?, bundle: bundle?, state_root: root, created })
+    Some(Description { oci_id: id.filter(|i| !i.is_empty())?, bundle: bundle?, state_root: root, created, boot })
 }
 
 /// A container of this node tagged `nexcage` whose description nexcage can read.
@@ -494,6 +503,8 @@ pub struct TaggedContainer {
     pub state_root: Option<PathBuf>,
     /// When it was created (`nexcage-created`), if the description says.
     pub created: Option<String>,
+    /// The boot it was made in (`nexcage-boot`), if the description says.
+    pub boot: Option<String>,
     pub hostname: Option<String>,
     /// `lock:` of the config (e.g. `create` while pct creates it).
     pub lock: Option<String>,
@@ -548,6 +559,7 @@ pub fn nexcage_containers(pve_root: &Path) -> Result<Vec<TaggedContainer>, PveCo
             bundle: d.bundle,
             state_root: d.state_root,
             created: d.created,
+            boot: d.boot,
             hostname: conf.get("hostname").map(str::to_string),
             lock: conf.get("lock").map(str::to_string),
         });
@@ -636,11 +648,12 @@ mod tests {
             bundle: bundle.clone(),
             state_root: Some("/run/nexcage".into()),
             created: Some("2026-11-27T15:04:05.123456789Z".into()),
+            boot: Some("0f4c8a6e-3b1d-4f5e-9a2b-7c6d5e4f3a2b".into()),
         };
         let text = describe_full(&d);
         assert_eq!(
             text,
-            "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them\nnexcage-id: a.b+c_d-e\nnexcage-bundle: /srv/b\\x20dir/x:y\\x0a\\x25z\\x5c\\xff\nnexcage-root: /run/nexcage\nnexcage-created: 2026-11-27T15:04:05.123456789Z\n"
+            "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them\nnexcage-id: a.b+c_d-e\nnexcage-bundle: /srv/b\\x20dir/x:y\\x0a\\x25z\\x5c\\xff\nnexcage-root: /run/nexcage\nnexcage-created: 2026-11-27T15:04:05.123456789Z\nnexcage-boot: 0f4c8a6e-3b1d-4f5e-9a2b-7c6d5e4f3a2b\n"
         );
         assert_eq!(parse_description(&text), Some(d.clone()));
         // Through a PVE config file and back.
@@ -732,6 +745,7 @@ mod tests {
                 bundle: "/b/web".into(),
                 state_root: None,
                 created: None,
+                boot: None,
                 hostname: Some("web".into()),
                 lock: None
             }]

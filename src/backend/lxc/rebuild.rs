@@ -6,10 +6,12 @@
 //! has no record gets one again, so that `list`, `state` and `delete` know it. Reading
 //! the PVE config files makes no pct call.
 //!
-//! After a reboot the supervisor is gone, so the container reports `stopped`; `delete`
-//! destroys it. If only `--root` was wiped, the supervisor still runs and is found again
-//! by its command line (it names the container's run directory), with the program and
-//! nexcage-init, so status, pid, `kill` and `exec` work as before.
+//! A container made in an earlier boot of the host is not adopted (boot.rs): nothing of
+//! it is left but the CT, as with runc after a reboot; the engine's create of the same
+//! id replaces it, and `gc` destroys the others. If only `--root` was wiped, the
+//! supervisor still runs and is found again by its command line (it names the
+//! container's run directory), with the program and nexcage-init, so status, pid,
+//! `kill` and `exec` work as before.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -68,10 +70,11 @@ pub fn adopt_lost(ctx: &Ctx) -> Vec<String> {
             }
         };
         for c in containers {
-            // Being created right now (its creator holds a record), another root's, or
-            // not a valid id: not ours to adopt.
+            // Being created right now (its creator holds a record), another root's, from
+            // an earlier boot, or not a valid id: not ours to adopt.
             if c.lock.is_some()
                 || c.state_root.as_ref().is_some_and(|r| r != &root)
+                || super::boot::from_earlier_boot(&c)
                 || validate_id(&c.oci_id).is_err()
                 || ctx.store.dir(&c.oci_id).exists()
             {
