@@ -7,13 +7,15 @@
 //! - temporary claim directories (`@new-<pid>-*`) of dead processes;
 //! - for every proxmox-lxc backend of the configuration: Proxmox containers tagged
 //!   `nexcage` whose description names **this** `--root` and that no record of this root
-//!   claims (destroyed), VMID reservations of dead creates, temp templates of dead
-//!   builders, run directories without a container.
+//!   claims (destroyed), and those made in an earlier boot of the host whatever root they
+//!   name, unless a record in that root claims them (after a reboot every root is empty:
+//!   lxc/boot.rs); VMID reservations of dead creates, temp templates of dead builders,
+//!   run directories without a container.
 //!
-//! Never touched: records and containers another command holds (busy), containers whose
-//! description names another `--root` or none (engines use different roots, e.g.
-//! `/run/containerd/runc/<ns>` and `/run/nexcage`: each `gc` reaps only its own),
-//! containers pct is creating (`lock:`). `--dry-run` prints the same lines prefixed
+//! Never touched: records and containers another command holds (busy), containers of
+//! this boot whose description names another `--root` or none (engines use different
+//! roots, e.g. `/run/containerd/runc/<ns>` and `/run/nexcage`: each `gc` reaps only its
+//! own), containers pct is creating (`lock:`). `--dry-run` prints the same lines prefixed
 //! `would`.
 
 use anyhow::Result;
