@@ -166,6 +166,9 @@ pub struct Hook {
 pub const MOUNT_HOOK_SETUP: &str = "setup.json";
 /// File of the run directory where a failed mount hook says why.
 pub const MOUNT_HOOK_ERROR: &str = "mount-hook.error";
+/// File of the run directory where nexcage-init says why it could not start serving
+/// (its stderr is the CT's console, which nobody reads).
+pub const INIT_ERROR: &str = "init.error";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSetup {

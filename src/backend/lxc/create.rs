@@ -30,8 +30,11 @@ use crate::config::LxcBackendConfig;
 use crate::context::Ctx;
 use crate::state::Record;
 
-/// How long init gets to answer after `pct start` returned.
-const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long init gets to answer after `pct start` returned: seconds at most when the
+/// host is idle, but 10 s were not enough under CI's heaviest load (tests/stress.rs's 32
+/// lifecycles at once on 2 CPUs beside the test VM). An init that failed says so at once
+/// (run_dir::init_error).
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the bundle's config.json says that the process model needs (the rest is
 /// spec.rs's business).
@@ -500,7 +503,20 @@ fn start_container(
         }
     })?;
     crate::fault::point("lxc:pct-started");
-    let conn = InitConn::connect(&run_dir::socket(&dir), INIT_TIMEOUT, None)?;
+    let failed = || {
+        let mut why: Vec<String> = run_dir::init_error(&dir).into_iter().collect();
+        if !why.is_empty() {
+            why.extend(run_dir::lxc_errors(&dir));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    };
+    let conn = InitConn::connect_watching(&run_dir::socket(&dir), INIT_TIMEOUT, None, &failed).map_err(|e| {
+        // On a timeout, what LXC logged may say why.
+        match run_dir::lxc_errors(&dir) {
+            lxc if lxc.is_empty() => e,
+            lxc => e.context(format!("LXC: {}", lxc.join("; "))),
+        }
+    })?;
     // Proxmox's DHCP client cannot write the lease's name servers into an idmapped root.
     if let Some(dns) = super::lease_dns::leases_since(&data.pve_root, vmid, started_at) {
         match super::lease_dns::ensure(conn.init_pid, owner, &dns) {

@@ -52,18 +52,38 @@ impl InitConn {
     /// (init creates it right after LXC starts it). `recorded`: the init this container
     /// recorded (None only for create's first connection, before there is one).
     pub fn connect(path: &Path, timeout: Duration, recorded: Option<ProcRef>) -> Result<InitConn> {
-        let deadline = Instant::now() + timeout;
+        Self::connect_watching(path, timeout, recorded, &|| None)
+    }
+
+    /// [`connect`](Self::connect), giving up early when `failed` (polled every 100 ms
+    /// while the socket is not there) says why init never will answer.
+    pub fn connect_watching(
+        path: &Path,
+        timeout: Duration,
+        recorded: Option<ProcRef>,
+        failed: &dyn Fn() -> Option<String>,
+    ) -> Result<InitConn> {
+        let start = Instant::now();
+        let mut polled = start;
         loop {
             match Self::try_connect(path, recorded) {
                 Ok(c) => return Ok(c),
                 // Not a socket, or not our init: waiting does not change that.
                 Err(Attempt::Refused(e)) => return Err(e),
-                Err(Attempt::NotYet(e)) if Instant::now() >= deadline => {
-                    return Err(
-                        e.context(format!("nexcage-init did not answer on {} within {timeout:?}", path.display()))
-                    )
+                Err(Attempt::NotYet(e)) => {
+                    if polled.elapsed() >= Duration::from_millis(100) || start.elapsed() >= timeout {
+                        polled = Instant::now();
+                        if let Some(why) = failed() {
+                            return Err(e.context(format!("nexcage-init did not answer on {}: {why}", path.display())));
+                        }
+                    }
+                    if start.elapsed() >= timeout {
+                        return Err(
+                            e.context(format!("nexcage-init did not answer on {} within {timeout:?}", path.display()))
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(Attempt::NotYet(_)) => std::thread::sleep(Duration::from_millis(5)),
             }
         }
     }
@@ -141,5 +161,26 @@ impl InitConn {
             Reply::Error { message } => Err(anyhow!(message)),
             other => bail!("unexpected answer from nexcage-init: {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_init_that_says_it_failed_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("init.sock");
+        let t0 = Instant::now();
+        let e = InitConn::connect_watching(&sock, Duration::from_secs(30), None, &|| {
+            (t0.elapsed() > Duration::from_millis(200)).then(|| "nexcage-init: socket: EACCES".to_string())
+        })
+        .err()
+        .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "gave up early: {:?}", t0.elapsed());
+        assert!(format!("{e:#}").contains("did not answer on") && format!("{e:#}").contains("socket: EACCES"), "{e:#}");
+        let e = InitConn::connect(&sock, Duration::from_millis(50), None).err().unwrap();
+        assert!(format!("{e:#}").contains("within 50ms"), "{e:#}");
     }
 }

@@ -166,6 +166,11 @@ pub fn write_setup(run_dir: &Path, setup: &wire::ContainerSetup) -> Result<()> {
 }
 
 /// What a failed mount hook said (see `lxc_lines`), if it failed.
+/// What nexcage-init wrote before it exited without serving (wire::INIT_ERROR).
+pub fn init_error(run_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(run_dir.join(wire::INIT_ERROR)).ok().filter(|s| !s.is_empty())
+}
+
 pub fn mount_hook_error(run_dir: &Path) -> Option<String> {
     std::fs::read_to_string(run_dir.join(wire::MOUNT_HOOK_ERROR)).ok().filter(|s| !s.is_empty())
 }

@@ -43,6 +43,10 @@ fn main() {
         Ok(code) => exit(code),
         Err(e) => {
             eprintln!("nexcage-init: {e}");
+            let _ = std::fs::write(
+                std::path::Path::new(wire::RUN_DIR_IN_CONTAINER).join(wire::INIT_ERROR),
+                format!("nexcage-init: {e}"),
+            );
             exit(1);
         }
     }
