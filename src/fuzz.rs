@@ -99,7 +99,8 @@ pub fn pveconf_roundtrip(data: &[u8]) {
     use std::os::unix::ffi::OsStrExt;
     let bundle = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(parts.next().unwrap_or(b"/b")));
     let root = parts.next().map(|r| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(r)));
-    let d = pveconf::Description { oci_id: id.clone(), bundle, state_root: root, created: None, boot: None };
+    let d =
+        pveconf::Description { oci_id: id.clone(), bundle, state_root: root, created: None, boot: None, vmid: None };
     let written = pveconf::describe_full(&d);
     // Through a PVE config file (PVE's own encoding) and back.
     let mut c = pveconf::PveConfig::default();

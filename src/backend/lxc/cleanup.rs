@@ -134,6 +134,9 @@ pub fn owner(pve_root: &Path, vmid: u32, id: &str, state_root: &Path) -> Owner {
         Err(_) => return Owner::Ours,
     };
     match pveconf::parse_description(&conf.description()) {
+        Some(d) if pveconf::is_copy(&d, vmid) => {
+            Owner::Other(format!("a copy of CT {} made by Proxmox (a restore or clone)", d.vmid.unwrap_or_default()))
+        }
         Some(d) if d.oci_id == id && d.state_root.as_deref().is_none_or(|r| r == state_root) => Owner::Ours,
         Some(d) => Owner::Other(format!(
             "container {:?} of {}",

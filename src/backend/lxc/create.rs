@@ -225,6 +225,8 @@ pub fn create(
         state_root: Some(std::path::absolute(ctx.store.root())?),
         created: Some(record.created.clone()),
         boot: boot::current_id(),
+        // Added per attempt, once the VMID is chosen (pveconf::with_described_vmid).
+        vmid: None,
     });
     let storages = storage::load(&cfg.pve_root)?;
     let opts = spec::MapOptions::new(cfg, &bundle.dir, &record.id, description, spec::HostInfo::probe(), storages);
@@ -284,7 +286,7 @@ pub fn create(
                     stderr: "the record could not be saved".into(),
                 });
             }
-            pct.create(v, &volid, &plan.options)?;
+            pct.create(v, &volid, &pveconf::with_described_vmid(&plan.options, v))?;
             crate::fault::point("lxc:pct-created");
             Ok(())
         });

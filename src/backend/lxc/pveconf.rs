@@ -403,6 +403,10 @@ pub struct Description {
     /// a container of an earlier boot has no supervisor and nothing of its OCI state
     /// left (boot.rs).
     pub boot: Option<String>,
+    /// The VMID nexcage created the CT as. Proxmox copies the description when it
+    /// restores a backup or clones a CT, so a config whose VMID differs is such a copy,
+    /// which nexcage never adopts or destroys.
+    pub vmid: Option<u32>,
 }
 
 const DESCR_HEADER: &str = "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them";
@@ -453,6 +457,7 @@ pub fn describe(oci_id: &str, bundle: &Path) -> String {
         state_root: None,
         created: None,
         boot: None,
+        vmid: None,
     })
 }
 
@@ -471,13 +476,16 @@ pub fn describe_full(d: &Description) -> String {
     if let Some(boot) = &d.boot {
         s.push_str(&format!("nexcage-boot: {}\n", encode_value(boot.as_bytes())));
     }
+    if let Some(vmid) = d.vmid {
+        s.push_str(&format!("nexcage-vmid: {vmid}\n"));
+    }
     s
 }
 
 /// Parse a description written by [`describe_full`] (other lines are ignored, so a
 /// user may add text around them). `None` when the id or bundle line is missing.
 pub fn parse_description(text: &str) -> Option<Description> {
-    let (mut id, mut bundle, mut root, mut created, mut boot) = (None, None, None, None, None);
+    let (mut id, mut bundle, mut root, mut created, mut boot, mut vmid) = (None, None, None, None, None, None);
     for line in text.lines() {
         let line = line.trim();
         let Some((k, v)) = line.split_once(':') else { continue };
@@ -488,10 +496,32 @@ pub fn parse_description(text: &str) -> Option<Description> {
             "nexcage-root" => root = Some(PathBuf::from(OsString::from_vec(decode_value(v)))),
             "nexcage-created" => created = String::from_utf8(decode_value(v)).ok().filter(|c| !c.is_empty()),
             "nexcage-boot" => boot = String::from_utf8(decode_value(v)).ok().filter(|b| !b.is_empty()),
+            "nexcage-vmid" => vmid = v.parse().ok(),
             _ => {}
         }
     }
-    Some(Description { oci_id: id.filter(|i| !i.is_empty())?, bundle: bundle?, state_root: root, created, boot })
+    Some(Description { oci_id: id.filter(|i| !i.is_empty())?, bundle: bundle?, state_root: root, created, boot, vmid })
+}
+
+/// `pct create` options with the CT's own VMID added to the description (its last line),
+/// known only once the VMID is chosen.
+pub fn with_described_vmid(options: &[(String, String)], vmid: u32) -> Vec<(String, String)> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            if k == "description" {
+                (k.clone(), format!("{v}nexcage-vmid: {vmid}\n"))
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect()
+}
+
+/// Whether a description written for CT `described` now sits in CT `vmid`'s config: a
+/// copy Proxmox made (backup restored to another VMID, clone), not nexcage's container.
+pub fn is_copy(d: &Description, vmid: u32) -> bool {
+    d.vmid.is_some_and(|v| v != vmid)
 }
 
 /// A container of this node tagged `nexcage` whose description nexcage can read.
@@ -553,6 +583,10 @@ pub fn nexcage_containers(pve_root: &Path) -> Result<Vec<TaggedContainer>, PveCo
             );
             continue;
         };
+        if is_copy(&d, vmid) {
+            log::debug!("CT {vmid} is a copy of nexcage's CT {:?} (a restore or clone): not nexcage's", d.vmid);
+            continue;
+        }
         out.push(TaggedContainer {
             vmid,
             oci_id: d.oci_id,
@@ -649,11 +683,12 @@ mod tests {
             state_root: Some("/run/nexcage".into()),
             created: Some("2026-11-27T15:04:05.123456789Z".into()),
             boot: Some("0f4c8a6e-3b1d-4f5e-9a2b-7c6d5e4f3a2b".into()),
+            vmid: Some(9000),
         };
         let text = describe_full(&d);
         assert_eq!(
             text,
-            "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them\nnexcage-id: a.b+c_d-e\nnexcage-bundle: /srv/b\\x20dir/x:y\\x0a\\x25z\\x5c\\xff\nnexcage-root: /run/nexcage\nnexcage-created: 2026-11-27T15:04:05.123456789Z\nnexcage-boot: 0f4c8a6e-3b1d-4f5e-9a2b-7c6d5e4f3a2b\n"
+            "nexcage OCI container: the nexcage-* lines below are read by nexcage, keep them\nnexcage-id: a.b+c_d-e\nnexcage-bundle: /srv/b\\x20dir/x:y\\x0a\\x25z\\x5c\\xff\nnexcage-root: /run/nexcage\nnexcage-created: 2026-11-27T15:04:05.123456789Z\nnexcage-boot: 0f4c8a6e-3b1d-4f5e-9a2b-7c6d5e4f3a2b\nnexcage-vmid: 9000\n"
         );
         assert_eq!(parse_description(&text), Some(d.clone()));
         // Through a PVE config file and back.

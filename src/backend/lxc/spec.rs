@@ -686,7 +686,8 @@ impl Mapper<'_> {
         tags.sort();
         tags.dedup();
         self.create.tags = tags.join(";");
-        if self.opts.description.len() > 8192 {
+        // Room for the `nexcage-vmid` line create adds (pveconf::with_described_vmid).
+        if self.opts.description.len() + "nexcage-vmid: 999999999\n".len() > 8192 {
             return err(
                 "(description)",
                 "the PVE description (OCI id and bundle path) is longer than 8192 bytes",
