@@ -1862,6 +1862,136 @@ fn containers_of_an_earlier_boot_are_replaced_by_the_engines_create_and_collecte
     l.assert_clean("after the reboot");
 }
 
+/// A CT that Proxmox copied from a nexcage CT (a backup restored to another VMID, a
+/// clone) carries the same description and tag, but not the same VMID: nexcage records
+/// the VMID it created the CT as (`nexcage-vmid`), and never adopts, replaces or destroys
+/// a copy (docs/proxmox-lxc.md, "Backups, restores and migration"). The copy is made as
+/// Proxmox makes it, a config with the same lines under another VMID; this one also
+/// names an earlier boot, as a restore after a reboot would.
+#[test]
+fn proxmox_copies_of_a_nexcage_ct_are_never_adopted_or_destroyed() {
+    let l = Lxc::with(9735, 9739, "");
+    let b = l.w.bundle("b", &["true"], &[]);
+    let orig = l.create("orig", &b);
+    let vmid = l.vmid("orig");
+    let conf = std::fs::read_to_string(l.pve.join(format!("etc/pve/lxc/{vmid}.conf"))).unwrap();
+    assert!(conf.contains(&format!("#nexcage-vmid%3A {vmid}\n")), "{conf}");
+    let copy_vmid = l.range.1;
+    let copy: String = conf
+        .lines()
+        .map(|x| {
+            if x.starts_with("#nexcage-boot%3A ") {
+                "#nexcage-boot%3A 00000000-0000-4000-8000-000000000000"
+            } else {
+                x
+            }
+        })
+        .filter(|x| !x.starts_with("lxc."))
+        .map(|x| format!("{x}\n"))
+        .collect();
+    let copy_path = l.pve.join(format!("etc/pve/lxc/{copy_vmid}.conf"));
+    std::fs::write(&copy_path, &copy).unwrap();
+
+    let out = l.w.nexcage(["list", "-q"]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "orig\n");
+    std::fs::remove_dir_all(l.w.root.join("orig")).unwrap();
+    let out = l.w.nexcage(["list", "-q"]);
+    assert_eq!(text(&out.stdout), "orig\n", "only the original is adopted");
+    let out = l.w.nexcage(["gc", "--dry-run"]);
+    ok(&out);
+    assert!(!text(&out.stdout).contains(&copy_vmid.to_string()), "{}", text(&out.stdout));
+    ok(&l.w.nexcage(["delete", "--force", "orig"]));
+    assert_eq!(wait_pid(orig.pid, wait_limit()), (None, Some(9)));
+    // The engine makes "orig" again: the copy (same id and root, an earlier boot) stays.
+    let _again = l.create("orig", &b);
+    let out = l.w.nexcage(["gc"]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "");
+    ok(&l.w.nexcage(["delete", "--force", "orig"]));
+    assert_eq!(std::fs::read_to_string(&copy_path).unwrap(), copy, "the copy is untouched");
+    assert!(!l.pct_calls().iter().any(|c| c.split(' ').nth(2) == Some(&copy_vmid.to_string())), "{:?}", l.pct_calls());
+    std::fs::remove_file(&copy_path).unwrap();
+    l.assert_clean("copies");
+}
+
+/// Proxmox clusters (docs/proxmox-lxc.md, "Clusters"): VMIDs are unique across the
+/// cluster, pmxcfs refuses a guest config whose VMID another node holds, and each node
+/// sees its own CTs in /etc/pve/lxc. A second node is simulated inside the one pmxcfs by
+/// its directory `nodes/<other>/lxc`, which the real pmxcfs counts in its cluster-wide VM
+/// list (pve-cluster's memdb.c) as it does a replicated node's:
+/// - a VMID the other node holds is never chosen;
+/// - a VMID the other node takes between nexcage's choice and `pct create` (a pct wrapper
+///   writes the other node's config first, as a replicated create at that moment would)
+///   is refused by pct, and nexcage takes the next one;
+/// - the other node's nexcage CT, whose description names the same OCI id and root (two
+///   nodes' engines use the same roots and may reuse ids) and an earlier boot, is never
+///   adopted by `list`, replaced by `create`, or destroyed by `gc` or `delete`.
+#[test]
+fn another_nodes_guests_are_never_taken_adopted_or_destroyed() {
+    let l = Lxc::with(9730, 9734, "");
+    let other = l.pve.join("etc/pve/nodes/nexcage-other-node/lxc");
+    std::fs::create_dir_all(&other).unwrap();
+    let twin_conf = format!(
+        concat!(
+            "#nexcage OCI container%3A the nexcage-* lines below are read by nexcage, keep them\n",
+            "#nexcage-id%3A twin\n#nexcage-bundle%3A /srv/twin\n#nexcage-root%3A {}\n",
+            "#nexcage-created%3A 2020-01-01T00%3A00%3A00Z\n#nexcage-boot%3A 00000000-0000-4000-8000-000000000000\n",
+            "arch: amd64\nhostname: twin\nmemory: 64\nostype: unmanaged\ntags: nexcage\n"
+        ),
+        l.w.root.display()
+    );
+    std::fs::write(other.join("9730.conf"), &twin_conf).unwrap();
+    let b = l.w.bundle("b", &["true"], &[]);
+
+    let _twin = l.create("twin", &b);
+    assert_eq!(l.vmid("twin"), 9731, "the other node's VMID 9730 is not taken");
+
+    // The race: the other node creates 9732 just before this node's pct create of it.
+    let pct = l.w.dir.path().join("pct");
+    let orig = std::fs::read_to_string(&pct).unwrap();
+    let marker = l.w.dir.path().join("raced");
+    let racing = orig.replacen(
+        "#!/bin/sh\n",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = create ] && [ ! -e '{m}' ]; then : > '{m}'; cp '{d}/9730.conf' '{d}'/\"$2\".conf; fi\n",
+            m = marker.display(),
+            d = other.display()
+        ),
+        1,
+    );
+    std::fs::write(&pct, racing).unwrap();
+    let _race = l.create("race", &b);
+    std::fs::write(&pct, &orig).unwrap();
+    assert!(other.join("9732.conf").exists(), "the wrapper raced for 9732: {:?}", l.pct_calls());
+    assert_eq!(l.vmid("race"), 9733, "pct refused 9732 (another node's), the next VMID was taken");
+    let creates: Vec<String> = l.pct_calls().into_iter().filter(|c| c.starts_with("pct create")).collect();
+    assert!(creates.iter().any(|c| c.starts_with("pct create 9732 ")), "{creates:?}");
+
+    let out = l.w.nexcage(["list", "-q"]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "race\ntwin\n");
+    let out = l.w.nexcage(["gc"]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "", "gc touches nothing");
+    ok(&l.w.nexcage(["delete", "--force", "twin"]));
+    ok(&l.w.nexcage(["delete", "--force", "race"]));
+    for v in ["9730", "9732"] {
+        assert_eq!(
+            std::fs::read_to_string(other.join(format!("{v}.conf"))).unwrap(),
+            twin_conf,
+            "the other node's CT {v} is untouched"
+        );
+    }
+    for c in l.pct_calls() {
+        let words: Vec<&str> = c.split(' ').collect();
+        assert_ne!(words.get(2), Some(&"9730"), "a pct call on the other node's CT: {c}");
+        assert!(words.get(2) != Some(&"9732") || words[1] == "create", "a pct call on the other node's CT: {c}");
+    }
+    std::fs::remove_dir_all(other.parent().unwrap()).unwrap();
+    l.assert_clean("another node");
+}
+
 /// What an operator does to a running nexcage container with Proxmox's own tools (the UI
 /// runs the same pct commands), and what the engine (here the test, a child subreaper
 /// like containerd's shim) sees: docs/proxmox-lxc.md, "From the Proxmox side".
