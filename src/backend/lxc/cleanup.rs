@@ -162,30 +162,19 @@ pub fn destroy(pct: &Pct, pve_root: &Path, vmid: u32) -> Result<(), PctError> {
 /// names a `--root` other than `state_root`, or none, and that no pct is creating: after a
 /// reboot every engine's root is empty, so `gc` of any root removes them.
 pub fn earlier_boots_of_other_roots(pve_root: &Path, state_root: &Path) -> Vec<pveconf::TaggedContainer> {
-    match pveconf::nexcage_containers(pve_root) {
-        Ok(all) => all
-            .into_iter()
-            .filter(|c| {
-                c.lock.is_none() && c.state_root.as_deref() != Some(state_root) && super::boot::from_earlier_boot(c)
-            })
-            .collect(),
-        Err(e) => {
-            log::warn!("cannot look for nexcage containers under {}: {e}", pve_root.display());
-            Vec::new()
-        }
-    }
+    unlocked_where(pve_root, |c| c.state_root.as_deref() != Some(state_root) && super::boot::from_earlier_boot(c))
 }
 
 /// Tagged containers whose description names `id` (or any id, when `id` is None) and
 /// exactly `state_root`, and that no pct command is creating (no `lock:`).
 pub fn tagged(pve_root: &Path, id: Option<&str>, state_root: &Path) -> Vec<pveconf::TaggedContainer> {
+    unlocked_where(pve_root, |c| c.state_root.as_deref() == Some(state_root) && id.is_none_or(|id| c.oci_id == id))
+}
+
+/// This node's nexcage containers without a `lock:` for which `keep` holds.
+fn unlocked_where(pve_root: &Path, keep: impl Fn(&pveconf::TaggedContainer) -> bool) -> Vec<pveconf::TaggedContainer> {
     match pveconf::nexcage_containers(pve_root) {
-        Ok(all) => all
-            .into_iter()
-            .filter(|c| {
-                c.lock.is_none() && c.state_root.as_deref() == Some(state_root) && id.is_none_or(|id| c.oci_id == id)
-            })
-            .collect(),
+        Ok(all) => all.into_iter().filter(|c| c.lock.is_none() && keep(c)).collect(),
         Err(e) => {
             log::warn!("cannot look for nexcage containers under {}: {e}", pve_root.display());
             Vec::new()

@@ -57,21 +57,13 @@ pub fn sweep(ctx: &Ctx, name: &str, cfg: &LxcBackendConfig, root: &Path, s: &mut
             continue;
         }
         let of_root = c.state_root.as_deref().unwrap_or(root);
-        let what = if super::boot::from_earlier_boot(&c) {
-            format!(
-                "destroy CT {} (backend {name}: container {:?} of {} was made in an earlier boot of this host)",
-                c.vmid,
-                c.oci_id,
-                of_root.display()
-            )
+        let why = if super::boot::from_earlier_boot(&c) {
+            "was made in an earlier boot of this host"
         } else {
-            format!(
-                "destroy CT {} (backend {name}: container {:?} of {} has no record)",
-                c.vmid,
-                c.oci_id,
-                of_root.display()
-            )
+            "has no record"
         };
+        let what =
+            format!("destroy CT {} (backend {name}: container {:?} of {} {why})", c.vmid, c.oci_id, of_root.display());
         if s.act(&what) {
             if let Err(e) = cleanup::destroy(&pct, &cfg.pve_root, c.vmid) {
                 s.fail(&format!("destroy CT {} ({})", c.vmid, cleanup::manual_destroy(c.vmid)), &e);
