@@ -254,6 +254,25 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
+impl Command {
+    /// Commands that only print what they read (no hooks, no half-done work if they end
+    /// in the middle): when their reader goes away (`nexcage list | head -1`), they end
+    /// of SIGPIPE as runc and crun do, instead of Rust's panic on a failed print.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::State(_)
+                | Command::Ps(_)
+                | Command::List(_)
+                | Command::Events(_)
+                | Command::Features
+                | Command::Route(_)
+                | Command::Version
+                | Command::Generate(_)
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SuperviseArgs {
     /// Host pid of the supervised process.

@@ -15,6 +15,7 @@ fn main() {
     };
     logging::init(&invocation.globals);
     if invocation.globals.version && invocation.words.is_empty() {
+        die_of_sigpipe();
         std::process::exit(report(commands::run_version()));
     }
     if invocation.globals.help && invocation.words.is_empty() {
@@ -29,8 +30,18 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if parsed.command.only_prints() {
+        die_of_sigpipe();
+    }
     let ctx = commands::Ctx::new(invocation.globals, invocation.words);
     std::process::exit(report(commands::run(&ctx, parsed.command)));
+}
+
+/// Rust ignores SIGPIPE; the runtimes nexcage stands in for die of it when their reader
+/// goes away. Only for commands that just print (cli::Command::only_prints).
+fn die_of_sigpipe() {
+    // SAFETY: restoring the default disposition of one signal, before any thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// Log an error in runc's shape (stderr, and the --log file) and turn it into a status.

@@ -363,3 +363,49 @@ fn restore_is_the_runtimes_and_a_failed_one_leaves_no_record() {
         assert_eq!(text(&t.w.nexcage(["list", "-q"]).stdout), "", "{backend}");
     }
 }
+
+/// A reader that goes away (`nexcage list | head -1`, `nexcage state x | grep -q running`)
+/// ends nexcage as it ends the runtime: by SIGPIPE, silently, where Rust's default is a
+/// panic message ("failed printing to stdout") and an abort. Seen in hack/bench-pve's
+/// `state | grep -q`. Here stdout is a pipe whose reader is already closed.
+#[test]
+fn a_reader_that_goes_away_ends_printing_commands_by_sigpipe_as_the_runtime() {
+    use std::os::unix::process::ExitStatusExt;
+    for backend in BACKENDS {
+        let t = Twins::running(backend, "pipe");
+        let closed = |mut cmd: Command| -> Output {
+            let (r, w) = nix::unistd::pipe().unwrap();
+            drop(r);
+            cmd.stdin(Stdio::null()).stdout(Stdio::from(w)).stderr(Stdio::piped()).output().unwrap()
+        };
+        let runtime = |args: &[&str]| {
+            let mut c = Command::new(backend);
+            c.arg("--root").arg(&t.direct_root).args(args);
+            c
+        };
+        let twin = alone("pipe");
+        for (ours, theirs) in [
+            (vec!["list"], vec!["list"]),
+            (vec!["state", "pipe"], vec!["state", twin.as_str()]),
+            (vec!["features"], vec!["features"]),
+        ] {
+            let r = closed(runtime(&theirs));
+            if backend == "crun" && theirs == ["features"] && r.status.code() == Some(1) {
+                continue; // Debian 12's crun 1.8.1 has no `features`
+            }
+            let n = closed(t.w.cmd(&ours));
+            assert_eq!(r.status.signal(), Some(libc::SIGPIPE), "{backend} {theirs:?}: {:?}", r.status);
+            assert_eq!(n.status.signal(), Some(libc::SIGPIPE), "nexcage {ours:?} on {backend}: {}", text(&n.stderr));
+            assert_eq!(text(&n.stderr), "", "nexcage {ours:?} on {backend}");
+        }
+        t.cleanup("pipe");
+    }
+    // nexcage's own: `--version` and a proxmox-lxc-less `list --wide`.
+    let w = World::new("crun");
+    for args in [&["--version"][..], &["list", "--wide"]] {
+        let (r, wr) = nix::unistd::pipe().unwrap();
+        drop(r);
+        let out = w.cmd(args).stdin(Stdio::null()).stdout(Stdio::from(wr)).stderr(Stdio::piped()).output().unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "nexcage {args:?}: {}", text(&out.stderr));
+    }
+}
