@@ -131,4 +131,13 @@ mod tests {
         assert_eq!(d["linux"]["seccomp"]["enabled"], true);
         assert_eq!(d["linux"]["apparmor"]["enabled"], false);
     }
+
+    /// Every claimed option reaches LXC as itself (mount_options.rs passes it unchanged):
+    /// none is one that the mapping leaves out, changes or refuses.
+    #[test]
+    fn every_claimed_mount_option_is_passed_to_lxc_as_it_is() {
+        for o in super::MOUNT_OPTIONS {
+            assert_eq!(crate::backend::lxc::mount_options::for_lxc(o, true), Ok(Some(*o)), "{o}");
+        }
+    }
 }
