@@ -38,9 +38,12 @@ fn earlier(c: &TaggedContainer, now_id: Option<&str>, booted: Option<SystemTime>
     }
 }
 
-/// Whether `c` was made in an earlier boot of this host.
+/// Whether `c` was made in an earlier boot of this host. The boot's id and start are
+/// read once per process (`list` and `gc` ask for every CT of the node).
 pub fn from_earlier_boot(c: &TaggedContainer) -> bool {
-    earlier(c, current_id().as_deref(), boot_time())
+    static THIS_BOOT: std::sync::OnceLock<(Option<String>, Option<SystemTime>)> = std::sync::OnceLock::new();
+    let (id, booted) = THIS_BOOT.get_or_init(|| (current_id(), boot_time()));
+    earlier(c, id.as_deref(), *booted)
 }
 
 #[cfg(test)]
